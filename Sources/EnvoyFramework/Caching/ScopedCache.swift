@@ -1,0 +1,115 @@
+import Foundation
+import Logging
+import Metrics
+
+/// How a response was served, as the `X-Cache` header says.
+public enum CacheStatus: String, Sendable {
+    /// Served from the cache.
+    case hit = "HIT"
+    /// Loaded from the database and stored.
+    case miss = "MISS"
+    /// The cache was unreachable; loaded from the database and not stored.
+    case bypass = "BYPASS"
+}
+
+/// Cache-aside for one kind of value (a profile, a notifications page), grouped by scope (a user).
+///
+/// Invalidation is race-free by generation: entries live under `name:scope:generation:variant`, and
+/// invalidating a scope gives it a fresh random generation. A read that loaded pre-write data can only
+/// store it under the generation it started with, which no read after the write will ask for again.
+public final class ScopedCache<Value: Codable & Sendable>: Sendable {
+    private let provider: any CacheProvider
+    private let name: String
+    private let ttl: Duration
+    private let schemaVersion: Int
+    private let logger: Logger
+    private let loads = SingleFlight<Value>()
+    private let hits: Counter
+    private let misses: Counter
+    private let bypasses: Counter
+    private let invalidations: Counter
+
+    /// A cache named `name` (used in keys and metrics) holding entries for `ttl` (plus up to 10% jitter).
+    /// Bump `schemaVersion` when `Value`'s shape changes; old entries are then ignored, never misread.
+    public init(
+        name: String, provider: any CacheProvider, ttl: Duration, schemaVersion: Int = 1, logger: Logger,
+        metrics: any MetricsFactory
+    ) {
+        self.provider = provider
+        self.name = name
+        self.ttl = ttl
+        self.schemaVersion = schemaVersion
+        self.logger = logger
+        self.hits = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "hit")], factory: metrics)
+        self.misses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "miss")], factory: metrics)
+        self.bypasses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "bypass")], factory: metrics)
+        self.invalidations = Counter(label: "envoy_cache_invalidations_total", dimensions: [("cache", name)], factory: metrics)
+    }
+
+    /// The value for `scope`/`variant`: from the cache, or from `load` (once per instance for concurrent misses).
+    public func fetch(scope: String, variant: String = "", load: @Sendable () async throws -> Value)
+        async throws -> (Value, CacheStatus)
+    {
+        let key: String
+        do {
+            key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
+            if let bytes = try await provider.get(key), let value = decode(bytes) {
+                hits.increment()
+                return (value, .hit)
+            }
+        } catch {
+            bypasses.increment()
+            logger.warning("cache unavailable, reading through", metadata: ["cache": "\(name)", "error": "\(error)"])
+            return (try await load(), .bypass)
+        }
+        misses.increment()
+        let value = try await loads.run(key) {
+            let value = try await load()
+            do {
+                try await provider.set(key, value: encode(value), ttl: jittered(ttl))
+            } catch {
+                logger.warning("cache store failed", metadata: ["cache": "\(name)", "error": "\(error)"])
+            }
+            return value
+        }
+        return (value, .miss)
+    }
+
+    /// Makes every entry of `scope` unreachable; reads after this returns load afresh.
+    public func invalidate(scope: String) async throws {
+        invalidations.increment()
+        try await provider.set(generationKey(scope), value: Array(Self.newGeneration().utf8), ttl: .seconds(86_400 * 7))
+    }
+
+    private func generation(of scope: String) async throws -> String {
+        if let bytes = try await provider.get(generationKey(scope)) { return String(decoding: bytes, as: UTF8.self) }
+        let fresh = Self.newGeneration()
+        try await provider.set(generationKey(scope), value: Array(fresh.utf8), ttl: .seconds(86_400 * 7))
+        return fresh
+    }
+
+    private func generationKey(_ scope: String) -> String { "\(name):\(scope):generation" }
+
+    private static func newGeneration() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    }
+
+    private struct Envelope: Codable {
+        var v: Int
+        var data: Value
+    }
+
+    private func encode(_ value: Value) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(Envelope(v: schemaVersion, data: value)))
+    }
+
+    private func decode(_ bytes: [UInt8]) -> Value? {
+        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(bytes)), envelope.v == schemaVersion
+        else { return nil }
+        return envelope.data
+    }
+
+    private func jittered(_ ttl: Duration) -> Duration {
+        ttl + ttl * Double.random(in: 0..<0.1)
+    }
+}

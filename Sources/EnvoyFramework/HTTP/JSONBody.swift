@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+
+/// Reads a request's JSON body with the errors a client can act on: 413, 400 or 422 naming the field.
+public struct JSONBody: Sendable {
+    /// The largest body accepted, in bytes.
+    public var limit: Int
+
+    /// A reader accepting bodies up to `limit` bytes (1 MiB by default).
+    public init(limit: Int = 1 << 20) {
+        self.limit = limit
+    }
+
+    /// Decodes the body as `T`, mapping each failure to the problem a client expects.
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch {
+            throw Problem(
+                .contentTooLarge, detail: "The request body is larger than \(limit) bytes.")
+        }
+        guard buffer.readableBytes > 0 else {
+            throw Problem.malformedJSON("The request body is empty; a JSON object is expected.")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw Self.problem(for: error)
+        }
+    }
+
+    static func problem(for error: DecodingError) -> Problem {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return .invalidField(path(context.codingPath + [key]), "is required")
+        case .valueNotFound(_, let context):
+            return .invalidField(path(context.codingPath), "must not be null")
+        case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+            return .malformedJSON("The request body must be a JSON object.")
+        case .typeMismatch(let type, let context):
+            return .invalidField(path(context.codingPath), "must be \(describe(type))")
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            return .invalidField(path(context.codingPath), context.debugDescription)
+        case .dataCorrupted:
+            return .malformedJSON("The request body is not valid JSON.")
+        @unknown default:
+            return .malformedJSON("The request body could not be read.")
+        }
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Bool.Type: "a boolean"
+        case is Double.Type: "a number"
+        default: "of type \(type)"
+        }
+    }
+}

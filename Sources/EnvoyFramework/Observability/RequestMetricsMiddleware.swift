@@ -1,0 +1,57 @@
+import Hummingbird
+import Metrics
+import Synchronization
+
+/// Counts requests and times them by route template, method and status (bounded labels: never raw paths).
+public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    private struct Series: Sendable {
+        let count: Counter
+        let duration: Timer
+    }
+
+    private final class SeriesCache: Sendable {
+        let series = Mutex([String: Series]())
+    }
+
+    private let metrics: any MetricsFactory
+    private let cache = SeriesCache()
+
+    /// A middleware recording into `metrics`.
+    public init(metrics: any MetricsFactory) {
+        self.metrics = metrics
+    }
+
+    /// Times the rest of the chain and records it under the matched route's template.
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            record(request, context, status: response.status.code, since: start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            record(request, context, status: status, since: start)
+            throw error
+        }
+    }
+
+    private func record(_ request: Request, _ context: Context, status: Int, since start: ContinuousClock.Instant) {
+        let route = context.endpointPath ?? "unmatched"
+        let method = request.method.rawValue
+        let id = "\(method) \(route) \(status)"
+        let series = cache.series.withLock { series in
+            if let existing = series[id] { return existing }
+            let dimensions = [("route", route), ("method", method), ("status", String(status))]
+            let created = Series(
+                count: Counter(label: "envoy_http_requests_total", dimensions: dimensions, factory: metrics),
+                duration: Timer(label: "envoy_http_request_duration_seconds", dimensions: dimensions, factory: metrics)
+            )
+            series[id] = created
+            return created
+        }
+        series.count.increment()
+        series.duration.record(duration: ContinuousClock.now - start)
+    }
+}

@@ -1,0 +1,53 @@
+import HTTPTypes
+
+extension HTTPField.Name {
+    /// `X-RateLimit-Limit`.
+    public static var xRateLimitLimit: Self { .init("X-RateLimit-Limit")! }
+    /// `X-RateLimit-Remaining`.
+    public static var xRateLimitRemaining: Self { .init("X-RateLimit-Remaining")! }
+    /// `X-RateLimit-Reset` (Unix seconds).
+    public static var xRateLimitReset: Self { .init("X-RateLimit-Reset")! }
+    /// The IETF draft's `RateLimit-Policy`.
+    public static var rateLimitPolicy: Self { .init("RateLimit-Policy")! }
+    /// The IETF draft's `RateLimit`.
+    public static var rateLimit: Self { .init("RateLimit")! }
+}
+
+/// Writes a decision as response headers: `X-RateLimit-*` for the policy closest to exhaustion, and
+/// draft-ietf-httpapi-ratelimit-headers-10 `RateLimit-Policy` / `RateLimit` lists for every policy.
+public enum RateLimitHeaders {
+    /// The outcome the `X-RateLimit-*` fields describe: fewest remaining, then latest reset.
+    public static func closestToExhaustion(_ decision: RateLimitDecision) -> RateLimitOutcome? {
+        decision.outcomes.min { lhs, rhs in
+            if lhs.allowed != rhs.allowed { return !lhs.allowed }
+            if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
+            return lhs.resetAfter > rhs.resetAfter
+        }
+    }
+
+    /// The fields for a decision; on rejection they include `Retry-After`.
+    public static func fields(for decision: RateLimitDecision) -> HTTPFields {
+        var fields = HTTPFields()
+        guard let closest = closestToExhaustion(decision) else { return fields }
+        fields[.xRateLimitLimit] = String(closest.policy.limit)
+        fields[.xRateLimitRemaining] = String(closest.remaining)
+        fields[.xRateLimitReset] = String(Int((decision.now + closest.resetAfter).rounded(.up)))
+        fields[.rateLimitPolicy] = decision.outcomes.map {
+            "\"\($0.policy.name)\";q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))"
+        }.joined(separator: ", ")
+        fields[.rateLimit] = decision.outcomes.map {
+            "\"\($0.policy.name)\";r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))"
+        }.joined(separator: ", ")
+        if let retryAfter = retryAfter(decision) {
+            fields[.retryAfter] = String(retryAfter)
+        }
+        return fields
+    }
+
+    /// Whole seconds until every violated policy has a free slot; never earlier (rounded up), at least 1.
+    public static func retryAfter(_ decision: RateLimitDecision) -> Int? {
+        let waits = decision.violated.map(\.resetAfter)
+        guard let longest = waits.max() else { return nil }
+        return max(1, Int(longest.rounded(.up)))
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// A task waiting to be stored.
+public struct NewTask: Sendable {
+    /// The handler's `taskType`.
+    public var type: String
+    /// The queue it goes to.
+    public var queue: String
+    /// The JSON payload.
+    public var payload: [UInt8]
+    /// Runs in all before it is dead-lettered.
+    public var maxAttempts: Int
+    /// Earliest run time, as Unix seconds (now when nil).
+    public var runAt: Double?
+    /// When set, a second task with the same key is not queued while the first is remembered.
+    public var deduplicationKey: String?
+
+    /// A task with the given fields.
+    public init(
+        type: String, queue: String, payload: [UInt8], maxAttempts: Int, runAt: Double? = nil,
+        deduplicationKey: String? = nil
+    ) {
+        self.type = type
+        self.queue = queue
+        self.payload = payload
+        self.maxAttempts = maxAttempts
+        self.runAt = runAt
+        self.deduplicationKey = deduplicationKey
+    }
+}
+
+/// What enqueueing did.
+public enum EnqueueResult: Sendable, Equatable {
+    /// Stored under this id.
+    case enqueued(String)
+    /// A task with the same deduplication key was already taken; nothing new was stored.
+    case duplicate
+}
+
+/// A task held by one worker under a lease; only the holder of `leaseToken` may settle it.
+public struct ClaimedTask: Sendable {
+    /// The task's id.
+    public var id: String
+    /// The handler's `taskType`.
+    public var type: String
+    /// The queue it came from.
+    public var queue: String
+    /// The JSON payload.
+    public var payload: [UInt8]
+    /// 1 for the first run.
+    public var attempt: Int
+    /// Runs allowed in all.
+    public var maxAttempts: Int
+    /// The fencing token of this claim; a stale holder's ack is refused.
+    public var leaseToken: String
+
+    /// A claimed task with the given fields.
+    public init(
+        id: String, type: String, queue: String, payload: [UInt8], attempt: Int, maxAttempts: Int, leaseToken: String
+    ) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.payload = payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.leaseToken = leaseToken
+    }
+}
+
+/// Counts for one queue.
+public struct QueueStats: Sendable, Equatable, Codable {
+    /// The queue's name.
+    public var queue: String
+    /// Runnable now.
+    public var ready: Int
+    /// Waiting for their run time (retries, delayed tasks).
+    public var delayed: Int
+    /// Held by a worker.
+    public var inFlight: Int
+    /// In the dead-letter queue.
+    public var dead: Int
+    /// Age in seconds of the oldest runnable task (0 when none).
+    public var oldestReadyAge: Double
+
+    /// Stats with the given counts.
+    public init(queue: String, ready: Int, delayed: Int, inFlight: Int, dead: Int, oldestReadyAge: Double) {
+        self.queue = queue
+        self.ready = ready
+        self.delayed = delayed
+        self.inFlight = inFlight
+        self.dead = dead
+        self.oldestReadyAge = oldestReadyAge
+    }
+}
+
+/// A task in the dead-letter queue, with every failure it had.
+public struct DeadTask: Sendable, Codable, Equatable {
+    /// The task's id.
+    public var id: String
+    /// The handler's `taskType`.
+    public var type: String
+    /// The queue it came from.
+    public var queue: String
+    /// Runs it had.
+    public var attempts: Int
+    /// The last failure's reason.
+    public var reason: String
+    /// Every failure, oldest first.
+    public var history: [String]
+    /// When it died, Unix seconds.
+    public var diedAt: Double
+}
+
+/// A durable queue of background tasks with leases: a task claimed by a worker that dies returns to the
+/// queue when its lease expires, so no task is lost. Embedded: `SQLiteTaskQueue`; Redis: a plugin.
+public protocol TaskQueue: Sendable {
+    /// Stores a task durably; it is safe once this returns.
+    func enqueue(_ task: NewTask) async throws -> EnqueueResult
+    /// Takes the next runnable task of `queues` under a lease of `lease`, or nil if none is runnable.
+    func claim(queues: [String], lease: Duration) async throws -> ClaimedTask?
+    /// Waits until a task may be runnable (or `timeout` passes); returns early when one is enqueued.
+    func waitForTasks(queues: [String], timeout: Duration) async
+    /// Extends a held lease; false when the lease was lost (the task went back to another worker).
+    func renew(_ task: ClaimedTask, lease: Duration) async throws -> Bool
+    /// Removes a task that succeeded.
+    func complete(_ task: ClaimedTask) async throws
+    /// Schedules another run after `delay`, recording `error`.
+    func retry(_ task: ClaimedTask, after delay: Duration, error: String) async throws
+    /// Hands a task back untouched (shutdown): it runs again without this attempt counting.
+    func release(_ task: ClaimedTask) async throws
+    /// Moves a task to the dead-letter queue with its reason.
+    func bury(_ task: ClaimedTask, error: String) async throws
+    /// Per-queue counts.
+    func stats() async throws -> [QueueStats]
+    /// Dead tasks, newest first.
+    func deadTasks(limit: Int) async throws -> [DeadTask]
+    /// Puts dead tasks back in their queues with fresh attempts; returns how many.
+    func retryDead(ids: [String]?) async throws -> Int
+}
+
+extension TaskQueue {
+    /// Enqueues `payload` for the handler type `H`, with its queue and retry policy.
+    @discardableResult
+    public func enqueue<H: TaskHandler>(
+        _ handler: H.Type, _ payload: H.Payload, delay: Duration? = nil, deduplicationKey: String? = nil
+    ) async throws -> EnqueueResult {
+        try await enqueue(
+            NewTask(
+                type: H.taskType,
+                queue: H.queue,
+                payload: Array(try JSONEncoder().encode(payload)),
+                maxAttempts: H.retryPolicy.maxAttempts,
+                runAt: delay.map { Date().timeIntervalSince1970 + $0.inSeconds },
+                deduplicationKey: deduplicationKey
+            ))
+    }
+}

@@ -1,0 +1,192 @@
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Runs tasks from a `TaskQueue`: `concurrency` at a time, each under a renewed lease and a timeout.
+/// On graceful shutdown it stops claiming, lets running tasks finish, and hands back any it must abandon.
+public struct TaskWorker: Service {
+    /// Settings for a worker.
+    public struct Configuration: Sendable {
+        /// Tasks run at once.
+        public var concurrency: Int
+        /// Queues to take from (empty: every queue).
+        public var queues: [String]
+        /// How long a claim holds before another worker may take the task; renewed while running.
+        public var lease: Duration
+        /// The longest wait between looks at the queue when nothing wakes the worker.
+        public var pollInterval: Duration
+
+        /// A configuration with the given settings.
+        public init(
+            concurrency: Int = 4, queues: [String] = [], lease: Duration = .seconds(30),
+            pollInterval: Duration = .milliseconds(500)
+        ) {
+            self.concurrency = concurrency
+            self.queues = queues
+            self.lease = lease
+            self.pollInterval = pollInterval
+        }
+    }
+
+    let queue: any TaskQueue
+    let registry: TaskRegistry
+    let configuration: Configuration
+    let logger: Logger
+    let outcomes: [String: Counter]
+
+    /// A worker running `registry`'s task types from `queue`.
+    public init(queue: any TaskQueue, registry: TaskRegistry, configuration: Configuration, logger: Logger, metrics: any MetricsFactory) {
+        self.queue = queue
+        self.registry = registry
+        self.configuration = configuration
+        self.logger = logger
+        var outcomes: [String: Counter] = [:]
+        for outcome in ["completed", "retried", "dead", "released", "lease_lost"] {
+            outcomes[outcome] = Counter(label: "envoy_tasks_processed_total", dimensions: [("outcome", outcome)], factory: metrics)
+        }
+        self.outcomes = outcomes
+    }
+
+    /// Runs until graceful shutdown (or cancellation).
+    public func run() async throws {
+        logger.info(
+            "worker started",
+            metadata: [
+                "concurrency": "\(configuration.concurrency)",
+                "queues": "\(configuration.queues.isEmpty ? "all" : configuration.queues.joined(separator: ","))",
+                "task.types": "\(registry.taskTypes.joined(separator: ","))",
+            ])
+        await withDiscardingTaskGroup { group in
+            for _ in 0..<max(1, configuration.concurrency) {
+                group.addTask { await self.slot() }
+            }
+        }
+        logger.info("worker stopped")
+    }
+
+    /// One lane of work: claim, run, settle, until shutdown.
+    private func slot() async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let claimed: ClaimedTask?
+            do {
+                claimed = try await queue.claim(queues: configuration.queues, lease: configuration.lease)
+            } catch {
+                logger.error("claiming a task failed", metadata: ["error": "\(error)"])
+                await sleepUnlessShutdown(configuration.pollInterval)
+                continue
+            }
+            guard let claimed else {
+                await waitForWork()
+                continue
+            }
+            await process(claimed)
+        }
+    }
+
+    private func waitForWork() async {
+        await cancelWhenGracefulShutdown {
+            await self.queue.waitForTasks(queues: self.configuration.queues, timeout: self.configuration.pollInterval)
+        }
+    }
+
+    private func sleepUnlessShutdown(_ duration: Duration) async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+    }
+
+    /// Runs one claimed task and records the outcome; never throws.
+    func process(_ task: ClaimedTask) async {
+        var logger = self.logger
+        logger[metadataKey: "task.id"] = "\(task.id)"
+        logger[metadataKey: "task.type"] = "\(task.type)"
+        logger[metadataKey: "task.attempt"] = "\(task.attempt)"
+        guard let entry = registry.entry(for: task.type) else {
+            await settle(task, logger: logger, outcome: "dead") {
+                try await queue.bury(task, error: "no handler is registered for task type \(task.type)")
+            }
+            return
+        }
+        let context = TaskContext(taskID: task.id, attempt: task.attempt, logger: logger)
+        do {
+            try await runWithLease(task, timeout: entry.retryPolicy.timeout) {
+                try await entry.run(task.payload, context)
+            }
+            await settle(task, logger: logger, outcome: "completed") { try await queue.complete(task) }
+        } catch where error is CancellationError || Task.isCancelled {
+            // Shutdown interrupted the run: hand the task back without counting the attempt.
+            await settle(task, logger: logger, outcome: "released") { try await queue.release(task) }
+        } catch let error as LeaseLost {
+            outcomes["lease_lost"]?.increment()
+            logger.warning("lease lost while running; another worker owns the task now", metadata: ["error": "\(error)"])
+        } catch {
+            await fail(task, error: error, policy: entry.retryPolicy, logger: logger)
+        }
+    }
+
+    private func fail(_ task: ClaimedTask, error: any Error, policy: RetryPolicy, logger: Logger) async {
+        let reason = "\(error)"
+        if case .permanent = error as? TaskFailure {
+            logger.error("task failed permanently; dead-lettered", metadata: ["error": "\(reason)"])
+            await settle(task, logger: logger, outcome: "dead") { try await queue.bury(task, error: reason) }
+            return
+        }
+        guard task.attempt < task.maxAttempts else {
+            logger.error("task failed on its last attempt; dead-lettered", metadata: ["error": "\(reason)"])
+            await settle(task, logger: logger, outcome: "dead") {
+                try await queue.bury(task, error: "\(reason) (attempts exhausted)")
+            }
+            return
+        }
+        var delay = policy.delay(afterAttempt: task.attempt)
+        if case .retryAfter(let wait, _) = error as? TaskFailure {
+            delay = max(wait, Duration.zero) + policy.baseDelay * Double.random(in: 0...0.1)
+        }
+        let wait = delay
+        logger.warning("task failed; will retry", metadata: ["error": "\(reason)", "retry.in_seconds": "\(wait.inSeconds)"])
+        await settle(task, logger: logger, outcome: "retried") { try await queue.retry(task, after: wait, error: reason) }
+    }
+
+    /// Runs `work`, renewing the lease every third of its length and failing it after `timeout`.
+    private func runWithLease(_ task: ClaimedTask, timeout: Duration, _ work: @escaping @Sendable () async throws -> Void)
+        async throws
+    {
+        let lease = configuration.lease
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await work()
+                return true
+            }
+            group.addTask {
+                let deadline = ContinuousClock.now.advanced(by: timeout)
+                while ContinuousClock.now < deadline {
+                    try await Task.sleep(for: min(lease / 3, deadline - ContinuousClock.now))
+                    guard try await queue.renew(task, lease: lease) else { throw LeaseLost(taskID: task.id) }
+                }
+                throw TaskTimedOut(timeout: timeout)
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func settle(
+        _ task: ClaimedTask, logger: Logger, outcome: String, _ action: @escaping @Sendable () async throws -> Void
+    ) async {
+        do {
+            // Recording the outcome must survive the cancellation that may have ended the run itself.
+            try await Task { try await action() }.value
+            outcomes[outcome]?.increment()
+        } catch {
+            // Not settled: the lease will expire and the task run again — a duplicate, never a loss.
+            outcomes["lease_lost"]?.increment()
+            logger.error("could not record the task's outcome", metadata: ["outcome": "\(outcome)", "error": "\(error)"])
+        }
+    }
+}
+
+/// A task ran longer than its policy's timeout.
+public struct TaskTimedOut: Error, CustomStringConvertible, Sendable {
+    /// The limit it exceeded.
+    public var timeout: Duration
+    /// One line stating the limit.
+    public var description: String { "timed out after \(timeout)" }
+}
