@@ -12,4 +12,8 @@ static inline CURLcode envoy_curl_setopt_string(CURL *handle, CURLoption option,
 static inline CURLcode envoy_curl_setopt_pointer(CURL *handle, CURLoption option, void *value) {
     return curl_easy_setopt(handle, option, value);
 }
+/* CURLVERSION_NOW is a macro alias Swift cannot see. */
+static inline curl_version_info_data *envoy_curl_version_info(void) {
+    return curl_version_info(CURLVERSION_NOW);
+}
 #endif

@@ -1,0 +1,84 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import JWTKit
+import Logging
+
+/// The claims of an Envoy access token.
+struct AccessTokenClaims: JWTPayload {
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    var iat: IssuedAtClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+}
+
+/// Issues and verifies HS256 access tokens (`sub` = user id, `exp`).
+public struct AccessTokens: Sendable {
+    private let keys: JWTKeyCollection
+    /// How long a token is valid.
+    public let lifetime: Duration
+
+    /// Tokens signed with `secret`.
+    public init(secret: String, lifetime: Duration) async {
+        self.keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        self.lifetime = lifetime
+    }
+
+    /// A signed token for `userID`.
+    public func issue(userID: String) async throws -> String {
+        let now = Date()
+        return try await keys.sign(
+            AccessTokenClaims(
+                sub: .init(value: userID), exp: .init(value: now.addingTimeInterval(lifetime.inSeconds)),
+                iat: .init(value: now)))
+    }
+
+    /// The user id of a valid token; throws `TokenRejection` saying why one is not.
+    public func verify(_ token: String) async throws(TokenRejection) -> String {
+        do {
+            return try await keys.verify(token, as: AccessTokenClaims.self).sub.value
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            throw .expired
+        } catch {
+            throw .invalid
+        }
+    }
+
+    /// Reads `JWT_SECRET`, or the secret kept at `path`, generating and persisting one (0600) on first use.
+    public static func secret(configured: String?, persistedAt path: String) throws -> (secret: String, generated: Bool) {
+        if let configured { return (configured, false) }
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            existing.utf8.count >= 32
+        {
+            return (existing, false)
+        }
+        var bytes = [UInt8](repeating: 0, count: 48)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        let secret = Data(bytes).base64EncodedString()
+        _ = FileManager.default.createFile(
+            atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AccessTokenSecretError(path: path)
+        }
+        return (secret, true)
+    }
+}
+
+/// Why a token was not accepted.
+public enum TokenRejection: Error, Sendable {
+    /// Well-formed and correctly signed, but past `exp`.
+    case expired
+    /// Malformed, wrongly signed, or using another algorithm.
+    case invalid
+}
+
+/// The generated secret could not be persisted.
+struct AccessTokenSecretError: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "JWT_SECRET: unset, and a generated secret could not be saved to \(path)" }
+}

@@ -1,0 +1,165 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// Envoy's backend, composed from configuration: stores, caches, limiter, queue, mailer and routes.
+/// `envoy serve`, `envoy worker`, the tests and the simulator all build it through `Backend.make`.
+public struct Backend: Sendable {
+    /// The validated configuration.
+    public let configuration: AppConfiguration
+    /// The root logger.
+    public let logger: Logger
+    /// The application's database.
+    public let database: AppDatabase
+    /// Users.
+    public let users: any UserStore
+    /// Notifications.
+    public let notifications: any NotificationStore
+    /// The cache provider under both caches.
+    public let cacheProvider: any CacheProvider
+    /// Cached profiles.
+    public let profileCache: ScopedCache<UserProfile>
+    /// Cached notification pages.
+    public let notificationsCache: ScopedCache<NotificationPage>
+    /// Where rate-limit counts live.
+    public let rateLimitStore: any RateLimitStore
+    /// The background task queue.
+    public let taskQueue: any TaskQueue
+    /// The task types this backend runs.
+    public let tasks: TaskRegistry
+    /// Access tokens.
+    public let tokens: AccessTokens
+    /// Password hashing.
+    public let passwords: PasswordHasher
+    /// The Prometheus registry `/metrics` renders.
+    public let metricsRegistry: PrometheusCollectorRegistry
+    /// The factory every metric is created from.
+    public let metrics: any MetricsFactory
+    let queueGauges: QueueGauges
+    let json: JSONBody
+
+    /// The providers a plugin author may replace; nil means the embedded default.
+    public struct Providers: Sendable {
+        /// Replaces the in-memory cache.
+        public var cache: (any CacheProvider)?
+        /// Replaces the in-memory rate-limit store.
+        public var rateLimitStore: (any RateLimitStore)?
+        /// Replaces the SQLite task queue.
+        public var taskQueue: (any TaskQueue)?
+        /// Replaces the file mailer.
+        public var mailer: (any Mailer)?
+
+        /// Providers to use instead of the embedded ones.
+        public init(
+            cache: (any CacheProvider)? = nil, rateLimitStore: (any RateLimitStore)? = nil,
+            taskQueue: (any TaskQueue)? = nil, mailer: (any Mailer)? = nil
+        ) {
+            self.cache = cache
+            self.rateLimitStore = rateLimitStore
+            self.taskQueue = taskQueue
+            self.mailer = mailer
+        }
+    }
+
+    /// Builds the backend; throws `ConfigurationError` naming the variable for settings this build cannot honour.
+    public static func make(
+        configuration: AppConfiguration, providers: Providers = Providers(), logger: Logger
+    ) async throws -> Backend {
+        if configuration.redisURL != nil && (providers.cache == nil || providers.rateLimitStore == nil || providers.taskQueue == nil) {
+            throw ConfigurationError(
+                variable: "REDIS_URL",
+                problem: "the Redis providers are not in this build yet; unset REDIS_URL to run on the embedded providers")
+        }
+        if configuration.mailgun != nil && providers.mailer == nil {
+            throw ConfigurationError(
+                variable: "MAILGUN_API_KEY",
+                problem: "the Mailgun mailer is not in this build yet; unset MAILGUN_API_KEY/MAILGUN_DOMAIN to write mail to MAIL_OUTBOX_DIR")
+        }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = PrometheusMetricsFactory(registry: registry)
+        let database = try AppDatabase(path: configuration.databasePath, component: "app", metrics: metrics)
+        let cache = providers.cache ?? MemoryCache()
+        let queue: any TaskQueue
+        if let custom = providers.taskQueue {
+            queue = custom
+        } else {
+            // Its own pool, so that worker polling shows apart from request queries in the metrics.
+            let queueDatabase = try AppDatabase(path: configuration.databasePath, component: "queue", metrics: metrics)
+            queue = SQLiteTaskQueue(database: queueDatabase.pool)
+        }
+        let secretPath = ((configuration.databasePath as NSString).deletingLastPathComponent.nonEmpty ?? ".") + "/envoy.jwt-secret"
+        let secret = try AccessTokens.secret(configured: configuration.jwtSecret, persistedAt: secretPath)
+        if secret.generated {
+            logger.warning("JWT_SECRET is unset; generated one and saved it beside the database", metadata: ["path": "\(secretPath)"])
+        }
+        let templates = try await EmailTemplates.load(directory: configuration.emailTemplatesDirectory)
+        let mailer = providers.mailer ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
+        var tasks = TaskRegistry()
+        tasks.register(SendEmail(mailer: mailer, templates: templates, sender: configuration.sender))
+        return Backend(
+            configuration: configuration,
+            logger: logger,
+            database: database,
+            users: SQLiteUserStore(database: database),
+            notifications: SQLiteNotificationStore(database: database),
+            cacheProvider: cache,
+            profileCache: ScopedCache(name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics),
+            notificationsCache: ScopedCache(
+                name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger, metrics: metrics),
+            rateLimitStore: providers.rateLimitStore ?? MemoryRateLimitStore(),
+            taskQueue: queue,
+            tasks: tasks,
+            tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
+            passwords: PasswordHasher(cost: configuration.bcryptCost),
+            metricsRegistry: registry,
+            metrics: metrics,
+            queueGauges: QueueGauges(metrics: metrics),
+            json: JSONBody(limit: configuration.maxBodyBytes)
+        )
+    }
+
+    /// Every route, behind the middleware chain: metrics → problems → client address → (token → limiter → routes).
+    public func router() -> Router<EnvoyRequestContext> {
+        let router = Router(context: EnvoyRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: ClientAddressMiddleware(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies)))
+        addSystemRoutes(to: router.group())
+        let limited = router.group()
+            .add(middleware: AuthenticationMiddleware(tokens: tokens))
+            .add(middleware: RateLimitMiddleware(policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics))
+        addAuthRoutes(to: limited)
+        addProfileRoutes(to: limited)
+        addNotificationRoutes(to: limited)
+        addPaymentRoutes(to: limited)
+        return router
+    }
+
+    /// A worker for this backend's task types.
+    public func worker(_ configuration: TaskWorker.Configuration) -> TaskWorker {
+        TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)
+    }
+
+    /// The HTTP application; with `inProcessWorker`, it also runs a worker (the embedded default).
+    public func application(inProcessWorker: Bool = true) -> some ApplicationProtocol {
+        var services: [any Service] = []
+        if inProcessWorker {
+            services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
+        }
+        return Application(
+            router: router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "envoy"),
+            services: services,
+            logger: logger
+        )
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,208 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import Logging
+
+/// Everything `envoy` reads from its environment (SPEC "Configuration"), validated once at start-up.
+public struct AppConfiguration: Sendable {
+    /// Listen address.
+    public var host = "127.0.0.1"
+    /// Listen port.
+    public var port = 8080
+    /// The Redis URL, if one is configured (secrets are inside: never log it).
+    public var redisURL: String?
+    /// The SQLite database file.
+    public var databasePath = "./envoy.db"
+    /// The HS256 key for access tokens; nil: generated once and kept beside the database.
+    public var jwtSecret: String?
+    /// How long an access token is valid.
+    public var accessTokenLifetime: Duration = .seconds(3600)
+    /// Mailgun key and domain; nil: mail goes to `mailOutboxDirectory`.
+    public var mailgun: (apiKey: String, domain: String, baseURL: String)?
+    /// Where the file mailer writes `.eml` files.
+    public var mailOutboxDirectory = "./mail-outbox"
+    /// Where the email templates live.
+    public var emailTemplatesDirectory = "./templates/email"
+    /// The sender of every email.
+    public var sender = EmailSender(address: "noreply@envoyou.com", name: "Envoyou")
+    /// The Paddle API key.
+    public var paddleAPIKey: String?
+    /// `sandbox` or `production`.
+    public var paddleEnvironment = "sandbox"
+    /// Webhook secrets (several during rotation); empty: the webhook route answers 503.
+    public var paddleWebhookSecrets: [String] = []
+    /// Price id → plan.
+    public var paddlePricePlans: [String: String] = [:]
+    /// Networks whose forwarding headers are believed.
+    public var trustedProxies: [IPNetwork] = []
+    /// Rate-limit policies.
+    public var rateLimitPolicies = RateLimitPolicy.defaults
+    /// Profile cache TTL.
+    public var profileCacheTTL: Duration = .seconds(600)
+    /// Notifications cache TTL.
+    public var notificationsCacheTTL: Duration = .seconds(300)
+    /// Log level.
+    public var logLevel: Logger.Level = .info
+    /// `text` or `json`.
+    public var logFormat = "text"
+    /// Largest accepted request body.
+    public var maxBodyBytes = 1 << 20
+    /// bcrypt cost (12 in production; tests lower it).
+    public var bcryptCost: UInt8 = 12
+    /// Worker lanes run inside `envoy serve` when the queue is embedded.
+    public var inProcessWorkerConcurrency = 2
+
+    /// The built-in defaults.
+    public init() {}
+
+    /// Reads and validates `environment`; the first bad value throws an error naming its variable.
+    public init(environment env: [String: String]) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            guard let raw = env[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func seconds(_ name: String) throws(ConfigurationError) -> Duration? {
+            guard let raw = value(name) else { return nil }
+            guard let number = Int(raw), number >= 0 else {
+                throw ConfigurationError(variable: name, problem: "must be a whole number of seconds, got \"\(raw)\"")
+            }
+            return .seconds(number)
+        }
+        if let host = value("HOST") { self.host = host }
+        if let raw = value("PORT") {
+            guard let port = Int(raw), (0...65535).contains(port) else {
+                throw ConfigurationError(variable: "PORT", problem: "must be a port number 0-65535, got \"\(raw)\"")
+            }
+            self.port = port
+        }
+        if let url = value("REDIS_URL") {
+            try Self.validateRedisURL(url)
+            self.redisURL = url
+        }
+        if let url = value("DATABASE_URL") {
+            guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
+                throw ConfigurationError(variable: "DATABASE_URL", problem: "must be sqlite:///path/to/file.db or sqlite://./relative.db")
+            }
+            self.databasePath = String(url.dropFirst("sqlite://".count))
+        }
+        self.jwtSecret = value("JWT_SECRET")
+        if let secret = jwtSecret, secret.utf8.count < 32 {
+            throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long")
+        }
+        switch (value("MAILGUN_API_KEY"), value("MAILGUN_DOMAIN")) {
+        case (nil, nil): break
+        case (.some(let key), .some(let domain)):
+            let base = value("MAILGUN_API_BASE_URL") ?? "https://api.mailgun.net"
+            guard let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ConfigurationError(variable: "MAILGUN_API_BASE_URL", problem: "must be an http(s) URL")
+            }
+            self.mailgun = (key, domain, base)
+        case (nil, .some):
+            throw ConfigurationError(variable: "MAILGUN_API_KEY", problem: "is required when MAILGUN_DOMAIN is set")
+        case (.some, nil):
+            throw ConfigurationError(variable: "MAILGUN_DOMAIN", problem: "is required when MAILGUN_API_KEY is set")
+        }
+        if let dir = value("MAIL_OUTBOX_DIR") { self.mailOutboxDirectory = dir }
+        if let dir = value("EMAIL_TEMPLATES_DIR") { self.emailTemplatesDirectory = dir }
+        if let from = value("EMAIL_FROM") {
+            guard EmailAddress.isValid(from) else {
+                throw ConfigurationError(variable: "EMAIL_FROM", problem: "is not a valid email address")
+            }
+            self.sender.address = from
+        }
+        if let name = value("EMAIL_FROM_NAME") { self.sender.name = name }
+        self.paddleAPIKey = value("PADDLE_API_KEY")
+        if let environment = value("PADDLE_ENVIRONMENT") {
+            guard ["sandbox", "production"].contains(environment) else {
+                throw ConfigurationError(variable: "PADDLE_ENVIRONMENT", problem: "must be sandbox or production, got \"\(environment)\"")
+            }
+            self.paddleEnvironment = environment
+        }
+        self.paddleWebhookSecrets = value("PADDLE_WEBHOOK_SECRET").map {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        } ?? []
+        for plan in ["BASIC", "PREMIUM", "ENTERPRISE"] {
+            if let price = value("PADDLE_PRICE_ID_\(plan)") { paddlePricePlans[price] = plan.lowercased() }
+        }
+        if let proxies = value("TRUSTED_PROXIES") {
+            self.trustedProxies = try proxies.split(separator: ",").map { (text) throws(ConfigurationError) -> IPNetwork in
+                guard let network = IPNetwork(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigurationError(variable: "TRUSTED_PROXIES", problem: "\"\(text)\" is not an address or CIDR")
+                }
+                return network
+            }
+        }
+        if let file = value("RATE_LIMITS_FILE") { self.rateLimitPolicies = try Self.loadPolicies(file) }
+        if let ttl = try seconds("PROFILE_CACHE_TTL") { self.profileCacheTTL = ttl }
+        if let ttl = try seconds("NOTIFICATIONS_CACHE_TTL") { self.notificationsCacheTTL = ttl }
+        if let level = value("LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw ConfigurationError(
+                    variable: "LOG_LEVEL", problem: "must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            self.logLevel = parsed
+        }
+        if let format = value("LOG_FORMAT") {
+            guard ["text", "json"].contains(format) else {
+                throw ConfigurationError(variable: "LOG_FORMAT", problem: "must be text or json")
+            }
+            self.logFormat = format
+        }
+    }
+
+    /// Checks a Redis URL's shape; the message never repeats the URL (it may hold a password).
+    static func validateRedisURL(_ url: String) throws(ConfigurationError) {
+        if url.hasPrefix("unix://") {
+            guard url.count > "unix://".count else {
+                throw ConfigurationError(variable: "REDIS_URL", problem: "unix:// needs a socket path")
+            }
+            return
+        }
+        guard let components = URLComponents(string: url), ["redis", "rediss"].contains(components.scheme ?? "") else {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "must be redis://, rediss:// or unix:// (value not shown)")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "has no host (value not shown)")
+        }
+        let database = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        guard database.isEmpty || Int(database) != nil else {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "the path must be a database number (value not shown)")
+        }
+    }
+
+    static func loadPolicies(_ path: String) throws(ConfigurationError) -> [RateLimitPolicy] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "cannot read \(path)")
+        }
+        let policies: [RateLimitPolicy]
+        do {
+            policies = try JSONDecoder().decode([RateLimitPolicy].self, from: data)
+        } catch {
+            throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "\(path) is not a JSON array of policies: \(error)")
+        }
+        var names = Set<String>()
+        for policy in policies {
+            do { try policy.validate() } catch { throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: error.description) }
+            guard names.insert(policy.name).inserted else {
+                throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "policy name \"\(policy.name)\" appears twice")
+            }
+        }
+        return policies
+    }
+
+    /// The providers and settings in use, for the start-up log line; no secrets.
+    public var summary: Logger.Metadata {
+        [
+            "listen": "\(host):\(port)",
+            "database": "sqlite \(databasePath)",
+            "cache": "memory",
+            "ratelimit.store": "memory",
+            "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
+            "queue": "sqlite",
+            "mailer": mailgun == nil ? "file \(mailOutboxDirectory)" : "mailgun",
+            "paddle.webhook": paddleWebhookSecrets.isEmpty ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
+            "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
+            "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
+        ]
+    }
+}

@@ -1,0 +1,40 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Builds JSON responses with stable key order.
+enum JSONResponse {
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    /// A JSON response carrying `X-Cache`.
+    static func cached(_ value: some Encodable, _ status: CacheStatus) throws -> Response {
+        try make(value, headers: [.xCache: status.rawValue])
+    }
+}
+
+extension HTTPField.Name {
+    /// `X-Cache`: HIT, MISS or BYPASS.
+    static var xCache: Self { .init("X-Cache")! }
+}
+
+/// Checks shared by the routes' request bodies.
+enum Validate {
+    /// Trimmed text of at most `maxLength` characters, non-empty unless `allowEmpty`.
+    static func text(_ value: String, field: String, maxLength: Int, allowEmpty: Bool = false) throws -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty && !allowEmpty { throw Problem.invalidField(field, "must not be empty") }
+        if trimmed.count > maxLength { throw Problem.invalidField(field, "must be at most \(maxLength) characters") }
+        if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" }) {
+            throw Problem.invalidField(field, "must not contain control characters")
+        }
+        return trimmed
+    }
+}

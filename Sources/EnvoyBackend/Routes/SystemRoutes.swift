@@ -1,0 +1,48 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Prometheus
+
+struct HealthReport: Encodable {
+    var status: String
+    var components: [String: String]
+}
+
+extension Backend {
+    /// `GET /health` and `GET /metrics` (never rate limited).
+    func addSystemRoutes(to router: RouterGroup<EnvoyRequestContext>) {
+        router.get("/health") { _, _ in
+            let database = await database.ping() ? "ok" : "down"
+            let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
+            let healthy = database == "ok" && queue == "ok"
+            return try JSONResponse.make(
+                HealthReport(
+                    status: healthy ? "ok" : "unavailable",
+                    components: ["database": database, "redis": "not configured", "queue": queue]),
+                status: healthy ? .ok : .serviceUnavailable)
+        }
+
+        router.get("/metrics") { _, context in
+            do {
+                queueGauges.record(try await taskQueue.stats())
+            } catch {
+                context.logger.warning("queue stats unavailable for /metrics", metadata: ["error": "\(error)"])
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
+        }
+    }
+
+    /// `POST /v1/payments/webhook`: Paddle processing arrives with its own issue; until then it says so.
+    func addPaymentRoutes(to router: RouterGroup<EnvoyRequestContext>) {
+        router.post("/v1/payments/webhook") { _, _ -> Response in
+            if configuration.paddleWebhookSecrets.isEmpty {
+                throw Problem(.serviceUnavailable, detail: "Paddle webhooks are not configured (PADDLE_WEBHOOK_SECRET is unset).")
+            }
+            throw Problem(.serviceUnavailable, detail: "Paddle webhook processing is not available in this build yet; nothing was queued.")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Logging
+
+/// A user as the API shows it (the password hash never leaves the store's account methods).
+public struct UserProfile: Codable, Sendable, Equatable {
+    /// The user's id.
+    public var id: String
+    /// The login email.
+    public var email: String
+    /// Display name.
+    public var name: String
+    /// Company, if given.
+    public var company: String?
+    /// Job title, if given.
+    public var jobTitle: String?
+    /// IANA time zone, if given.
+    public var timezone: String?
+    /// Subscription plan (`free` until Paddle says otherwise).
+    public var plan: String
+    /// Whether the email address was verified.
+    public var emailVerified: Bool
+    /// Creation time, ISO 8601.
+    public var createdAt: String
+    /// Last change, ISO 8601.
+    public var updatedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, email, name, company, timezone, plan
+        case jobTitle = "job_title"
+        case emailVerified = "email_verified"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+}
+
+/// The changes a profile update may make; nil fields are left alone.
+public struct ProfileChanges: Codable, Sendable, Equatable {
+    /// New display name.
+    public var name: String?
+    /// New company.
+    public var company: String?
+    /// New job title.
+    public var jobTitle: String?
+    /// New time zone.
+    public var timezone: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, company, timezone
+        case jobTitle = "job_title"
+    }
+}
+
+/// Where users live. SQLite today; a PostgreSQL store fills the same protocol later.
+public protocol UserStore: Sendable {
+    /// Creates a user; nil when the email is taken.
+    func create(email: String, passwordHash: String, name: String) async throws -> UserProfile?
+    /// The id and password hash for an email, for login.
+    func credentials(email: String) async throws -> (id: String, passwordHash: String)?
+    /// The profile of `id`.
+    func profile(id: String) async throws -> UserProfile?
+    /// Applies `changes` and returns the new profile.
+    func update(id: String, changes: ProfileChanges) async throws -> UserProfile?
+}
+
+/// `UserStore` on SQLite.
+public struct SQLiteUserStore: UserStore {
+    let database: AppDatabase
+
+    /// A store on `database`.
+    public init(database: AppDatabase) {
+        self.database = database
+    }
+
+    /// Inserts the user, relying on the unique index to refuse a taken email even under races.
+    public func create(email: String, passwordHash: String, name: String) async throws -> UserProfile? {
+        let id = UUID().uuidString.lowercased()
+        let now = Timestamp.now()
+        return try await database.pool.write { db -> UserProfile? in
+            do {
+                try db.execute(
+                    sql: """
+                        INSERT INTO users (id, email, password_hash, name, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [id, email, passwordHash, name, now, now])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                return nil
+            }
+            return try Self.fetchProfile(db, id: id)
+        }
+    }
+
+    /// The id and hash for `email` (case-insensitive).
+    public func credentials(email: String) async throws -> (id: String, passwordHash: String)? {
+        try await database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, password_hash FROM users WHERE email = ?", arguments: [email])
+                .map { ($0["id"], $0["password_hash"]) }
+        }
+    }
+
+    /// The profile, or nil.
+    public func profile(id: String) async throws -> UserProfile? {
+        try await database.pool.read { db in try Self.fetchProfile(db, id: id) }
+    }
+
+    /// Updates the given fields and `updated_at`.
+    public func update(id: String, changes: ProfileChanges) async throws -> UserProfile? {
+        let now = Timestamp.now()
+        return try await database.pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE users SET name = COALESCE(?, name), company = COALESCE(?, company),
+                        job_title = COALESCE(?, job_title), timezone = COALESCE(?, timezone), updated_at = ?
+                    WHERE id = ?
+                    """,
+                arguments: [changes.name, changes.company, changes.jobTitle, changes.timezone, now, id])
+            return try Self.fetchProfile(db, id: id)
+        }
+    }
+
+    static func fetchProfile(_ db: Database, id: String) throws -> UserProfile? {
+        try Row.fetchOne(
+            db,
+            sql: """
+                SELECT id, email, name, company, job_title, timezone, plan, email_verified, created_at, updated_at
+                FROM users WHERE id = ?
+                """,
+            arguments: [id]
+        ).map { row in
+            UserProfile(
+                id: row["id"], email: row["email"], name: row["name"], company: row["company"],
+                jobTitle: row["job_title"], timezone: row["timezone"], plan: row["plan"],
+                emailVerified: row["email_verified"], createdAt: row["created_at"], updatedAt: row["updated_at"])
+        }
+    }
+}

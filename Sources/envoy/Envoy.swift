@@ -1,0 +1,66 @@
+import ArgumentParser
+import EnvoyBackend
+import EnvoyFramework
+import EnvoyPlugins
+import Foundation
+import Logging
+
+/// The `envoy` command: serve, worker, queues, sim.
+@main
+struct Envoy: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "envoy",
+        abstract: "Rate limiting, caching, background tasks and traffic simulation for SaaS APIs.",
+        version: "envoy \(version) (hiredis \(SystemLibraries.hiredisVersion), libcurl \(SystemLibraries.curlVersion))",
+        subcommands: [Serve.self, Worker.self, Queues.self, Sim.self]
+    )
+}
+
+/// Reads the environment and `.env`, and sets up logging as `LOG_LEVEL`/`LOG_FORMAT` say.
+/// A bad value exits with one line naming the variable.
+func loadConfiguration() throws -> (AppConfiguration, Logger) {
+    let configuration: AppConfiguration
+    do {
+        configuration = try AppConfiguration(environment: DotEnv.environment())
+    } catch {
+        throw CleanExit.message("envoy: configuration error: \(error)").failure
+    }
+    let level = configuration.logLevel
+    if configuration.logFormat == "json" {
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    } else {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+    return (configuration, Logger(label: "envoy"))
+}
+
+/// Builds the backend, turning start-up failures into one clear line.
+func makeBackend(_ configuration: AppConfiguration, logger: Logger) async throws -> Backend {
+    do {
+        return try await Backend.make(configuration: configuration, logger: logger)
+    } catch let error as ConfigurationError {
+        throw CleanExit.message("envoy: configuration error: \(error)").failure
+    } catch {
+        throw CleanExit.message("envoy: start-up failed: \(error)").failure
+    }
+}
+
+/// An error that prints its message and exits non-zero.
+struct StartupFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension CleanExit {
+    /// The same message as a failure (exit code 1).
+    var failure: StartupFailure { StartupFailure(description: "\(self)") }
+}
