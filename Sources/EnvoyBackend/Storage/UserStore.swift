@@ -33,6 +33,21 @@ public struct UserProfile: Codable, Sendable, Equatable {
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
+
+    /// Encodes every field, unset optional ones as `null`, so clients always see the same keys.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(email, forKey: .email)
+        try container.encode(name, forKey: .name)
+        try container.encode(company, forKey: .company)
+        try container.encode(jobTitle, forKey: .jobTitle)
+        try container.encode(timezone, forKey: .timezone)
+        try container.encode(plan, forKey: .plan)
+        try container.encode(emailVerified, forKey: .emailVerified)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
 }
 
 /// The changes a profile update may make; nil fields are left alone.
