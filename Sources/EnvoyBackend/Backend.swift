@@ -118,7 +118,7 @@ public struct Backend: Sendable {
             passwords: PasswordHasher(cost: configuration.bcryptCost),
             metricsRegistry: registry,
             metrics: metrics,
-            queueGauges: QueueGauges(metrics: metrics),
+            queueGauges: QueueGauges(metrics: metrics, queues: tasks.queues),
             json: JSONBody(limit: configuration.maxBodyBytes)
         )
     }

@@ -33,14 +33,14 @@ extension Backend {
             let message = try Validate.text(body.message, field: "message", maxLength: 5000)
             let type = try Validate.text(body.type ?? "info", field: "type", maxLength: 50)
             let created = try await notifications.create(userID: userID, title: title, message: message, type: type)
-            try await notificationsCache.invalidate(scope: userID)
+            await notificationsCache.invalidate(scope: userID)
             return try JSONResponse.make(created, status: .created)
         }
 
         router.put("/api/notifications/read-all") { _, context in
             let userID = try context.requireUser()
             let updated = try await notifications.markAllRead(userID: userID)
-            try await notificationsCache.invalidate(scope: userID)
+            await notificationsCache.invalidate(scope: userID)
             return try JSONResponse.make(MarkedAllRead(updated: updated))
         }
 
@@ -50,7 +50,7 @@ extension Backend {
             guard let notification = try await notifications.markRead(userID: userID, id: id) else {
                 throw Problem.notFound("No notification \(id) for this user.")
             }
-            try await notificationsCache.invalidate(scope: userID)
+            await notificationsCache.invalidate(scope: userID)
             return try JSONResponse.make(notification)
         }
 
@@ -60,7 +60,7 @@ extension Backend {
             guard try await notifications.delete(userID: userID, id: id) else {
                 throw Problem.notFound("No notification \(id) for this user.")
             }
-            try await notificationsCache.invalidate(scope: userID)
+            await notificationsCache.invalidate(scope: userID)
             return Response(status: .noContent)
         }
     }

@@ -30,7 +30,7 @@ extension Backend {
             guard let profile = try await users.update(id: userID, changes: changes) else {
                 throw Problem.unauthorized("The account for this token no longer exists.")
             }
-            try await profileCache.invalidate(scope: userID)
+            await profileCache.invalidate(scope: userID)
             return try JSONResponse.make(profile)
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 
 /// How a response was served, as the `X-Cache` header says.
 public enum CacheStatus: String, Sendable {
@@ -28,6 +29,9 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let misses: Counter
     private let bypasses: Counter
     private let invalidations: Counter
+    private let failedInvalidations: Counter
+    /// Scopes whose invalidation could not reach the provider: read through (BYPASS) until it can.
+    private let pending = Mutex(Set<String>())
 
     /// A cache named `name` (used in keys and metrics) holding entries for `ttl` (plus up to 10% jitter).
     /// Bump `schemaVersion` when `Value`'s shape changes; old entries are then ignored, never misread.
@@ -44,6 +48,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         self.misses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "miss")], factory: metrics)
         self.bypasses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "bypass")], factory: metrics)
         self.invalidations = Counter(label: "envoy_cache_invalidations_total", dimensions: [("cache", name)], factory: metrics)
+        self.failedInvalidations = Counter(label: "envoy_cache_invalidation_failures_total", dimensions: [("cache", name)], factory: metrics)
     }
 
     /// The value for `scope`/`variant`: from the cache, or from `load` (once per instance for concurrent misses).
@@ -52,6 +57,10 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     {
         let key: String
         do {
+            if pending.withLock({ $0.contains(scope) }) {
+                try await publishNewGeneration(scope)
+                pending.withLock { _ = $0.remove(scope) }
+            }
             key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
             if let bytes = try await provider.get(key), let value = decode(bytes) {
                 hits.increment()
@@ -76,8 +85,21 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     }
 
     /// Makes every entry of `scope` unreachable; reads after this returns load afresh.
-    public func invalidate(scope: String) async throws {
+    /// If the provider cannot be reached, this instance reads `scope` through the database until a later
+    /// attempt succeeds, so it never serves the pre-write entry. (Other instances: see the README.)
+    public func invalidate(scope: String) async {
         invalidations.increment()
+        do {
+            try await publishNewGeneration(scope)
+            pending.withLock { _ = $0.remove(scope) }
+        } catch {
+            failedInvalidations.increment()
+            pending.withLock { _ = $0.insert(scope) }
+            logger.warning("cache invalidation deferred; reading through until it succeeds", metadata: ["cache": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    private func publishNewGeneration(_ scope: String) async throws {
         try await provider.set(generationKey(scope), value: Array(Self.newGeneration().utf8), ttl: .seconds(86_400 * 7))
     }
 

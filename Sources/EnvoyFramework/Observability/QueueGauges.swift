@@ -5,15 +5,23 @@ import Synchronization
 public final class QueueGauges: Sendable {
     private let metrics: any MetricsFactory
     private let gauges = Mutex([String: Gauge]())
+    private let knownQueues = Mutex(Set<String>())
 
-    /// Gauges created in `metrics`.
-    public init(metrics: any MetricsFactory) {
+    /// Gauges created in `metrics`, reporting at least `queues` (as zeros while they are empty).
+    public init(metrics: any MetricsFactory, queues: [String] = []) {
         self.metrics = metrics
+        knownQueues.withLock { $0.formUnion(queues) }
     }
 
-    /// Sets every gauge from a fresh stats reading.
+    /// Sets every gauge from a fresh stats reading; a queue missing from it has emptied and reads zero.
     public func record(_ stats: [QueueStats]) {
-        for queue in stats {
+        let present = Set(stats.map(\.queue))
+        let emptied = knownQueues.withLock { known in
+            known.formUnion(present)
+            return known.subtracting(present)
+        }
+        let zeros = emptied.map { QueueStats(queue: $0, ready: 0, delayed: 0, inFlight: 0, dead: 0, oldestReadyAge: 0) }
+        for queue in stats + zeros {
             gauge("envoy_queue_tasks", queue.queue, "ready").record(queue.ready)
             gauge("envoy_queue_tasks", queue.queue, "delayed").record(queue.delayed)
             gauge("envoy_queue_tasks", queue.queue, "in_flight").record(queue.inFlight)
