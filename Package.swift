@@ -90,7 +90,14 @@ let package = Package(
         ),
         .testTarget(
             name: "EnvoyFrameworkTests",
-            dependencies: ["EnvoyFramework"],
+            dependencies: [
+                "EnvoyFramework",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
