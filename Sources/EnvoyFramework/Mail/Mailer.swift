@@ -29,7 +29,7 @@ public struct EmailMessage: Codable, Sendable, Equatable {
         for address in to + [from] where !EmailAddress.isValid(address) {
             throw .permanent("not a valid email address: \(address)")
         }
-        for header in [subject, fromName ?? ""] where header.contains(where: { $0 == "\r" || $0 == "\n" }) {
+        for header in [subject, fromName ?? ""] where header.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
             throw .permanent("line breaks are not allowed in a header")
         }
     }

@@ -1,0 +1,246 @@
+import EnvoyFramework
+import Foundation
+import GRDB
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// A queue on a fresh SQLite file, with a controllable clock.
+struct QueueFixture {
+    let path: String
+    let clock = Shared(1_000_000.0)
+
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("queue-\(UUID().uuidString).db").path
+    }
+
+    func open() throws -> SQLiteTaskQueue {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        SQLiteTaskQueue.registerMigrations(&migrator)
+        try migrator.migrate(pool)
+        let clock = self.clock
+        return SQLiteTaskQueue(database: pool, deduplicationWindow: .seconds(60), now: { clock.value.withLock { $0 } })
+    }
+
+    func advance(_ seconds: Double) { clock.value.withLock { $0 += seconds } }
+
+    static func task(_ n: Int, type: String = "t", maxAttempts: Int = 3, dedup: String? = nil) -> NewTask {
+        NewTask(type: type, queue: "q", payload: Array("{\"n\":\(n)}".utf8), maxAttempts: maxAttempts, deduplicationKey: dedup)
+    }
+}
+
+@Suite("SQLiteTaskQueue: durable, leased, fenced")
+struct TaskQueueTests {
+    @Test("a task enqueued is still there after the queue is closed and reopened")
+    func durable() async throws {
+        let fixture = QueueFixture()
+        do {
+            let queue = try fixture.open()
+            _ = try await queue.enqueue(QueueFixture.task(1))
+        }
+        let reopened = try fixture.open()
+        let claimed = try #require(try await reopened.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(String(decoding: claimed.payload, as: UTF8.self) == #"{"n":1}"#)
+        #expect(claimed.attempt == 1)
+    }
+
+    @Test("a claimed task is invisible until its lease expires, then comes back to another worker")
+    func leaseExpiry() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        _ = try await queue.enqueue(QueueFixture.task(1))
+        let first = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
+        fixture.advance(31)
+        let second = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(second.id == first.id)
+        #expect(second.attempt == 2)
+        // The first holder's late acknowledgement is refused: its token is stale.
+        await #expect(throws: LeaseLost.self) { try await queue.complete(first) }
+        #expect(try await queue.renew(first, lease: .seconds(30)) == false)
+        try await queue.complete(second)
+        #expect(try await queue.stats().first?.inFlight ?? 0 == 0)
+    }
+
+    @Test("a task whose worker died on its last attempt is dead-lettered with the reason")
+    func deadAfterLostLeases() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        _ = try await queue.enqueue(QueueFixture.task(1, maxAttempts: 2))
+        for _ in 0..<2 {
+            _ = try #require(try await queue.claim(queues: ["q"], lease: .seconds(5)))
+            fixture.advance(6)
+        }
+        #expect(try await queue.claim(queues: ["q"], lease: .seconds(5)) == nil)
+        let dead = try await queue.deadTasks(limit: 10)
+        #expect(dead.count == 1)
+        #expect(dead.first?.history.count == 2)
+        #expect(dead.first?.reason.contains("lease expired") == true)
+    }
+
+    @Test("retry waits for its delay; release does not count the attempt; bury keeps the history; retry-dead revives")
+    func settling() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        _ = try await queue.enqueue(QueueFixture.task(1))
+        var claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        try await queue.retry(claimed, after: .seconds(10), error: "boom")
+        #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
+        #expect(try await queue.stats() == [QueueStats(queue: "q", ready: 0, delayed: 1, inFlight: 0, dead: 0, oldestReadyAge: 0)])
+        fixture.advance(10)
+        claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(claimed.attempt == 2)
+        try await queue.release(claimed)
+        claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(claimed.attempt == 2)
+        try await queue.bury(claimed, error: "permanent: bad address")
+        let dead = try await queue.deadTasks(limit: 10)
+        #expect(dead.first?.history == ["attempt 1: boom", "attempt 2: permanent: bad address"])
+        #expect(try await queue.retryDead(ids: nil) == 1)
+        let revived = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(revived.attempt == 1)
+    }
+
+    @Test("a deduplication key admits one task while it is remembered")
+    func deduplication() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        guard case .enqueued = try await queue.enqueue(QueueFixture.task(1, dedup: "evt_1")) else {
+            Issue.record("first enqueue was not stored")
+            return
+        }
+        #expect(try await queue.enqueue(QueueFixture.task(2, dedup: "evt_1")) == .duplicate)
+        fixture.advance(61)
+        guard case .enqueued = try await queue.enqueue(QueueFixture.task(3, dedup: "evt_1")) else {
+            Issue.record("key should have been forgotten")
+            return
+        }
+    }
+
+    @Test("queues are kept apart and claimed oldest first")
+    func ordering() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        for n in 0..<3 {
+            _ = try await queue.enqueue(QueueFixture.task(n))
+            fixture.advance(1)
+        }
+        _ = try await queue.enqueue(NewTask(type: "t", queue: "other", payload: [], maxAttempts: 1))
+        var seen: [String] = []
+        while let task = try await queue.claim(queues: ["q"], lease: .seconds(30)) {
+            seen.append(String(decoding: task.payload, as: UTF8.self))
+        }
+        #expect(seen == [#"{"n":0}"#, #"{"n":1}"#, #"{"n":2}"#])
+        #expect(try await queue.claim(queues: ["other"], lease: .seconds(30)) != nil)
+    }
+}
+
+struct Echo: TaskHandler {
+    struct Payload: Codable, Sendable { var n: Int }
+    static let taskType = "echo"
+    static let queue = "q"
+    static let retryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5), timeout: .seconds(5))
+    let seen: Shared<[Int]>
+    let failuresBeforeSuccess: Int
+    let attempts = Shared([Int: Int]())
+
+    func handle(_ payload: Payload, context: TaskContext) async throws {
+        let attempt = attempts.value.withLock { $0[payload.n, default: 0] += 1; return $0[payload.n]! }
+        if payload.n < 0 { throw TaskFailure.permanent("negative numbers are refused") }
+        if attempt <= failuresBeforeSuccess { throw TaskFailure.retryAfter(.milliseconds(1), "flaky") }
+        seen.value.withLock { $0.append(payload.n) }
+    }
+}
+
+@Suite("TaskWorker: runs, retries, dead-letters, shuts down gracefully")
+struct TaskWorkerTests {
+    @Test("every task completes despite transient failures; permanent failures go straight to dead letters")
+    func processing() async throws {
+        let fixture = QueueFixture()
+        let pool = try fixture.open()
+        // Real time for the worker: a fresh queue on the same file with the system clock.
+        let queue = SQLiteTaskQueue(database: try DatabasePool(path: fixture.path))
+        _ = pool
+        let seen = Shared([Int]())
+        var registry = TaskRegistry()
+        registry.register(Echo(seen: seen, failuresBeforeSuccess: 2))
+        for n in 0..<20 { try await queue.enqueue(Echo.self, .init(n: n)) }
+        try await queue.enqueue(Echo.self, .init(n: -1))
+        try await queue.enqueue(NewTask(type: "unknown", queue: "q", payload: Array("{}".utf8), maxAttempts: 3))
+        let worker = TaskWorker(
+            queue: queue, registry: registry, configuration: .init(concurrency: 4, queues: ["q"], pollInterval: .milliseconds(20)),
+            logger: quietLogger, metrics: NOOPMetricsHandler.instance)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
+            group.addTask { try await serviceGroup.run() }
+            let done = await waitUntil { seen.value.withLock { $0.count } == 20 }
+            #expect(done)
+            let deadDone = await waitUntil { (try? await queue.deadTasks(limit: 10).count) == 2 }
+            #expect(deadDone)
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(Set(seen.value.withLock { $0 }) == Set(0..<20))
+        let dead = try await queue.deadTasks(limit: 10)
+        #expect(dead.contains { $0.reason.contains("negative numbers are refused") && $0.attempts == 1 })
+        #expect(dead.contains { $0.reason.contains("no handler is registered") })
+    }
+
+    @Test("on graceful shutdown a running task finishes, and nothing more is claimed")
+    func gracefulShutdown() async throws {
+        let fixture = QueueFixture()
+        _ = try fixture.open()
+        let queue = SQLiteTaskQueue(database: try DatabasePool(path: fixture.path))
+        let started = Shared(0)
+        let finished = Shared(0)
+        struct Slow: TaskHandler {
+            struct Payload: Codable, Sendable {}
+            static let taskType = "slow"
+            let started: Shared<Int>
+            let finished: Shared<Int>
+            func handle(_ payload: Payload, context: TaskContext) async throws {
+                started.value.withLock { $0 += 1 }
+                try await Task.sleep(for: .milliseconds(300))
+                finished.value.withLock { $0 += 1 }
+            }
+        }
+        var registry = TaskRegistry()
+        registry.register(Slow(started: started, finished: finished))
+        for _ in 0..<5 { try await queue.enqueue(Slow.self, .init()) }
+        let worker = TaskWorker(
+            queue: queue, registry: registry, configuration: .init(concurrency: 1, pollInterval: .milliseconds(20)),
+            logger: quietLogger, metrics: NOOPMetricsHandler.instance)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
+            group.addTask { try await serviceGroup.run() }
+            #expect(await waitUntil { started.value.withLock { $0 } == 1 })
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(started.value.withLock { $0 } == 1)
+        #expect(finished.value.withLock { $0 } == 1)
+        let stats = try await queue.stats()
+        #expect(stats.first?.ready == 4)
+        #expect(stats.first?.inFlight == 0)
+    }
+}
+
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await condition()
+}
+
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}()
