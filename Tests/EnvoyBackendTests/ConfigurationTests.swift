@@ -1,0 +1,93 @@
+import EnvoyBackend
+import EnvoyFramework
+import Foundation
+import Logging
+import Testing
+
+@Suite("Configuration from the environment and .env")
+struct ConfigurationTests {
+    @Test("defaults are SPEC's")
+    func defaults() throws {
+        let configuration = try AppConfiguration(environment: [:])
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 8080)
+        #expect(configuration.databasePath == "./envoy.db")
+        #expect(configuration.redisURL == nil)
+        #expect(configuration.sender == EmailSender(address: "noreply@envoyou.com", name: "Envoyou"))
+        #expect(configuration.paddleEnvironment == "sandbox")
+        #expect(configuration.profileCacheTTL == .seconds(600))
+        #expect(configuration.notificationsCacheTTL == .seconds(300))
+        #expect(configuration.rateLimitPolicies == RateLimitPolicy.defaults)
+    }
+
+    @Test("every variable is read")
+    func reads() throws {
+        let configuration = try AppConfiguration(environment: [
+            "HOST": "0.0.0.0", "PORT": "9000", "DATABASE_URL": "sqlite:///var/lib/envoy/app.db",
+            "REDIS_URL": "rediss://default:s3cret@eu1.upstash.io:6379/2", "EMAIL_FROM": "hello@example.com",
+            "EMAIL_FROM_NAME": "Example", "PADDLE_ENVIRONMENT": "production", "PADDLE_WEBHOOK_SECRET": "a, b",
+            "PADDLE_PRICE_ID_PREMIUM": "pri_123", "TRUSTED_PROXIES": "10.0.0.0/8, ::1", "PROFILE_CACHE_TTL": "60",
+            "NOTIFICATIONS_CACHE_TTL": "30", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json",
+        ])
+        #expect(configuration.host == "0.0.0.0" && configuration.port == 9000)
+        #expect(configuration.databasePath == "/var/lib/envoy/app.db")
+        #expect(configuration.paddleWebhookSecrets == ["a", "b"])
+        #expect(configuration.paddlePricePlans == ["pri_123": "premium"])
+        #expect(configuration.trustedProxies.count == 2)
+        #expect(configuration.profileCacheTTL == .seconds(60))
+        #expect(configuration.logLevel == .debug && configuration.logFormat == "json")
+    }
+
+    @Test("a bad value names its variable, and never echoes a secret")
+    func badValues() {
+        let cases: [([String: String], String)] = [
+            (["PORT": "eighty"], "PORT"), (["PORT": "70000"], "PORT"),
+            (["REDIS_URL": "http://user:hunter2@host"], "REDIS_URL"), (["REDIS_URL": "redis://:hunter2@/0"], "REDIS_URL"),
+            (["REDIS_URL": "redis://:hunter2@host/notanumber"], "REDIS_URL"),
+            (["DATABASE_URL": "postgres://x"], "DATABASE_URL"), (["JWT_SECRET": "hunter2"], "JWT_SECRET"),
+            (["PADDLE_ENVIRONMENT": "staging"], "PADDLE_ENVIRONMENT"), (["TRUSTED_PROXIES": "10.0.0.0/99"], "TRUSTED_PROXIES"),
+            (["PROFILE_CACHE_TTL": "-1"], "PROFILE_CACHE_TTL"), (["LOG_LEVEL": "loud"], "LOG_LEVEL"),
+            (["LOG_FORMAT": "xml"], "LOG_FORMAT"), (["MAILGUN_API_KEY": "key-hunter2"], "MAILGUN_DOMAIN"),
+            (["EMAIL_FROM": "nobody"], "EMAIL_FROM"), (["RATE_LIMITS_FILE": "/nonexistent.json"], "RATE_LIMITS_FILE"),
+        ]
+        for (environment, variable) in cases {
+            do {
+                _ = try AppConfiguration(environment: environment)
+                Issue.record("\(environment) was accepted")
+            } catch {
+                #expect(error.variable == variable, "\(environment)")
+                #expect(!error.description.contains("hunter2"), "\(error.description)")
+                #expect(!error.description.contains("\n"))
+            }
+        }
+    }
+
+    @Test("RATE_LIMITS_FILE replaces the policies and is validated")
+    func policiesFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("limits-\(UUID()).json").path
+        try #"[{"name":"burst","limit":2,"window":1,"key":"ip","match":{"method":"GET"}}]"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let configuration = try AppConfiguration(environment: ["RATE_LIMITS_FILE": path])
+        #expect(configuration.rateLimitPolicies.map(\.name) == ["burst"])
+        try #"[{"name":"x","limit":0,"window":1,"key":"ip","match":{}}]"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: ["RATE_LIMITS_FILE": path]) }
+    }
+
+    @Test(".env lines are read; the real environment wins")
+    func dotEnv() throws {
+        let parsed = try DotEnv.parse("""
+            # comment
+            export PORT=9001
+            HOST = "0.0.0.0"
+            EMAIL_FROM_NAME='Envoy Team'
+            LOG_LEVEL=debug # trailing comment
+
+            """)
+        #expect(parsed == ["PORT": "9001", "HOST": "0.0.0.0", "EMAIL_FROM_NAME": "Envoy Team", "LOG_LEVEL": "debug"])
+        #expect(throws: ConfigurationError.self) { try DotEnv.parse("just words") }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dotenv-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try "PORT=9001\nHOST=0.0.0.0\n".write(to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        let merged = try DotEnv.environment(directory: directory.path, processEnvironment: ["PORT": "9002"])
+        #expect(merged["PORT"] == "9002" && merged["HOST"] == "0.0.0.0")
+    }
+}
