@@ -25,7 +25,7 @@ func loadConfiguration() throws -> (AppConfiguration, Logger) {
     do {
         configuration = try AppConfiguration(environment: DotEnv.environment())
     } catch {
-        throw CleanExit.message("envoy: configuration error: \(error)").failure
+        throw fail("configuration error: \(error)")
     }
     let level = configuration.logLevel
     if configuration.logFormat == "json" {
@@ -49,18 +49,14 @@ func makeBackend(_ configuration: AppConfiguration, logger: Logger) async throws
     do {
         return try await Backend.make(configuration: configuration, logger: logger)
     } catch let error as ConfigurationError {
-        throw CleanExit.message("envoy: configuration error: \(error)").failure
+        throw fail("configuration error: \(error)")
     } catch {
-        throw CleanExit.message("envoy: start-up failed: \(error)").failure
+        throw fail("start-up failed: \(error)")
     }
 }
 
-/// An error that prints its message and exits non-zero.
-struct StartupFailure: Error, CustomStringConvertible {
-    var description: String
-}
-
-extension CleanExit {
-    /// The same message as a failure (exit code 1).
-    var failure: StartupFailure { StartupFailure(description: "\(self)") }
+/// Prints `envoy: message` as the one line on standard error and returns the exit code to throw.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("envoy: \(message)\n".utf8))
+    return ExitCode.failure
 }

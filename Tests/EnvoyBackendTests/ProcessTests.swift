@@ -1,0 +1,135 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// Runs the real `envoy` binary (built next to this test bundle) in a scratch directory.
+final class EnvoyProcess: Sendable {
+    let process: Process
+    let output = OutputBuffer()
+
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("envoy")
+    }
+
+    init(_ arguments: [String], directory: URL, environment: [String: String]) throws {
+        process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let output = self.output
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+    }
+
+    var log: String { output.text.withLock { $0 } }
+
+    /// The port from Hummingbird's "listening on host:port" line.
+    func listeningPort(timeout: Duration = .seconds(30)) async -> Int? {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            if let range = log.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                return Int(log[range].split(separator: ":").last!)
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func wait(timeout: Duration = .seconds(30)) async -> Int32? {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+final class OutputBuffer: Sendable {
+    let text = Mutex("")
+}
+
+@Suite("The envoy binary, for real: kills, restarts, start-up errors")
+struct ProcessTests {
+    let directory: URL
+    let environment: [String: String]
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-proc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        environment = [
+            "PORT": "0",
+            "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
+            "MAIL_OUTBOX_DIR": directory.appendingPathComponent("outbox").path,
+            "EMAIL_TEMPLATES_DIR": TestStack.repositoryRoot.appendingPathComponent("templates/email").path,
+        ]
+    }
+
+    func outbox() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("outbox").path)) ?? [])
+            .filter { $0.hasSuffix(".eml") }
+    }
+
+    @Test("the binary was built next to the tests")
+    func binaryExists() {
+        #expect(FileManager.default.isExecutableFile(atPath: EnvoyProcess.binary.path), "build with `swift build --build-tests` first")
+    }
+
+    @Test("a welcome email queued by a server killed with SIGKILL is delivered by a worker started afterwards")
+    func queuedTaskSurvivesKill() async throws {
+        let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: #"{"email":"kill@example.com","password":"correct horse","name":"Kim"}"#))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        try await client.shutdown()
+        #expect(response.status.code == 201)
+        serve.signal(SIGKILL)
+        #expect(await serve.wait() == SIGKILL)
+        #expect(outbox().isEmpty)
+
+        let worker = try EnvoyProcess(["worker", "--concurrency", "2"], directory: directory, environment: environment)
+        let delivered = await eventually(timeout: .seconds(30)) { outbox().count == 1 }
+        #expect(delivered, "worker log: \(worker.log)")
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0, "worker log: \(worker.log)")
+        #expect(worker.log.contains("worker stopped"))
+        #expect(!worker.log.contains("correct horse"))
+    }
+
+    @Test("a bad variable stops start-up with one line naming it, and no secret")
+    func startupError() async throws {
+        var environment = self.environment
+        environment["REDIS_URL"] = "http://user:hunter2@example"
+        let serve = try EnvoyProcess(["serve"], directory: directory, environment: environment)
+        let status = await serve.wait()
+        #expect(status != nil && status != 0)
+        let lines = serve.log.split(separator: "\n")
+        #expect(lines.count == 1, "\(serve.log)")
+        #expect(serve.log.contains("REDIS_URL"))
+        #expect(!serve.log.contains("hunter2"))
+    }
+
+    @Test("envoy queues reports the queue, and retry-dead answers")
+    func queuesCommand() async throws {
+        let stats = try EnvoyProcess(["queues", "stats", "--json"], directory: directory, environment: environment)
+        #expect(await stats.wait() == 0, "\(stats.log)")
+        #expect(stats.log.contains("["))
+        let retry = try EnvoyProcess(["queues", "retry-dead"], directory: directory, environment: environment)
+        #expect(await retry.wait() == 0)
+        #expect(retry.log.contains("re-queued 0 task(s)"))
+    }
+}
