@@ -70,15 +70,20 @@ public struct Backend: Sendable {
     public static func make(
         configuration: AppConfiguration, providers: Providers = Providers(), logger: Logger
     ) async throws -> Backend {
-        if configuration.redisURL != nil && (providers.cache == nil || providers.rateLimitStore == nil || providers.taskQueue == nil) {
+        if configuration.redisURL != nil
+            && (providers.cache == nil || providers.rateLimitStore == nil || providers.taskQueue == nil)
+        {
             throw ConfigurationError(
                 variable: "REDIS_URL",
-                problem: "the Redis providers are not in this build yet; unset REDIS_URL to run on the embedded providers")
+                problem:
+                    "the Redis providers are not in this build yet; unset REDIS_URL to run on the embedded providers")
         }
         if configuration.mailgun != nil && providers.mailer == nil {
             throw ConfigurationError(
                 variable: "MAILGUN_API_KEY",
-                problem: "the Mailgun mailer is not in this build yet; unset MAILGUN_API_KEY/MAILGUN_DOMAIN to write mail to MAIL_OUTBOX_DIR")
+                problem:
+                    "the Mailgun mailer is not in this build yet; unset MAILGUN_API_KEY/MAILGUN_DOMAIN to write mail to MAIL_OUTBOX_DIR"
+            )
         }
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
@@ -92,10 +97,13 @@ public struct Backend: Sendable {
             let queueDatabase = try AppDatabase(path: configuration.databasePath, component: "queue", metrics: metrics)
             queue = SQLiteTaskQueue(database: queueDatabase.pool)
         }
-        let secretPath = ((configuration.databasePath as NSString).deletingLastPathComponent.nonEmpty ?? ".") + "/envoy.jwt-secret"
+        let secretPath =
+            ((configuration.databasePath as NSString).deletingLastPathComponent.nonEmpty ?? ".") + "/envoy.jwt-secret"
         let secret = try AccessTokens.secret(configured: configuration.jwtSecret, persistedAt: secretPath)
         if secret.generated {
-            logger.warning("JWT_SECRET is unset; generated one and saved it beside the database", metadata: ["path": "\(secretPath)"])
+            logger.warning(
+                "JWT_SECRET is unset; generated one and saved it beside the database",
+                metadata: ["path": "\(secretPath)"])
         }
         let templates = try await EmailTemplates.load(directory: configuration.emailTemplatesDirectory)
         let mailer = providers.mailer ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
@@ -108,9 +116,11 @@ public struct Backend: Sendable {
             users: SQLiteUserStore(database: database),
             notifications: SQLiteNotificationStore(database: database),
             cacheProvider: cache,
-            profileCache: ScopedCache(name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics),
+            profileCache: ScopedCache(
+                name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics),
             notificationsCache: ScopedCache(
-                name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger, metrics: metrics),
+                name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger,
+                metrics: metrics),
             rateLimitStore: providers.rateLimitStore ?? MemoryRateLimitStore(),
             taskQueue: queue,
             tasks: tasks,
@@ -128,11 +138,15 @@ public struct Backend: Sendable {
         let router = Router(context: EnvoyRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
-        router.add(middleware: ClientAddressMiddleware(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies)))
+        router.add(
+            middleware: ClientAddressMiddleware(
+                resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies)))
         addSystemRoutes(to: router.group())
         let limited = router.group()
             .add(middleware: AuthenticationMiddleware(tokens: tokens))
-            .add(middleware: RateLimitMiddleware(policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics))
+            .add(
+                middleware: RateLimitMiddleware(
+                    policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics))
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited)
         addNotificationRoutes(to: limited)

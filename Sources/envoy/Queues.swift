@@ -20,12 +20,15 @@ struct Queues: AsyncParsableCommand {
             let backend = try await queueBackend()
             let stats = try await backend.taskQueue.stats()
             if json { return try printJSON(stats) }
-            print("queue".padding(toLength: 16, withPad: " ", startingAt: 0) + "ready  delayed  in_flight  dead  oldest_ready_s")
+            print(
+                "queue".padding(toLength: 16, withPad: " ", startingAt: 0)
+                    + "ready  delayed  in_flight  dead  oldest_ready_s")
             for queue in stats {
                 print(
                     queue.queue.padding(toLength: 16, withPad: " ", startingAt: 0)
                         + [queue.ready, queue.delayed, queue.inFlight, queue.dead].map { String($0) }
-                        .enumerated().map { $1.padding(toLength: [7, 9, 11, 6][$0], withPad: " ", startingAt: 0) }.joined()
+                        .enumerated().map { $1.padding(toLength: [7, 9, 11, 6][$0], withPad: " ", startingAt: 0) }
+                        .joined()
                         + String(format: "%.1f", queue.oldestReadyAge))
             }
             if stats.isEmpty { print("(no tasks)") }

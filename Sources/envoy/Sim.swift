@@ -20,7 +20,9 @@ struct Sim: AsyncParsableCommand {
         for path in scenarios {
             do {
                 let scenario = try Scenario.load(path: path)
-                print("\(path): valid scenario \"\(scenario.name)\" (\(scenario.phases.count) phase(s), \(scenario.expectations.count) expectation(s))")
+                print(
+                    "\(path): valid scenario \"\(scenario.name)\" (\(scenario.phases.count) phase(s), \(scenario.expectations.count) expectation(s))"
+                )
             } catch {
                 print("envoy sim: \(path): \(error)")
                 throw ExitCode(3)

@@ -19,7 +19,9 @@ struct CachingHTTPTests {
         try await app.test(.ahc(.http)) { client in
             let ann = try await client.signUp()
             let bob = try await client.signUp()
-            let variants = ["/api/notifications/", "/api/notifications/?unread_only=true", "/api/notifications/?limit=1&offset=0"]
+            let variants = [
+                "/api/notifications/", "/api/notifications/?unread_only=true", "/api/notifications/?limit=1&offset=0",
+            ]
             func read(_ token: String) async throws -> [String: [String: Any]] {
                 var pages: [String: [String: Any]] = [:]
                 for uri in variants { pages[uri] = try await client.send(.get, uri, token: token).json() }
@@ -34,7 +36,8 @@ struct CachingHTTPTests {
             try await warm(ann)
             try await warm(bob)
 
-            let created = try await client.send(.post, "/api/notifications/", json: #"{"title":"Hello","message":"First"}"#, token: ann)
+            let created = try await client.send(
+                .post, "/api/notifications/", json: #"{"title":"Hello","message":"First"}"#, token: ann)
             #expect(created.status == .created)
             let id = try #require(try created.json()["id"] as? String)
             var pages = try await read(ann)
@@ -48,7 +51,8 @@ struct CachingHTTPTests {
             #expect(pages["/api/notifications/"]?["unread_count"] as? Int == 0)
             #expect((pages["/api/notifications/?unread_only=true"]?["notifications"] as? [Any])?.count == 0)
 
-            _ = try await client.send(.post, "/api/notifications/", json: #"{"title":"Two","message":"Second","type":"warning"}"#, token: ann)
+            _ = try await client.send(
+                .post, "/api/notifications/", json: #"{"title":"Two","message":"Second","type":"warning"}"#, token: ann)
             try await warm(ann)
             let readAll = try await client.send(.put, "/api/notifications/read-all", token: ann)
             #expect(try readAll.json()["updated"] as? Int == 1)
@@ -75,7 +79,8 @@ struct CachingHTTPTests {
             _ = try await client.send(.get, "/api/notifications/", token: token)
             func appQueries() async throws -> Double {
                 let metrics = try await client.send(.get, "/metrics").text
-                let line = try #require(metrics.split(separator: "\n").first { $0.hasPrefix("envoy_db_queries_total{component=\"app\"}") })
+                let line = try #require(
+                    metrics.split(separator: "\n").first { $0.hasPrefix("envoy_db_queries_total{component=\"app\"}") })
                 return try #require(Double(line.split(separator: " ").last ?? ""))
             }
             let before = try await appQueries()

@@ -42,10 +42,12 @@ struct ConfigurationTests {
     func badValues() {
         let cases: [([String: String], String)] = [
             (["PORT": "eighty"], "PORT"), (["PORT": "70000"], "PORT"),
-            (["REDIS_URL": "http://user:hunter2@host"], "REDIS_URL"), (["REDIS_URL": "redis://:hunter2@/0"], "REDIS_URL"),
+            (["REDIS_URL": "http://user:hunter2@host"], "REDIS_URL"),
+            (["REDIS_URL": "redis://:hunter2@/0"], "REDIS_URL"),
             (["REDIS_URL": "redis://:hunter2@host/notanumber"], "REDIS_URL"),
             (["DATABASE_URL": "postgres://x"], "DATABASE_URL"), (["JWT_SECRET": "hunter2"], "JWT_SECRET"),
-            (["PADDLE_ENVIRONMENT": "staging"], "PADDLE_ENVIRONMENT"), (["TRUSTED_PROXIES": "10.0.0.0/99"], "TRUSTED_PROXIES"),
+            (["PADDLE_ENVIRONMENT": "staging"], "PADDLE_ENVIRONMENT"),
+            (["TRUSTED_PROXIES": "10.0.0.0/99"], "TRUSTED_PROXIES"),
             (["PROFILE_CACHE_TTL": "-1"], "PROFILE_CACHE_TTL"), (["LOG_LEVEL": "loud"], "LOG_LEVEL"),
             (["LOG_FORMAT": "xml"], "LOG_FORMAT"), (["MAILGUN_API_KEY": "key-hunter2"], "MAILGUN_DOMAIN"),
             (["EMAIL_FROM": "nobody"], "EMAIL_FROM"), (["RATE_LIMITS_FILE": "/nonexistent.json"], "RATE_LIMITS_FILE"),
@@ -65,16 +67,19 @@ struct ConfigurationTests {
     @Test("RATE_LIMITS_FILE replaces the policies and is validated")
     func policiesFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("limits-\(UUID()).json").path
-        try #"[{"name":"burst","limit":2,"window":1,"key":"ip","match":{"method":"GET"}}]"#.write(toFile: path, atomically: true, encoding: .utf8)
+        try #"[{"name":"burst","limit":2,"window":1,"key":"ip","match":{"method":"GET"}}]"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
         let configuration = try AppConfiguration(environment: ["RATE_LIMITS_FILE": path])
         #expect(configuration.rateLimitPolicies.map(\.name) == ["burst"])
-        try #"[{"name":"x","limit":0,"window":1,"key":"ip","match":{}}]"#.write(toFile: path, atomically: true, encoding: .utf8)
+        try #"[{"name":"x","limit":0,"window":1,"key":"ip","match":{}}]"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: ["RATE_LIMITS_FILE": path]) }
     }
 
     @Test(".env lines are read; the real environment wins")
     func dotEnv() throws {
-        let parsed = try DotEnv.parse("""
+        let parsed = try DotEnv.parse(
+            """
             # comment
             export PORT=9001
             HOST = "0.0.0.0"
@@ -86,7 +91,8 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try DotEnv.parse("just words") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dotenv-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try "PORT=9001\nHOST=0.0.0.0\n".write(to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        try "PORT=9001\nHOST=0.0.0.0\n".write(
+            to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
         let merged = try DotEnv.environment(directory: directory.path, processEnvironment: ["PORT": "9002"])
         #expect(merged["PORT"] == "9002" && merged["HOST"] == "0.0.0.0")
     }

@@ -50,7 +50,8 @@ struct ErrorTests {
             #expect(missing.headers[.contentType] == "application/problem+json")
 
             let token = try await client.signUp()
-            let badZone = try await client.send(.put, "/v1/user/profile", json: #"{"timezone":"Mars/Olympus"}"#, token: token)
+            let badZone = try await client.send(
+                .put, "/v1/user/profile", json: #"{"timezone":"Mars/Olympus"}"#, token: token)
             #expect(badZone.status == .unprocessableContent)
             #expect(try badZone.json()["field"] as? String == "timezone")
             let badLimit = try await client.send(.get, "/api/notifications/?limit=0", token: token)
@@ -67,13 +68,16 @@ struct ErrorTests {
         let expired = await AccessTokens(secret: stack.configuration.jwtSecret!, lifetime: .seconds(-60))
         try await app.test(.ahc(.http)) { client in
             let token = try await client.signUp()
-            let userID = try #require(try await client.send(.get, "/v1/user/profile", token: token).json()["id"] as? String)
+            let userID = try #require(
+                try await client.send(.get, "/v1/user/profile", token: token).json()["id"] as? String)
             let forged = try await forger.issue(userID: userID)
             let stale = try await expired.issue(userID: userID)
             let parts = token.split(separator: ".")
             let tampered = "\(parts[0]).\(parts[1])x.\(parts[2])"
             let noneAlg = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.\(parts[1])."
-            for (label, bearer) in [("missing", nil), ("garbage", "abc"), ("forged", forged), ("tampered", tampered), ("alg none", noneAlg)] {
+            for (label, bearer) in [
+                ("missing", nil), ("garbage", "abc"), ("forged", forged), ("tampered", tampered), ("alg none", noneAlg),
+            ] {
                 let response = try await client.send(.get, "/v1/user/profile", token: bearer)
                 #expect(response.status == .unauthorized, "\(label)")
                 #expect(response.headers[.contentType] == "application/problem+json", "\(label)")
@@ -99,18 +103,27 @@ struct ErrorTests {
                 (.post, "/api/notifications/"), (.put, "/api/notifications/x/read"), (.post, "/v1/payments/webhook"),
             ]
             var generator = SystemRandomNumberGenerator()
-            let noise = (0..<20).map { _ in String(decoding: (0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) }, as: UTF8.self) }
-            let bodies = [
-                "null", "true", "\"string\"", "{}", #"{"email":{}}"#, #"{"title":[]}"#, "\u{0}\u{1}\u{2}",
-                String(repeating: "[", count: 5000), #"{"name":"\u0000"}"#, "{\"a\":" + String(repeating: "1", count: 400) + "}",
-            ] + noise
+            let noise = (0..<20).map { _ in
+                String(decoding: (0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) }, as: UTF8.self)
+            }
+            let bodies =
+                [
+                    "null", "true", "\"string\"", "{}", #"{"email":{}}"#, #"{"title":[]}"#, "\u{0}\u{1}\u{2}",
+                    String(repeating: "[", count: 5000), #"{"name":"\u0000"}"#,
+                    "{\"a\":" + String(repeating: "1", count: 400) + "}",
+                ] + noise
             for (method, path) in targets {
                 for body in bodies {
                     let response = try await client.send(method, path, json: body, token: token)
-                    #expect(response.status.code < 500 || response.status == .serviceUnavailable, "\(method) \(path) \(body.prefix(40))")
+                    #expect(
+                        response.status.code < 500 || response.status == .serviceUnavailable,
+                        "\(method) \(path) \(body.prefix(40))")
                 }
             }
-            for path in ["/api/notifications/%00/read", "/v1/user/profile?x=%zz", "/api/notifications/?limit=abc&offset=-1", "/../../etc/passwd"] {
+            for path in [
+                "/api/notifications/%00/read", "/v1/user/profile?x=%zz", "/api/notifications/?limit=abc&offset=-1",
+                "/../../etc/passwd",
+            ] {
                 let response = try await client.send(.get, path, token: token)
                 #expect(response.status.code < 500, "\(path)")
             }

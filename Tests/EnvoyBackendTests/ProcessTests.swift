@@ -83,7 +83,9 @@ struct ProcessTests {
 
     @Test("the binary was built next to the tests")
     func binaryExists() {
-        #expect(FileManager.default.isExecutableFile(atPath: EnvoyProcess.binary.path), "build with `swift build --build-tests` first")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: EnvoyProcess.binary.path),
+            "build with `swift build --build-tests` first")
     }
 
     @Test("a welcome email queued by a server killed with SIGKILL is delivered by a worker started afterwards")
@@ -93,7 +95,8 @@ struct ProcessTests {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
         request.method = .POST
-        request.body = .bytes(ByteBuffer(string: #"{"email":"kill@example.com","password":"correct horse","name":"Kim"}"#))
+        request.body = .bytes(
+            ByteBuffer(string: #"{"email":"kill@example.com","password":"correct horse","name":"Kim"}"#))
         let response = try await client.execute(request, timeout: .seconds(30))
         try await client.shutdown()
         #expect(response.status.code == 201)

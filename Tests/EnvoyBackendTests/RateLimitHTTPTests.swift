@@ -17,7 +17,9 @@ struct RateLimitHTTPTests {
             let statuses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
                 for index in 0..<200 {
                     group.addTask {
-                        try await client.send(.post, "/v1/auth/login", json: #"{"email":"user\#(index)@example.com","password":"wrong-password"}"#)
+                        try await client.send(
+                            .post, "/v1/auth/login",
+                            json: #"{"email":"user\#(index)@example.com","password":"wrong-password"}"#)
                     }
                 }
                 return try await group.reduce(into: [TestResponse]()) { $0.append($1) }
@@ -37,7 +39,8 @@ struct RateLimitHTTPTests {
         }
     }
 
-    @Test("every limited response carries X-RateLimit-* and draft-10 RateLimit-Policy/RateLimit; /health is not limited")
+    @Test(
+        "every limited response carries X-RateLimit-* and draft-10 RateLimit-Policy/RateLimit; /health is not limited")
     func headers() async throws {
         let stack = try TestStack()
         let app = try await stack.backend().application()
@@ -78,7 +81,8 @@ struct RateLimitHTTPTests {
             for index in 0..<25 {
                 var headers = HTTPFields()
                 headers[.init("X-Forwarded-For")!] = "203.0.113.\(index)"
-                statuses.append(try await client.execute(uri: "/v1/user/profile", method: .get, headers: headers).status)
+                statuses.append(
+                    try await client.execute(uri: "/v1/user/profile", method: .get, headers: headers).status)
             }
             #expect(statuses.prefix(20).allSatisfy { $0 == .unauthorized })
             #expect(statuses.suffix(5).allSatisfy { $0 == .tooManyRequests })
@@ -94,7 +98,10 @@ struct RateLimitHTTPTests {
                 var headers = HTTPFields()
                 headers[.init("X-Forwarded-For")!] = client_ip
                 var admitted = 0
-                for _ in 0..<22 where try await client.execute(uri: "/v1/user/profile", method: .get, headers: headers).status != .tooManyRequests {
+                for _ in 0..<22
+                where try await client.execute(uri: "/v1/user/profile", method: .get, headers: headers).status
+                    != .tooManyRequests
+                {
                     admitted += 1
                 }
                 #expect(admitted == 20, "\(client_ip)")

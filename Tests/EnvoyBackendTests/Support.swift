@@ -28,7 +28,8 @@ struct TestStack {
     }
 
     static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     func backend(providers: Backend.Providers = .init()) async throws -> Backend {
@@ -50,7 +51,9 @@ struct TestStack {
 extension TestClientProtocol {
     /// Sends a JSON body (or raw text) with an optional bearer token.
     @discardableResult
-    func send(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil, token: String? = nil) async throws -> TestResponse {
+    func send(_ method: HTTPRequest.Method, _ uri: String, json: String? = nil, token: String? = nil) async throws
+        -> TestResponse
+    {
         var headers: HTTPFields = [:]
         if json != nil { headers[.contentType] = "application/json" }
         if let token { headers[.authorization] = "Bearer \(token)" }
@@ -58,8 +61,11 @@ extension TestClientProtocol {
     }
 
     /// Registers and logs in a user; returns the access token.
-    func signUp(email: String = "ann-\(UUID().uuidString.prefix(8))@example.com", password: String = "correct horse battery") async throws -> String {
-        let registered = try await send(.post, "/v1/auth/register", json: #"{"email":"\#(email)","password":"\#(password)","name":"Ann"}"#)
+    func signUp(
+        email: String = "ann-\(UUID().uuidString.prefix(8))@example.com", password: String = "correct horse battery"
+    ) async throws -> String {
+        let registered = try await send(
+            .post, "/v1/auth/register", json: #"{"email":"\#(email)","password":"\#(password)","name":"Ann"}"#)
         #expect(registered.status == .created)
         let login = try await send(.post, "/v1/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#)
         #expect(login.status == .ok)

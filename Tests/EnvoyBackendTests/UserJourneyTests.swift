@@ -12,14 +12,16 @@ struct UserJourneyTests {
         let app = try await stack.backend().application()
         try await app.test(.ahc(.http)) { client in
             let registered = try await client.send(
-                .post, "/v1/auth/register", json: #"{"email":"Ann@Example.com","password":"correct horse battery","name":"Ann"}"#)
+                .post, "/v1/auth/register",
+                json: #"{"email":"Ann@Example.com","password":"correct horse battery","name":"Ann"}"#)
             #expect(registered.status == .created)
             let user = try registered.json()
             #expect(user["email"] as? String == "ann@example.com")
             #expect(user["name"] as? String == "Ann")
             #expect((user["id"] as? String)?.isEmpty == false)
 
-            let login = try await client.send(.post, "/v1/auth/login", json: #"{"email":"ann@example.com","password":"correct horse battery"}"#)
+            let login = try await client.send(
+                .post, "/v1/auth/login", json: #"{"email":"ann@example.com","password":"correct horse battery"}"#)
             #expect(login.status == .ok)
             let tokenBody = try login.json()
             #expect(tokenBody["token_type"] as? String == "bearer")
@@ -30,7 +32,10 @@ struct UserJourneyTests {
             #expect(first.status == .ok)
             #expect(first.headers[.init("X-Cache")!] == "MISS")
             let profile = try first.json()
-            for key in ["id", "email", "name", "company", "job_title", "timezone", "plan", "email_verified", "created_at", "updated_at"] {
+            for key in [
+                "id", "email", "name", "company", "job_title", "timezone", "plan", "email_verified", "created_at",
+                "updated_at",
+            ] {
                 #expect(profile.keys.contains(key), "profile lacks \(key)")
             }
             #expect(profile["plan"] as? String == "free")
@@ -40,7 +45,8 @@ struct UserJourneyTests {
             #expect(second.text == first.text)
 
             let updated = try await client.send(
-                .put, "/v1/user/profile", json: #"{"company":"Acme","job_title":"CTO","timezone":"Europe/Berlin"}"#, token: token)
+                .put, "/v1/user/profile", json: #"{"company":"Acme","job_title":"CTO","timezone":"Europe/Berlin"}"#,
+                token: token)
             #expect(updated.status == .ok)
             #expect(try updated.json()["company"] as? String == "Acme")
 
@@ -68,12 +74,16 @@ struct UserJourneyTests {
         let app = try await stack.backend().application()
         try await app.test(.ahc(.http)) { client in
             _ = try await client.signUp(email: "bob@example.com")
-            let again = try await client.send(.post, "/v1/auth/register", json: #"{"email":"BOB@example.com","password":"another password","name":"Bob"}"#)
+            let again = try await client.send(
+                .post, "/v1/auth/register",
+                json: #"{"email":"BOB@example.com","password":"another password","name":"Bob"}"#)
             #expect(again.status == .conflict)
             #expect(again.headers[.contentType] == "application/problem+json")
-            let wrong = try await client.send(.post, "/v1/auth/login", json: #"{"email":"bob@example.com","password":"wrong password"}"#)
+            let wrong = try await client.send(
+                .post, "/v1/auth/login", json: #"{"email":"bob@example.com","password":"wrong password"}"#)
             #expect(wrong.status == .unauthorized)
-            let unknown = try await client.send(.post, "/v1/auth/login", json: #"{"email":"nobody@example.com","password":"whatever1"}"#)
+            let unknown = try await client.send(
+                .post, "/v1/auth/login", json: #"{"email":"nobody@example.com","password":"whatever1"}"#)
             #expect(unknown.status == .unauthorized)
             #expect(try wrong.json()["detail"] as? String == unknown.json()["detail"] as? String)
         }

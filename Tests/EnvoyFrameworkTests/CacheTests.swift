@@ -28,7 +28,8 @@ struct CacheTests {
 
     @Test("a read that loaded pre-write data cannot put it back after the write's invalidation")
     func raceFreeInvalidation() async throws {
-        let cache = ScopedCache<String>(name: "t", provider: MemoryCache(), ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
+        let cache = ScopedCache<String>(
+            name: "t", provider: MemoryCache(), ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
         let database = Shared("old")
         let loadStarted = AsyncStream.makeStream(of: Void.self)
         let writeDone = AsyncStream.makeStream(of: Void.self)
@@ -53,7 +54,8 @@ struct CacheTests {
 
     @Test("100 concurrent misses on one key load once")
     func singleFlight() async throws {
-        let cache = ScopedCache<Int>(name: "t", provider: MemoryCache(), ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
+        let cache = ScopedCache<Int>(
+            name: "t", provider: MemoryCache(), ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
         let loads = Shared(0)
         let values = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<100 {
@@ -74,9 +76,13 @@ struct CacheTests {
     @Test("entries written with another schema version are ignored, never misread")
     func schemaVersion() async throws {
         let provider = MemoryCache()
-        let v1 = ScopedCache<[String: Int]>(name: "s", provider: provider, ttl: .seconds(60), schemaVersion: 1, logger: logger, metrics: NOOPMetricsHandler.instance)
+        let v1 = ScopedCache<[String: Int]>(
+            name: "s", provider: provider, ttl: .seconds(60), schemaVersion: 1, logger: logger,
+            metrics: NOOPMetricsHandler.instance)
         _ = try await v1.fetch(scope: "u") { ["a": 1] }
-        let v2 = ScopedCache<[String: String]>(name: "s", provider: provider, ttl: .seconds(60), schemaVersion: 2, logger: logger, metrics: NOOPMetricsHandler.instance)
+        let v2 = ScopedCache<[String: String]>(
+            name: "s", provider: provider, ttl: .seconds(60), schemaVersion: 2, logger: logger,
+            metrics: NOOPMetricsHandler.instance)
         let (value, status) = try await v2.fetch(scope: "u") { ["a": "one"] }
         #expect(value == ["a": "one"])
         #expect(status == .miss)
@@ -85,7 +91,8 @@ struct CacheTests {
     @Test("an invalidation that cannot reach the provider is not lost: reads bypass until it lands")
     func deferredInvalidation() async throws {
         let provider = FlakyCache()
-        let cache = ScopedCache<String>(name: "t", provider: provider, ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
+        let cache = ScopedCache<String>(
+            name: "t", provider: provider, ttl: .seconds(60), logger: logger, metrics: NOOPMetricsHandler.instance)
         _ = try await cache.fetch(scope: "u") { "old" }
         #expect(try await cache.fetch(scope: "u") { "unused" }.1 == .hit)
         provider.down.withLock { $0 = true }

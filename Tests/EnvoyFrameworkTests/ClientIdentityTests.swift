@@ -15,7 +15,9 @@ struct ClientIdentityTests {
         #expect(a.rateLimitKey != c.rateLimitKey)
         #expect(a.rateLimitKey == "2001:db8:1:2::/64")
         #expect(IPAddress("[::1]")?.description == "::1")
-        for bad in ["", "1.2.3", "300.1.1.1", "example.com", "1.2.3.4:80", "::g"] { #expect(IPAddress(bad) == nil, "\(bad)") }
+        for bad in ["", "1.2.3", "300.1.1.1", "example.com", "1.2.3.4:80", "::g"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
     }
 
     @Test("CIDR membership")

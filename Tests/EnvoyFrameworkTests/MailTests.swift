@@ -14,14 +14,21 @@ struct MailTests {
 
     @Test("a template renders text, HTML (escaped) and subject; a missing template is a permanent failure")
     func rendering() throws {
-        let handler = SendEmail(mailer: FileMailer(directory: URL(fileURLWithPath: "/nonexistent")), templates: templates, sender: .init(address: "noreply@example.com", name: "Ex"))
-        let message = try handler.compose(.init(to: ["a@example.com"], template: "hello", templateData: ["name": "<Ann>"]))
+        let handler = SendEmail(
+            mailer: FileMailer(directory: URL(fileURLWithPath: "/nonexistent")), templates: templates,
+            sender: .init(address: "noreply@example.com", name: "Ex"))
+        let message = try handler.compose(
+            .init(to: ["a@example.com"], template: "hello", templateData: ["name": "<Ann>"]))
         #expect(message.subject == "Hello <Ann>")
         #expect(message.text == "Hi <Ann> & welcome")
         #expect(message.html == "<p>Hi &lt;Ann&gt;</p>")
         #expect(throws: TaskFailure.self) { try handler.compose(.init(to: ["a@example.com"], template: "missing")) }
-        #expect(throws: TaskFailure.self) { try handler.compose(.init(to: ["not an address"], subject: "s", body: "b")) }
-        #expect(throws: TaskFailure.self) { try handler.compose(.init(to: ["a@example.com"], subject: "x\r\nBcc: evil@example.com", body: "b")) }
+        #expect(throws: TaskFailure.self) {
+            try handler.compose(.init(to: ["not an address"], subject: "s", body: "b"))
+        }
+        #expect(throws: TaskFailure.self) {
+            try handler.compose(.init(to: ["a@example.com"], subject: "x\r\nBcc: evil@example.com", body: "b"))
+        }
     }
 
     @Test("the file mailer writes one complete .eml per message")
@@ -29,7 +36,9 @@ struct MailTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
         let mailer = FileMailer(directory: directory)
         let receipt = try await mailer.send(
-            EmailMessage(to: ["a@example.com", "b@example.com"], from: "noreply@example.com", fromName: "Envoyou Café", subject: "Grüße", text: "Line 1\nLine 2", html: "<b>hi</b>"))
+            EmailMessage(
+                to: ["a@example.com", "b@example.com"], from: "noreply@example.com", fromName: "Envoyou Café",
+                subject: "Grüße", text: "Line 1\nLine 2", html: "<b>hi</b>"))
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         #expect(files.count == 1 && files[0].hasSuffix(".eml"))
         let contents = try String(contentsOf: directory.appendingPathComponent(files[0]), encoding: .utf8)
@@ -42,7 +51,8 @@ struct MailTests {
 
     @Test("the repository's welcome template renders")
     func repositoryTemplates() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let loaded = try await EmailTemplates.load(directory: root.appendingPathComponent("templates/email").path)
         let rendered = try loaded.render("welcome", data: ["name": "Ann", "email": "ann@example.com"])
         #expect(rendered.subject == "Welcome to Envoyou, Ann")

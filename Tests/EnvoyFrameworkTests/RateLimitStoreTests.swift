@@ -103,7 +103,8 @@ struct RateLimitStoreTests {
             try RateLimitPolicy(name: "has space", limit: 1, window: 60, key: .clientIP, match: .init()).validate()
         }
         #expect(throws: RateLimitPolicyError.self) {
-            try RateLimitPolicy(name: "u", limit: 1, window: 60, key: .user, match: .init(authenticated: false)).validate()
+            try RateLimitPolicy(name: "u", limit: 1, window: 60, key: .user, match: .init(authenticated: false))
+                .validate()
         }
         for policy in RateLimitPolicy.defaults { #expect(throws: Never.self) { try policy.validate() } }
     }

@@ -30,7 +30,9 @@ struct QueueFixture {
     func advance(_ seconds: Double) { clock.value.withLock { $0 += seconds } }
 
     static func task(_ n: Int, type: String = "t", maxAttempts: Int = 3, dedup: String? = nil) -> NewTask {
-        NewTask(type: type, queue: "q", payload: Array("{\"n\":\(n)}".utf8), maxAttempts: maxAttempts, deduplicationKey: dedup)
+        NewTask(
+            type: type, queue: "q", payload: Array("{\"n\":\(n)}".utf8), maxAttempts: maxAttempts,
+            deduplicationKey: dedup)
     }
 }
 
@@ -91,7 +93,10 @@ struct TaskQueueTests {
         var claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         try await queue.retry(claimed, after: .seconds(10), error: "boom")
         #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
-        #expect(try await queue.stats() == [QueueStats(queue: "q", ready: 0, delayed: 1, inFlight: 0, dead: 0, oldestReadyAge: 0)])
+        #expect(
+            try await queue.stats() == [
+                QueueStats(queue: "q", ready: 0, delayed: 1, inFlight: 0, dead: 0, oldestReadyAge: 0)
+            ])
         fixture.advance(10)
         claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         #expect(claimed.attempt == 2)
@@ -144,13 +149,16 @@ struct Echo: TaskHandler {
     struct Payload: Codable, Sendable { var n: Int }
     static let taskType = "echo"
     static let queue = "q"
-    static let retryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5), timeout: .seconds(5))
+    static let retryPolicy = RetryPolicy(
+        maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(5), timeout: .seconds(5))
     let seen: Shared<[Int]>
     let failuresBeforeSuccess: Int
     let attempts = Shared([Int: Int]())
 
     func handle(_ payload: Payload, context: TaskContext) async throws {
-        let attempt = attempts.value.withLock { $0[payload.n, default: 0] += 1; return $0[payload.n]! }
+        let attempt = attempts.value.withLock {
+            $0[payload.n, default: 0] += 1; return $0[payload.n]!
+        }
         if payload.n < 0 { throw TaskFailure.permanent("negative numbers are refused") }
         if attempt <= failuresBeforeSuccess { throw TaskFailure.retryAfter(.milliseconds(1), "flaky") }
         seen.value.withLock { $0.append(payload.n) }
@@ -171,9 +179,10 @@ struct TaskWorkerTests {
         registry.register(Echo(seen: seen, failuresBeforeSuccess: 2))
         for n in 0..<20 { try await queue.enqueue(Echo.self, .init(n: n)) }
         try await queue.enqueue(Echo.self, .init(n: -1))
-        try await queue.enqueue(NewTask(type: "unknown", queue: "q", payload: Array("{}".utf8), maxAttempts: 3))
+        _ = try await queue.enqueue(NewTask(type: "unknown", queue: "q", payload: Array("{}".utf8), maxAttempts: 3))
         let worker = TaskWorker(
-            queue: queue, registry: registry, configuration: .init(concurrency: 4, queues: ["q"], pollInterval: .milliseconds(20)),
+            queue: queue, registry: registry,
+            configuration: .init(concurrency: 4, queues: ["q"], pollInterval: .milliseconds(20)),
             logger: quietLogger, metrics: NOOPMetricsHandler.instance)
         try await withThrowingTaskGroup(of: Void.self) { group in
             let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)

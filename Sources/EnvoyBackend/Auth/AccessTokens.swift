@@ -49,9 +49,11 @@ public struct AccessTokens: Sendable {
     }
 
     /// Reads `JWT_SECRET`, or the secret kept at `path`, generating and persisting one (0600) on first use.
-    public static func secret(configured: String?, persistedAt path: String) throws -> (secret: String, generated: Bool) {
+    public static func secret(configured: String?, persistedAt path: String) throws -> (secret: String, generated: Bool)
+    {
         if let configured { return (configured, false) }
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines),
             existing.utf8.count >= 32
         {
             return (existing, false)

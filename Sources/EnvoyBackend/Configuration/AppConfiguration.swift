@@ -81,7 +81,8 @@ public struct AppConfiguration: Sendable {
         }
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
-                throw ConfigurationError(variable: "DATABASE_URL", problem: "must be sqlite:///path/to/file.db or sqlite://./relative.db")
+                throw ConfigurationError(
+                    variable: "DATABASE_URL", problem: "must be sqlite:///path/to/file.db or sqlite://./relative.db")
             }
             self.databasePath = String(url.dropFirst("sqlite://".count))
         }
@@ -114,20 +115,24 @@ public struct AppConfiguration: Sendable {
         self.paddleAPIKey = value("PADDLE_API_KEY")
         if let environment = value("PADDLE_ENVIRONMENT") {
             guard ["sandbox", "production"].contains(environment) else {
-                throw ConfigurationError(variable: "PADDLE_ENVIRONMENT", problem: "must be sandbox or production, got \"\(environment)\"")
+                throw ConfigurationError(
+                    variable: "PADDLE_ENVIRONMENT", problem: "must be sandbox or production, got \"\(environment)\"")
             }
             self.paddleEnvironment = environment
         }
-        self.paddleWebhookSecrets = value("PADDLE_WEBHOOK_SECRET").map {
-            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        } ?? []
+        self.paddleWebhookSecrets =
+            value("PADDLE_WEBHOOK_SECRET").map {
+                $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            } ?? []
         for plan in ["BASIC", "PREMIUM", "ENTERPRISE"] {
             if let price = value("PADDLE_PRICE_ID_\(plan)") { paddlePricePlans[price] = plan.lowercased() }
         }
         if let proxies = value("TRUSTED_PROXIES") {
-            self.trustedProxies = try proxies.split(separator: ",").map { (text) throws(ConfigurationError) -> IPNetwork in
+            self.trustedProxies = try proxies.split(separator: ",").map {
+                (text) throws(ConfigurationError) -> IPNetwork in
                 guard let network = IPNetwork(text.trimmingCharacters(in: .whitespaces)) else {
-                    throw ConfigurationError(variable: "TRUSTED_PROXIES", problem: "\"\(text)\" is not an address or CIDR")
+                    throw ConfigurationError(
+                        variable: "TRUSTED_PROXIES", problem: "\"\(text)\" is not an address or CIDR")
                 }
                 return network
             }
@@ -138,7 +143,8 @@ public struct AppConfiguration: Sendable {
         if let level = value("LOG_LEVEL") {
             guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
                 throw ConfigurationError(
-                    variable: "LOG_LEVEL", problem: "must be one of trace, debug, info, notice, warning, error, critical")
+                    variable: "LOG_LEVEL",
+                    problem: "must be one of trace, debug, info, notice, warning, error, critical")
             }
             self.logLevel = parsed
         }
@@ -159,14 +165,16 @@ public struct AppConfiguration: Sendable {
             return
         }
         guard let components = URLComponents(string: url), ["redis", "rediss"].contains(components.scheme ?? "") else {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "must be redis://, rediss:// or unix:// (value not shown)")
+            throw ConfigurationError(
+                variable: "REDIS_URL", problem: "must be redis://, rediss:// or unix:// (value not shown)")
         }
         guard let host = components.host, !host.isEmpty else {
             throw ConfigurationError(variable: "REDIS_URL", problem: "has no host (value not shown)")
         }
         let database = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         guard database.isEmpty || Int(database) != nil else {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "the path must be a database number (value not shown)")
+            throw ConfigurationError(
+                variable: "REDIS_URL", problem: "the path must be a database number (value not shown)")
         }
     }
 
@@ -178,13 +186,17 @@ public struct AppConfiguration: Sendable {
         do {
             policies = try JSONDecoder().decode([RateLimitPolicy].self, from: data)
         } catch {
-            throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "\(path) is not a JSON array of policies: \(error)")
+            throw ConfigurationError(
+                variable: "RATE_LIMITS_FILE", problem: "\(path) is not a JSON array of policies: \(error)")
         }
         var names = Set<String>()
         for policy in policies {
-            do { try policy.validate() } catch { throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: error.description) }
+            do { try policy.validate() } catch {
+                throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: error.description)
+            }
             guard names.insert(policy.name).inserted else {
-                throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "policy name \"\(policy.name)\" appears twice")
+                throw ConfigurationError(
+                    variable: "RATE_LIMITS_FILE", problem: "policy name \"\(policy.name)\" appears twice")
             }
         }
         return policies
@@ -200,7 +212,8 @@ public struct AppConfiguration: Sendable {
             "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
             "queue": "sqlite",
             "mailer": mailgun == nil ? "file \(mailOutboxDirectory)" : "mailgun",
-            "paddle.webhook": paddleWebhookSecrets.isEmpty ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
+            "paddle.webhook": paddleWebhookSecrets.isEmpty
+                ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
             "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
             "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
         ]

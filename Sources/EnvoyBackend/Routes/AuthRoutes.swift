@@ -39,10 +39,16 @@ extension Backend {
         router.post("/v1/auth/register") { request, context in
             let body = try await json.decode(RegisterRequest.self, from: request)
             let email = body.email.trimmingCharacters(in: .whitespaces).lowercased()
-            guard EmailAddress.isValid(email) else { throw Problem.invalidField("email", "is not a valid email address") }
-            guard body.password.utf8.count >= 8 else { throw Problem.invalidField("password", "must be at least 8 characters") }
+            guard EmailAddress.isValid(email) else {
+                throw Problem.invalidField("email", "is not a valid email address")
+            }
+            guard body.password.utf8.count >= 8 else {
+                throw Problem.invalidField("password", "must be at least 8 characters")
+            }
             // bcrypt reads at most 72 bytes; longer passwords would be silently truncated.
-            guard body.password.utf8.count <= 72 else { throw Problem.invalidField("password", "must be at most 72 bytes") }
+            guard body.password.utf8.count <= 72 else {
+                throw Problem.invalidField("password", "must be at most 72 bytes")
+            }
             let name = try Validate.text(body.name, field: "name", maxLength: 100)
             let hash = try await passwords.hash(body.password)
             guard let user = try await users.create(email: email, passwordHash: hash, name: name) else {
@@ -51,12 +57,15 @@ extension Backend {
             do {
                 try await taskQueue.enqueue(
                     SendEmail.self,
-                    SendEmail.Payload(to: [user.email], template: "welcome", templateData: ["name": user.name, "email": user.email]))
+                    SendEmail.Payload(
+                        to: [user.email], template: "welcome", templateData: ["name": user.name, "email": user.email]))
             } catch {
-                context.logger.error("could not queue the welcome email", metadata: ["user.id": "\(user.id)", "error": "\(error)"])
+                context.logger.error(
+                    "could not queue the welcome email", metadata: ["user.id": "\(user.id)", "error": "\(error)"])
             }
             context.logger.info("user registered", metadata: ["user.id": "\(user.id)"])
-            return try JSONResponse.make(RegisteredUser(id: user.id, email: user.email, name: user.name), status: .created)
+            return try JSONResponse.make(
+                RegisteredUser(id: user.id, email: user.email, name: user.name), status: .created)
         }
 
         router.post("/v1/auth/login") { request, context in

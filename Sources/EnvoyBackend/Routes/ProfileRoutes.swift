@@ -22,8 +22,12 @@ extension Backend {
             let userID = try context.requireUser()
             var changes = try await json.decode(ProfileChanges.self, from: request)
             if let name = changes.name { changes.name = try Validate.text(name, field: "name", maxLength: 100) }
-            if let company = changes.company { changes.company = try Validate.text(company, field: "company", maxLength: 200, allowEmpty: true) }
-            if let title = changes.jobTitle { changes.jobTitle = try Validate.text(title, field: "job_title", maxLength: 200, allowEmpty: true) }
+            if let company = changes.company {
+                changes.company = try Validate.text(company, field: "company", maxLength: 200, allowEmpty: true)
+            }
+            if let title = changes.jobTitle {
+                changes.jobTitle = try Validate.text(title, field: "job_title", maxLength: 200, allowEmpty: true)
+            }
             if let zone = changes.timezone, TimeZone(identifier: zone) == nil {
                 throw Problem.invalidField("timezone", "must be an IANA time zone such as Europe/Berlin")
             }

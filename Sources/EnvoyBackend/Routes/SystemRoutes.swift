@@ -40,9 +40,12 @@ extension Backend {
     func addPaymentRoutes(to router: RouterGroup<EnvoyRequestContext>) {
         router.post("/v1/payments/webhook") { _, _ -> Response in
             if configuration.paddleWebhookSecrets.isEmpty {
-                throw Problem(.serviceUnavailable, detail: "Paddle webhooks are not configured (PADDLE_WEBHOOK_SECRET is unset).")
+                throw Problem(
+                    .serviceUnavailable, detail: "Paddle webhooks are not configured (PADDLE_WEBHOOK_SECRET is unset).")
             }
-            throw Problem(.serviceUnavailable, detail: "Paddle webhook processing is not available in this build yet; nothing was queued.")
+            throw Problem(
+                .serviceUnavailable,
+                detail: "Paddle webhook processing is not available in this build yet; nothing was queued.")
         }
     }
 }

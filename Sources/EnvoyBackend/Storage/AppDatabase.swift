@@ -14,7 +14,9 @@ public struct AppDatabase: Sendable {
     /// Every statement run through this pool is counted in `envoy_db_queries_total{component}`.
     public init(path: String, component: String, metrics: any MetricsFactory) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         var configuration = Configuration()
         // Another process (a second `envoy serve`, `envoy worker`) may hold the write lock: wait, never fail.
         configuration.busyMode = .timeout(10)

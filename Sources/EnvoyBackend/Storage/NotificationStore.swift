@@ -84,8 +84,10 @@ public struct SQLiteNotificationStore: NotificationStore {
                     WHERE user_id = ? \(filter) ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?
                     """,
                 arguments: [userID, query.limit, query.offset])
-            let unread = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read = 0", arguments: [userID]) ?? 0
+            let unread =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read = 0", arguments: [userID])
+                ?? 0
             return NotificationPage(notifications: rows.map(Self.notification), unreadCount: unread)
         }
     }
@@ -97,7 +99,8 @@ public struct SQLiteNotificationStore: NotificationStore {
             createdAt: Timestamp.now())
         try await database.pool.write { db in
             try db.execute(
-                sql: "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                sql:
+                    "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
                 arguments: [notification.id, userID, title, message, type, notification.createdAt])
         }
         return notification
@@ -106,9 +109,12 @@ public struct SQLiteNotificationStore: NotificationStore {
     /// Sets `read` on the user's notification.
     public func markRead(userID: String, id: String) async throws -> UserNotification? {
         try await database.pool.write { db in
-            try db.execute(sql: "UPDATE notifications SET read = 1 WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            try db.execute(
+                sql: "UPDATE notifications SET read = 1 WHERE id = ? AND user_id = ?", arguments: [id, userID])
             return try Row.fetchOne(
-                db, sql: "SELECT id, title, message, type, read, created_at FROM notifications WHERE id = ? AND user_id = ?",
+                db,
+                sql:
+                    "SELECT id, title, message, type, read, created_at FROM notifications WHERE id = ? AND user_id = ?",
                 arguments: [id, userID]
             ).map(Self.notification)
         }

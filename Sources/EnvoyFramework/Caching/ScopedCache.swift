@@ -44,11 +44,16 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         self.ttl = ttl
         self.schemaVersion = schemaVersion
         self.logger = logger
-        self.hits = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "hit")], factory: metrics)
-        self.misses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "miss")], factory: metrics)
-        self.bypasses = Counter(label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "bypass")], factory: metrics)
-        self.invalidations = Counter(label: "envoy_cache_invalidations_total", dimensions: [("cache", name)], factory: metrics)
-        self.failedInvalidations = Counter(label: "envoy_cache_invalidation_failures_total", dimensions: [("cache", name)], factory: metrics)
+        self.hits = Counter(
+            label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "hit")], factory: metrics)
+        self.misses = Counter(
+            label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "miss")], factory: metrics)
+        self.bypasses = Counter(
+            label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "bypass")], factory: metrics)
+        self.invalidations = Counter(
+            label: "envoy_cache_invalidations_total", dimensions: [("cache", name)], factory: metrics)
+        self.failedInvalidations = Counter(
+            label: "envoy_cache_invalidation_failures_total", dimensions: [("cache", name)], factory: metrics)
     }
 
     /// The value for `scope`/`variant`: from the cache, or from `load` (once per instance for concurrent misses).
@@ -95,7 +100,9 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         } catch {
             failedInvalidations.increment()
             pending.withLock { _ = $0.insert(scope) }
-            logger.warning("cache invalidation deferred; reading through until it succeeds", metadata: ["cache": "\(name)", "error": "\(error)"])
+            logger.warning(
+                "cache invalidation deferred; reading through until it succeeds",
+                metadata: ["cache": "\(name)", "error": "\(error)"])
         }
     }
 

@@ -34,7 +34,8 @@ public struct EmailTemplates: Sendable {
         guard let text = library.render(data, withTemplate: "\(name).text") else {
             throw .permanent("no email template named \(name) (expected \(name).text.mustache)")
         }
-        let subject = library.render(data, withTemplate: "\(name).subject")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let subject = library.render(data, withTemplate: "\(name).subject")?.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         return RenderedEmail(subject: subject, text: text, html: library.render(data, withTemplate: "\(name).html"))
     }
 }

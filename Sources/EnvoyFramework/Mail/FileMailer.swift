@@ -48,15 +48,16 @@ public struct FileMailer: Mailer {
         ]
         if let html = message.html {
             let boundary = "envoy-\(UUID().uuidString)"
-            lines += [
-                "Content-Type: multipart/alternative; boundary=\"\(boundary)\"", "",
-                "--\(boundary)", "Content-Type: text/plain; charset=utf-8",
-            ] + body(message.text) + [
-                "", "--\(boundary)", "Content-Type: text/html; charset=utf-8",
-            ] + body(html) + [
-                "",
-                "--\(boundary)--",
-            ]
+            lines +=
+                [
+                    "Content-Type: multipart/alternative; boundary=\"\(boundary)\"", "",
+                    "--\(boundary)", "Content-Type: text/plain; charset=utf-8",
+                ] + body(message.text) + [
+                    "", "--\(boundary)", "Content-Type: text/html; charset=utf-8",
+                ] + body(html) + [
+                    "",
+                    "--\(boundary)--",
+                ]
         } else {
             lines += ["Content-Type: text/plain; charset=utf-8"] + body(message.text)
         }
@@ -71,11 +72,14 @@ public struct FileMailer: Mailer {
 
     /// A part's encoding header, blank line and body: readable 8bit text, or base64 if a line is too long for it.
     private static func body(_ text: String) -> [String] {
-        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(
+            separator: "\n", omittingEmptySubsequences: false)
         if lines.allSatisfy({ $0.utf8.count <= 998 }) {
             return ["Content-Transfer-Encoding: 8bit", ""] + lines.map(String.init)
         }
-        let encoded = Data(text.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+        let encoded = Data(text.utf8).base64EncodedString(options: [
+            .lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed,
+        ])
         return ["Content-Transfer-Encoding: base64", "", encoded]
     }
 }

@@ -14,7 +14,8 @@ public struct EmailMessage: Codable, Sendable, Equatable {
     public var html: String?
 
     /// A message with the given parts.
-    public init(to: [String], from: String, fromName: String? = nil, subject: String, text: String, html: String? = nil) {
+    public init(to: [String], from: String, fromName: String? = nil, subject: String, text: String, html: String? = nil)
+    {
         self.to = to
         self.from = from
         self.fromName = fromName
@@ -29,7 +30,8 @@ public struct EmailMessage: Codable, Sendable, Equatable {
         for address in to + [from] where !EmailAddress.isValid(address) {
             throw .permanent("not a valid email address: \(address)")
         }
-        for header in [subject, fromName ?? ""] where header.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
+        for header in [subject, fromName ?? ""]
+        where header.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
             throw .permanent("line breaks are not allowed in a header")
         }
     }
@@ -57,7 +59,8 @@ public protocol Mailer: Sendable {
 public enum EmailAddress {
     /// A pragmatic check: one `@`, a non-empty local part, a dotted domain, no spaces or control characters.
     public static func isValid(_ address: String) -> Bool {
-        guard address.utf8.count <= 254, !address.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } ?? false })
+        guard address.utf8.count <= 254,
+            !address.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } ?? false })
         else { return false }
         let parts = address.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }

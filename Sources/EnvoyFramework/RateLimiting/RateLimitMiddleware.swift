@@ -22,8 +22,12 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         var decisions: [String: (Counter, Counter)] = [:]
         for policy in policies {
             decisions[policy.name] = (
-                Counter(label: "envoy_ratelimit_decisions_total", dimensions: [("policy", policy.name), ("decision", "admitted")], factory: metrics),
-                Counter(label: "envoy_ratelimit_decisions_total", dimensions: [("policy", policy.name), ("decision", "rejected")], factory: metrics)
+                Counter(
+                    label: "envoy_ratelimit_decisions_total",
+                    dimensions: [("policy", policy.name), ("decision", "admitted")], factory: metrics),
+                Counter(
+                    label: "envoy_ratelimit_decisions_total",
+                    dimensions: [("policy", policy.name), ("decision", "rejected")], factory: metrics)
             )
         }
         self.decisions = decisions
@@ -53,7 +57,9 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         guard !checks.isEmpty else { return try await next(request, context) }
         let decision = await decide(checks, logger: context.logger)
         for outcome in decision.outcomes {
-            decision.admitted ? decisions[outcome.policy.name]?.admitted.increment() : decisions[outcome.policy.name]?.rejected.increment()
+            decision.admitted
+                ? decisions[outcome.policy.name]?.admitted.increment()
+                : decisions[outcome.policy.name]?.rejected.increment()
         }
         let fields = RateLimitHeaders.fields(for: decision)
         guard decision.admitted else {
@@ -67,7 +73,8 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
                 ])
             throw Problem(
                 .tooManyRequests,
-                detail: "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
+                detail:
+                    "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
                 extensions: ["violated-policies": .strings(names)],
                 headers: fields
             )

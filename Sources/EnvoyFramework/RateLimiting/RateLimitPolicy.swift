@@ -57,14 +57,19 @@ public struct RateLimitPolicy: Codable, Sendable, Hashable {
     public static let defaults: [RateLimitPolicy] = [
         .init(name: "authenticated", limit: 100, window: 60, key: .user, match: .init(authenticated: true)),
         .init(name: "anonymous", limit: 20, window: 60, key: .clientIP, match: .init(authenticated: false)),
-        .init(name: "login", limit: 5, window: 3600, key: .clientIP, match: .init(method: "POST", route: "/v1/auth/login")),
-        .init(name: "register", limit: 3, window: 3600, key: .clientIP, match: .init(method: "POST", route: "/v1/auth/register")),
+        .init(
+            name: "login", limit: 5, window: 3600, key: .clientIP, match: .init(method: "POST", route: "/v1/auth/login")
+        ),
+        .init(
+            name: "register", limit: 3, window: 3600, key: .clientIP,
+            match: .init(method: "POST", route: "/v1/auth/register")),
     ]
 
     /// Checks that a loaded policy makes sense; the error names the policy and the field.
     public func validate() throws(RateLimitPolicyError) {
         if name.isEmpty || name.contains(where: { $0 == "\"" || $0 == "\\" || $0.isWhitespace }) {
-            throw RateLimitPolicyError(policy: name, field: "name", reason: "must be non-empty, without spaces or quotes")
+            throw RateLimitPolicyError(
+                policy: name, field: "name", reason: "must be non-empty, without spaces or quotes")
         }
         if limit < 1 { throw RateLimitPolicyError(policy: name, field: "limit", reason: "must be at least 1") }
         if !(window > 0) || !window.isFinite {

@@ -58,7 +58,8 @@ public final class SQLiteTaskQueue: TaskQueue {
         let dedupExpiry = time + deduplicationWindow.inSeconds
         let result = try await database.write { db -> EnqueueResult in
             if let key = task.deduplicationKey {
-                try db.execute(sql: "DELETE FROM envoy_task_dedup WHERE key = ? AND expires_at <= ?", arguments: [key, time])
+                try db.execute(
+                    sql: "DELETE FROM envoy_task_dedup WHERE key = ? AND expires_at <= ?", arguments: [key, time])
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO envoy_task_dedup (key, task_id, expires_at) VALUES (?, ?, ?)",
                     arguments: [key, id, dedupExpiry])
@@ -95,14 +96,16 @@ public final class SQLiteTaskQueue: TaskQueue {
                 let attempts: Int = row["attempts"]
                 let maxAttempts: Int = row["max_attempts"]
                 if row["state"] as String == "running" && attempts >= maxAttempts {
-                    try Self.appendHistory(db, id: id, entry: "attempt \(attempts): lease expired (worker stopped or hung)")
+                    try Self.appendHistory(
+                        db, id: id, entry: "attempt \(attempts): lease expired (worker stopped or hung)")
                     try db.execute(
                         sql: "UPDATE envoy_tasks SET state = 'dead', died_at = ?, lease_token = NULL WHERE id = ?",
                         arguments: [time, id])
                     continue
                 }
                 if row["state"] as String == "running" {
-                    try Self.appendHistory(db, id: id, entry: "attempt \(attempts): lease expired (worker stopped or hung)")
+                    try Self.appendHistory(
+                        db, id: id, entry: "attempt \(attempts): lease expired (worker stopped or hung)")
                 }
                 try db.execute(
                     sql: """
@@ -143,7 +146,8 @@ public final class SQLiteTaskQueue: TaskQueue {
         let runAt = now() + delay.inSeconds
         try await settle(
             task,
-            sql: "UPDATE envoy_tasks SET state = 'ready', run_at = ?, lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
+            sql:
+                "UPDATE envoy_tasks SET state = 'ready', run_at = ?, lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
             arguments: [runAt], history: "attempt \(task.attempt): \(error)")
     }
 
@@ -163,7 +167,8 @@ public final class SQLiteTaskQueue: TaskQueue {
     public func bury(_ task: ClaimedTask, error: String) async throws {
         try await settle(
             task,
-            sql: "UPDATE envoy_tasks SET state = 'dead', died_at = ?, lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
+            sql:
+                "UPDATE envoy_tasks SET state = 'dead', died_at = ?, lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
             arguments: [now()], history: "attempt \(task.attempt): \(error)")
     }
 
@@ -197,10 +202,12 @@ public final class SQLiteTaskQueue: TaskQueue {
         try await database.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT id, type, queue, attempts, history, died_at FROM envoy_tasks WHERE state = 'dead' ORDER BY died_at DESC LIMIT ?",
+                sql:
+                    "SELECT id, type, queue, attempts, history, died_at FROM envoy_tasks WHERE state = 'dead' ORDER BY died_at DESC LIMIT ?",
                 arguments: [limit]
             ).map { row in
-                let history = (try? JSONDecoder().decode([String].self, from: Data((row["history"] as String).utf8))) ?? []
+                let history =
+                    (try? JSONDecoder().decode([String].self, from: Data((row["history"] as String).utf8))) ?? []
                 return DeadTask(
                     id: row["id"], type: row["type"], queue: row["queue"], attempts: row["attempts"],
                     reason: history.last ?? "unknown", history: history, diedAt: row["died_at"] ?? 0)
@@ -212,7 +219,8 @@ public final class SQLiteTaskQueue: TaskQueue {
     public func retryDead(ids: [String]?) async throws -> Int {
         let time = now()
         let count = try await database.write { db -> Int in
-            var sql = "UPDATE envoy_tasks SET state = 'ready', attempts = 0, run_at = ?, died_at = NULL WHERE state = 'dead'"
+            var sql =
+                "UPDATE envoy_tasks SET state = 'ready', attempts = 0, run_at = ?, died_at = NULL WHERE state = 'dead'"
             var arguments: [any DatabaseValueConvertible] = [time]
             if let ids {
                 sql += " AND id IN (\(databaseQuestionMarks(count: ids.count)))"

@@ -35,14 +35,18 @@ public struct TaskWorker: Service {
     let outcomes: [String: Counter]
 
     /// A worker running `registry`'s task types from `queue`.
-    public init(queue: any TaskQueue, registry: TaskRegistry, configuration: Configuration, logger: Logger, metrics: any MetricsFactory) {
+    public init(
+        queue: any TaskQueue, registry: TaskRegistry, configuration: Configuration, logger: Logger,
+        metrics: any MetricsFactory
+    ) {
         self.queue = queue
         self.registry = registry
         self.configuration = configuration
         self.logger = logger
         var outcomes: [String: Counter] = [:]
         for outcome in ["completed", "retried", "dead", "released", "lease_lost"] {
-            outcomes[outcome] = Counter(label: "envoy_tasks_processed_total", dimensions: [("outcome", outcome)], factory: metrics)
+            outcomes[outcome] = Counter(
+                label: "envoy_tasks_processed_total", dimensions: [("outcome", outcome)], factory: metrics)
         }
         self.outcomes = outcomes
     }
@@ -111,12 +115,13 @@ public struct TaskWorker: Service {
                 try await entry.run(task.payload, context)
             }
             await settle(task, logger: logger, outcome: "completed") { try await queue.complete(task) }
-        } catch where error is CancellationError || Task.isCancelled {
+        } catch  where error is CancellationError || Task.isCancelled {
             // Shutdown interrupted the run: hand the task back without counting the attempt.
             await settle(task, logger: logger, outcome: "released") { try await queue.release(task) }
         } catch let error as LeaseLost {
             outcomes["lease_lost"]?.increment()
-            logger.warning("lease lost while running; another worker owns the task now", metadata: ["error": "\(error)"])
+            logger.warning(
+                "lease lost while running; another worker owns the task now", metadata: ["error": "\(error)"])
         } catch {
             await fail(task, error: error, policy: entry.retryPolicy, logger: logger)
         }
@@ -141,12 +146,17 @@ public struct TaskWorker: Service {
             delay = max(wait, Duration.zero) + policy.baseDelay * Double.random(in: 0...0.1)
         }
         let wait = delay
-        logger.warning("task failed; will retry", metadata: ["error": "\(reason)", "retry.in_seconds": "\(wait.inSeconds)"])
-        await settle(task, logger: logger, outcome: "retried") { try await queue.retry(task, after: wait, error: reason) }
+        logger.warning(
+            "task failed; will retry", metadata: ["error": "\(reason)", "retry.in_seconds": "\(wait.inSeconds)"])
+        await settle(task, logger: logger, outcome: "retried") {
+            try await queue.retry(task, after: wait, error: reason)
+        }
     }
 
     /// Runs `work`, renewing the lease every third of its length and failing it after `timeout`.
-    private func runWithLease(_ task: ClaimedTask, timeout: Duration, _ work: @escaping @Sendable () async throws -> Void)
+    private func runWithLease(
+        _ task: ClaimedTask, timeout: Duration, _ work: @escaping @Sendable () async throws -> Void
+    )
         async throws
     {
         let lease = configuration.lease
@@ -178,7 +188,8 @@ public struct TaskWorker: Service {
         } catch {
             // Not settled: the lease will expire and the task run again — a duplicate, never a loss.
             outcomes["lease_lost"]?.increment()
-            logger.error("could not record the task's outcome", metadata: ["outcome": "\(outcome)", "error": "\(error)"])
+            logger.error(
+                "could not record the task's outcome", metadata: ["outcome": "\(outcome)", "error": "\(error)"])
         }
     }
 }
