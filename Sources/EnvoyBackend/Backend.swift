@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoyPlugins
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,6 +17,8 @@ public struct Backend: Sendable {
     public let logger: Logger
     /// The application's database.
     public let database: AppDatabase
+    /// The Redis client, when `REDIS_URL` is set.
+    public let redis: RedisClient?
     /// Users.
     public let users: any UserStore
     /// Notifications.
@@ -70,14 +73,6 @@ public struct Backend: Sendable {
     public static func make(
         configuration: AppConfiguration, providers: Providers = Providers(), logger: Logger
     ) async throws -> Backend {
-        if configuration.redisURL != nil
-            && (providers.cache == nil || providers.rateLimitStore == nil || providers.taskQueue == nil)
-        {
-            throw ConfigurationError(
-                variable: "REDIS_URL",
-                problem:
-                    "the Redis providers are not in this build yet; unset REDIS_URL to run on the embedded providers")
-        }
         if configuration.mailgun != nil && providers.mailer == nil {
             throw ConfigurationError(
                 variable: "MAILGUN_API_KEY",
@@ -88,10 +83,13 @@ public struct Backend: Sendable {
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = try AppDatabase(path: configuration.databasePath, component: "app", metrics: metrics)
-        let cache = providers.cache ?? MemoryCache()
+        let redis = try await connectRedis(configuration, logger: logger)
+        let cache = providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) } ?? MemoryCache()
         let queue: any TaskQueue
         if let custom = providers.taskQueue {
             queue = custom
+        } else if let redis {
+            queue = RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix)
         } else {
             // Its own pool, so that worker polling shows apart from request queries in the metrics.
             let queueDatabase = try AppDatabase(path: configuration.databasePath, component: "queue", metrics: metrics)
@@ -113,6 +111,7 @@ public struct Backend: Sendable {
             configuration: configuration,
             logger: logger,
             database: database,
+            redis: redis,
             users: SQLiteUserStore(database: database),
             notifications: SQLiteNotificationStore(database: database),
             cacheProvider: cache,
@@ -121,7 +120,8 @@ public struct Backend: Sendable {
             notificationsCache: ScopedCache(
                 name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger,
                 metrics: metrics),
-            rateLimitStore: providers.rateLimitStore ?? MemoryRateLimitStore(),
+            rateLimitStore: providers.rateLimitStore
+                ?? redis.map { RedisRateLimitStore(client: $0, prefix: configuration.redisKeyPrefix) } ?? MemoryRateLimitStore(),
             taskQueue: queue,
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
@@ -159,10 +159,34 @@ public struct Backend: Sendable {
         TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)
     }
 
-    /// The HTTP application; with `inProcessWorker`, it also runs a worker (the embedded default).
-    public func application(inProcessWorker: Bool = true) -> some ApplicationProtocol {
+    /// Connects to `REDIS_URL`, if set, and logs what it found. A bad URL or refused credentials stop
+    /// start-up; an unreachable server does not (health says `down`, and each provider degrades as documented).
+    static func connectRedis(_ configuration: AppConfiguration, logger: Logger) async throws -> RedisClient? {
+        guard let url = configuration.redisURL else { return nil }
+        let endpoint: RedisEndpoint
+        let client: RedisClient
+        do {
+            endpoint = try RedisEndpoint(url: url, caFile: configuration.redisTLSCAFile)
+            client = try RedisClient(
+                configuration: .init(endpoint: endpoint, commandTimeout: configuration.redisTimeout), logger: logger)
+        } catch {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "\(error)")
+        }
+        do {
+            let version = try await client.serverVersion()
+            logger.info("redis connected", metadata: ["redis": "\(endpoint)", "redis.version": "\(version)"])
+        } catch .authenticationFailed(let reason) {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the credentials (\(reason))")
+        } catch {
+            logger.error("redis unreachable at start-up; continuing degraded", metadata: ["redis": "\(endpoint)", "error": "\(error)"])
+        }
+        return client
+    }
+
+    /// The HTTP application; with `inProcessWorker` (default: when the queue is embedded) it also runs a worker.
+    public func application(inProcessWorker: Bool? = nil) -> some ApplicationProtocol {
         var services: [any Service] = []
-        if inProcessWorker {
+        if inProcessWorker ?? (taskQueue is SQLiteTaskQueue) {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }
         return Application(

@@ -11,6 +11,12 @@ public struct AppConfiguration: Sendable {
     public var port = 8080
     /// The Redis URL, if one is configured (secrets are inside: never log it).
     public var redisURL: String?
+    /// The extra CA bundle for `rediss://` (`REDIS_TLS_CA_FILE`).
+    public var redisTLSCAFile: String?
+    /// Prefix of every Redis key (`REDIS_KEY_PREFIX`).
+    public var redisKeyPrefix = "envoy"
+    /// Deadline of each Redis call (`REDIS_TIMEOUT_MS`).
+    public var redisTimeout: Duration = .milliseconds(500)
     /// The SQLite database file.
     public var databasePath = "./envoy.db"
     /// The HS256 key for access tokens; nil: generated once and kept beside the database.
@@ -78,6 +84,24 @@ public struct AppConfiguration: Sendable {
         if let url = value("REDIS_URL") {
             try Self.validateRedisURL(url)
             self.redisURL = url
+        }
+        if let file = value("REDIS_TLS_CA_FILE") {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                throw ConfigurationError(variable: "REDIS_TLS_CA_FILE", problem: "cannot read \(file)")
+            }
+            self.redisTLSCAFile = file
+        }
+        if let prefix = value("REDIS_KEY_PREFIX") {
+            guard prefix.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
+                throw ConfigurationError(variable: "REDIS_KEY_PREFIX", problem: "may hold letters, digits, _ - . only")
+            }
+            self.redisKeyPrefix = prefix
+        }
+        if let raw = value("REDIS_TIMEOUT_MS") {
+            guard let milliseconds = Int(raw), milliseconds > 0 else {
+                throw ConfigurationError(variable: "REDIS_TIMEOUT_MS", problem: "must be a positive number of milliseconds")
+            }
+            self.redisTimeout = .milliseconds(milliseconds)
         }
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
@@ -207,10 +231,10 @@ public struct AppConfiguration: Sendable {
         [
             "listen": "\(host):\(port)",
             "database": "sqlite \(databasePath)",
-            "cache": "memory",
-            "ratelimit.store": "memory",
+            "cache": redisURL == nil ? "memory" : "redis",
+            "ratelimit.store": redisURL == nil ? "memory" : "redis (memory fallback)",
             "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
-            "queue": "sqlite",
+            "queue": redisURL == nil ? "sqlite" : "redis",
             "mailer": mailgun == nil ? "file \(mailOutboxDirectory)" : "mailgun",
             "paddle.webhook": paddleWebhookSecrets.isEmpty
                 ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",

@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoyPlugins
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -16,11 +17,14 @@ extension Backend {
         router.get("/health") { _, _ in
             let database = await database.ping() ? "ok" : "down"
             let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
+            var redisStatus = "not configured"
+            if let redis { redisStatus = await redis.ping() ? "ok" : "down" }
+            // Redis down degrades Envoy (local limits, read-through cache) but does not make it unavailable.
             let healthy = database == "ok" && queue == "ok"
             return try JSONResponse.make(
                 HealthReport(
                     status: healthy ? "ok" : "unavailable",
-                    components: ["database": database, "redis": "not configured", "queue": queue]),
+                    components: ["database": database, "redis": redisStatus, "queue": queue]),
                 status: healthy ? .ok : .serviceUnavailable)
         }
 

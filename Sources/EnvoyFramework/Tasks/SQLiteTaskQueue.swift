@@ -256,6 +256,11 @@ public final class SQLiteTaskQueue: TaskQueue {
 public struct LeaseLost: Error, CustomStringConvertible, Sendable {
     /// The task whose lease was lost.
     public var taskID: String
+
+    /// The lease on `taskID` was lost.
+    public init(taskID: String) {
+        self.taskID = taskID
+    }
     /// One line naming the task.
     public var description: String { "lease on task \(taskID) was lost to another worker" }
 }

@@ -110,6 +110,17 @@ public struct DeadTask: Sendable, Codable, Equatable {
     public var history: [String]
     /// When it died, Unix seconds.
     public var diedAt: Double
+
+    /// A dead task with the given fields.
+    public init(id: String, type: String, queue: String, attempts: Int, reason: String, history: [String], diedAt: Double) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.attempts = attempts
+        self.reason = reason
+        self.history = history
+        self.diedAt = diedAt
+    }
 }
 
 /// A durable queue of background tasks with leases: a task claimed by a worker that dies returns to the

@@ -1,0 +1,67 @@
+import Synchronization
+
+/// Fails calls fast while a dependency is down: after `threshold` consecutive failures it opens for
+/// `cooldown`, then lets one probe through; the probe's success closes it, its failure re-opens it.
+public final class CircuitBreaker: Sendable {
+    /// The breaker's state, as reported to health checks.
+    public enum State: Sendable, Equatable {
+        /// Calls go through.
+        case closed
+        /// Calls fail fast until the cooldown ends.
+        case open
+        /// One probe is in flight; other calls fail fast.
+        case probing
+    }
+
+    private struct Inner {
+        var failures = 0
+        var openUntil: ContinuousClock.Instant?
+        var probing = false
+    }
+
+    private let inner = Mutex(Inner())
+    private let threshold: Int
+    private let cooldown: Duration
+
+    /// A breaker opening after `threshold` consecutive failures, for `cooldown` at a time.
+    public init(threshold: Int = 5, cooldown: Duration = .seconds(1)) {
+        self.threshold = threshold
+        self.cooldown = cooldown
+    }
+
+    /// Whether a call may go ahead now (claiming the probe when the cooldown has ended).
+    public func allowCall() -> Bool {
+        let now = ContinuousClock.now
+        return inner.withLock { inner in
+            guard let until = inner.openUntil else { return true }
+            if now < until || inner.probing { return false }
+            inner.probing = true
+            return true
+        }
+    }
+
+    /// Records a call that reached the dependency.
+    public func recordSuccess() {
+        inner.withLock { $0 = Inner() }
+    }
+
+    /// Records a call that could not reach the dependency (connection failure, timeout).
+    public func recordFailure() {
+        let now = ContinuousClock.now
+        inner.withLock { inner in
+            inner.failures += 1
+            if inner.probing || inner.failures >= threshold {
+                inner.openUntil = now.advanced(by: cooldown)
+                inner.probing = false
+            }
+        }
+    }
+
+    /// The current state.
+    public var state: State {
+        inner.withLock { inner in
+            if inner.probing { return .probing }
+            return inner.openUntil.map { ContinuousClock.now < $0 ? .open : .probing } ?? .closed
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import CHiredis
+
+/// Encodes commands with hiredis's `redisFormatCommandArgv`.
+enum RESPEncoder {
+    /// The RESP bytes of one command.
+    static func encode(_ arguments: [RedisArgument]) -> [UInt8] {
+        var joined: [UInt8] = []
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            offsets.append(joined.count)
+            lengths.append(argument.bytes.count)
+            joined += argument.bytes
+        }
+        joined.append(0)
+        return joined.withUnsafeBufferPointer { buffer -> [UInt8] in
+            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
+            var target: UnsafeMutablePointer<CChar>?
+            let length = redisFormatCommandArgv(&target, Int32(arguments.count), &pointers, lengths)
+            guard length > 0, let target else { return [] }
+            defer { redisFreeCommand(target) }
+            return target.withMemoryRebound(to: UInt8.self, capacity: Int(length)) {
+                Array(UnsafeBufferPointer(start: $0, count: Int(length)))
+            }
+        }
+    }
+}
+
+/// One argument of a Redis command: text, bytes or a number.
+public struct RedisArgument: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    /// The argument's bytes on the wire.
+    public var bytes: [UInt8]
+
+    /// Raw bytes.
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+    /// UTF-8 text.
+    public init(_ text: String) { self.bytes = Array(text.utf8) }
+    /// A decimal integer.
+    public init(_ number: Int) { self.bytes = Array(String(number).utf8) }
+    /// A decimal number.
+    public init(_ number: Double) { self.bytes = Array(String(number).utf8) }
+    /// Text from a literal.
+    public init(stringLiteral value: String) { self.init(value) }
+    /// An integer from a literal.
+    public init(integerLiteral value: Int) { self.init(value) }
+}
+
+/// Decodes replies with hiredis's `redisReader`, refusing replies larger than a limit.
+final class RESPReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+    private let maxReplyBytes: Int
+
+    /// A reader that fails once more than `maxReplyBytes` are buffered for one reply.
+    init(maxReplyBytes: Int) {
+        reader = redisReaderCreate()
+        self.maxReplyBytes = maxReplyBytes
+    }
+
+    deinit { redisReaderFree(reader) }
+
+    /// Adds received bytes.
+    func feed(_ bytes: UnsafeRawBufferPointer) throws(RedisError) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count) == REDIS_OK else {
+            throw .protocolError(readerError)
+        }
+        if reader.pointee.len - reader.pointee.pos > maxReplyBytes {
+            throw .protocolError("reply larger than \(maxReplyBytes) bytes")
+        }
+    }
+
+    /// The next complete reply, or nil if more bytes are needed.
+    func next() throws(RedisError) -> RESPValue? {
+        var reply: UnsafeMutableRawPointer?
+        guard redisReaderGetReply(reader, &reply) == REDIS_OK else { throw .protocolError(readerError) }
+        guard let reply else { return nil }
+        defer { freeReplyObject(reply) }
+        return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private var readerError: String {
+        withUnsafeBytes(of: reader.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+        let value = reply.pointee
+        func text() -> [UInt8] {
+            guard let str = value.str else { return [] }
+            return str.withMemoryRebound(to: UInt8.self, capacity: value.len) { Array(UnsafeBufferPointer(start: $0, count: value.len)) }
+        }
+        switch value.type {
+        case REDIS_REPLY_STRING: return .bulk(text())
+        case REDIS_REPLY_STATUS: return .simple(String(decoding: text(), as: UTF8.self))
+        case REDIS_REPLY_ERROR: return .error(String(decoding: text(), as: UTF8.self))
+        case REDIS_REPLY_INTEGER: return .integer(Int64(value.integer))
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<value.elements).map { convert(value.element[$0]!) })
+        default: return .bulk(nil)
+        }
+    }
+}

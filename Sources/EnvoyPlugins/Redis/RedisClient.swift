@@ -1,0 +1,213 @@
+import Crypto
+import EnvoyFramework
+import Foundation
+import Logging
+import NIOSSL
+import Synchronization
+
+/// A Redis client for many concurrent callers: a small pool of pipelined connections, a deadline on every
+/// call, a circuit breaker that fails fast while Redis is down, reconnection on demand, scripts by `EVALSHA`.
+public final class RedisClient: Sendable {
+    /// Client settings.
+    public struct Configuration: Sendable {
+        /// Where Redis is.
+        public var endpoint: RedisEndpoint
+        /// Multiplexed connections per process.
+        public var poolSize: Int
+        /// The longest a call waits for its reply (and for a connection to be made).
+        public var commandTimeout: Duration
+        /// Replies larger than this drop the connection instead of exhausting memory.
+        public var maxReplyBytes: Int
+        /// Consecutive transport failures that open the circuit.
+        public var breakerThreshold: Int
+        /// How long the circuit stays open before a probe.
+        public var breakerCooldown: Duration
+
+        /// Settings with sensible defaults: 2 connections, 500 ms deadline, 64 MiB replies, breaker 5 / 1 s.
+        public init(
+            endpoint: RedisEndpoint, poolSize: Int = 2, commandTimeout: Duration = .milliseconds(500),
+            maxReplyBytes: Int = 64 << 20, breakerThreshold: Int = 5, breakerCooldown: Duration = .seconds(1)
+        ) {
+            self.endpoint = endpoint
+            self.poolSize = poolSize
+            self.commandTimeout = commandTimeout
+            self.maxReplyBytes = maxReplyBytes
+            self.breakerThreshold = breakerThreshold
+            self.breakerCooldown = breakerCooldown
+        }
+    }
+
+    /// The settings in use.
+    public let configuration: Configuration
+    private let tls: NIOSSLContext?
+    private let slots: Mutex<[RedisConnection?]>
+    private let poolCount: Int
+    private let next = Atomic<Int>(0)
+    private let connecting = SingleFlight<RedisConnection>()
+    private let idleBlocking = Mutex([RedisConnection]())
+    private let breaker: CircuitBreaker
+    private let logger: Logger
+
+    /// A client for `configuration`; connections are made on first use.
+    public init(configuration: Configuration, logger: Logger) throws(RedisError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.poolCount = max(1, configuration.poolSize)
+        self.slots = Mutex([RedisConnection?](repeating: nil, count: max(1, configuration.poolSize)))
+        self.breaker = CircuitBreaker(threshold: configuration.breakerThreshold, cooldown: configuration.breakerCooldown)
+        if configuration.endpoint.tls {
+            var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = configuration.endpoint.caFile {
+                guard FileManager.default.isReadableFile(atPath: caFile) else {
+                    throw .invalidURL("REDIS_TLS_CA_FILE \(caFile) cannot be read")
+                }
+                tlsConfiguration.additionalTrustRoots = [.file(caFile)]
+            }
+            do {
+                tls = try NIOSSLContext(configuration: tlsConfiguration)
+            } catch {
+                throw .invalidURL("TLS could not be set up: \(error)")
+            }
+        } else {
+            tls = nil
+        }
+    }
+
+    /// Sends a command; an error reply is thrown as `RedisError.server`.
+    @discardableResult
+    public func send(_ arguments: RedisArgument...) async throws(RedisError) -> RESPValue {
+        try await send(arguments)
+    }
+
+    /// Sends a command; an error reply is thrown as `RedisError.server`.
+    @discardableResult
+    public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+        let reply = try await sendAllowingErrorReply(arguments)
+        if case .error(let message) = reply { throw .server(message) }
+        return reply
+    }
+
+    /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
+    /// `SCRIPT FLUSH`).
+    @discardableResult
+    public func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+        let tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
+        let reply = try await sendAllowingErrorReply(["EVALSHA", RedisArgument(script.sha1)] + tail)
+        switch reply {
+        case .error(let message) where message.hasPrefix("NOSCRIPT"):
+            return try await send(["EVAL", RedisArgument(script.source)] + tail)
+        case .error(let message):
+            throw .server(message)
+        default:
+            return reply
+        }
+    }
+
+    /// Borrows a connection of its own for blocking commands (`BLPOP`…), so they never stall other callers.
+    public func withDedicatedConnection<T: Sendable>(
+        _ body: (RedisConnection) async throws(RedisError) -> T
+    ) async throws(RedisError) -> T {
+        guard breaker.allowCall() else { throw .circuitOpen }
+        var connection = idleBlocking.withLock { $0.popLast() }
+        if connection?.isActive != true {
+            connection = try await connect()
+        }
+        let borrowed = connection!
+        do throws(RedisError) {
+            let result = try await body(borrowed)
+            breaker.recordSuccess()
+            if borrowed.isActive { idleBlocking.withLock { $0.append(borrowed) } }
+            return result
+        } catch {
+            borrowed.close()
+            if error.isTransportFailure { breaker.recordFailure() }
+            throw error
+        }
+    }
+
+    /// `PONG` within the deadline.
+    public func ping() async -> Bool {
+        (try? await send("PING"))?.string == "PONG"
+    }
+
+    /// The server's `redis_version` from `INFO server`.
+    public func serverVersion() async throws(RedisError) -> String {
+        let info = try await send("INFO", "server").string ?? ""
+        return info.split(whereSeparator: \.isNewline)
+            .first { $0.hasPrefix("redis_version:") }
+            .map { String($0.dropFirst("redis_version:".count)) } ?? "unknown"
+    }
+
+    /// The circuit breaker's state.
+    public var breakerState: CircuitBreaker.State { breaker.state }
+
+    /// Closes every connection.
+    public func shutdown() {
+        slots.withLock { slots in
+            for index in slots.indices {
+                slots[index]?.close()
+                slots[index] = nil
+            }
+        }
+        idleBlocking.withLock { connections in
+            for connection in connections { connection.close() }
+            connections.removeAll()
+        }
+    }
+
+    private func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+        guard breaker.allowCall() else { throw .circuitOpen }
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % poolCount
+        do throws(RedisError) {
+            let connection = try await connection(at: index)
+            let reply = try await connection.send(arguments, timeout: configuration.commandTimeout)
+            breaker.recordSuccess()
+            return reply
+        } catch {
+            if error.isTransportFailure { breaker.recordFailure() }
+            throw error
+        }
+    }
+
+    private func connection(at index: Int) async throws(RedisError) -> RedisConnection {
+        if let live = slots.withLock({ $0[index]?.isActive == true ? $0[index] : nil }) { return live }
+        do {
+            return try await connecting.run("slot-\(index)") {
+                let connection = try await connect()
+                slots.withLock { $0[index] = connection }
+                return connection
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw .connectionFailed(RedisConnection.describe(error))
+        }
+    }
+
+    private func connect() async throws(RedisError) -> RedisConnection {
+        do {
+            let connection = try await RedisConnection.connect(
+                to: configuration.endpoint, tls: tls, timeout: configuration.commandTimeout,
+                maxReplyBytes: configuration.maxReplyBytes)
+            logger.debug("redis connected", metadata: ["redis": "\(configuration.endpoint)"])
+            return connection
+        } catch {
+            logger.warning("redis connection failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+}
+
+/// A Lua script, run by its SHA-1 with a fallback to loading it.
+public struct RedisScript: Sendable {
+    /// The Lua source.
+    public let source: String
+    /// The SHA-1 Redis knows it by.
+    public let sha1: String
+
+    /// A script from its source.
+    public init(_ source: String) {
+        self.source = source
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
