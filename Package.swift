@@ -113,7 +113,13 @@ let package = Package(
         ),
         .testTarget(
             name: "EnvoyPluginsTests",
-            dependencies: ["EnvoyPlugins"],
+            dependencies: [
+                "EnvoyPlugins",
+                "EnvoyFramework",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `redis-server` started for a test, on a free loopback port (or a Unix socket), stopped on deinit.
+final class RedisServer {
+    private(set) var process: Process
+    let port: Int
+    let directory: URL
+    let arguments: [String]
+
+    /// Starts `redis-server` with `extra` arguments; `port: nil` picks a free one.
+    init(_ extra: [String] = [], port: Int? = nil, plainPort: Bool = true) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.port = try port ?? Self.freePort()
+        arguments = ["--port", plainPort ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory.path] + extra
+        process = try Self.launch(arguments)
+        try waitUntilListening()
+    }
+
+    var url: String { "redis://127.0.0.1:\(port)" }
+
+    private static func launch(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Waits until the server accepts TCP connections on its port (or its socket file exists).
+    func waitUntilListening() throws {
+        for _ in 0..<200 {
+            if let socket = arguments.firstIndex(of: "--unixsocket").map({ arguments[$0 + 1] }) {
+                if FileManager.default.fileExists(atPath: socket) { return }
+            } else if Self.canConnect(port: port) {
+                return
+            }
+            usleep(25_000)
+        }
+        throw RedisServerError(message: "redis-server did not start with \(arguments)")
+    }
+
+    /// SIGKILL: the server vanishes mid-whatever.
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Starts the same server again on the same port.
+    func restart() throws {
+        process = try Self.launch(arguments)
+        try waitUntilListening()
+    }
+
+    deinit {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw RedisServerError(message: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A self-signed CA and a server certificate for `localhost`/127.0.0.1, made with the openssl CLI.
+    static func makeCertificates(in directory: URL) throws -> (ca: String, cert: String, key: String) {
+        let d = directory.path
+        let script = """
+            set -e
+            cd '\(d)'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=Envoy Test CA' 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw RedisServerError(message: "openssl failed") }
+        return ("\(d)/ca.crt", "\(d)/server.crt", "\(d)/server.key")
+    }
+}
+
+struct RedisServerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
