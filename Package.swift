@@ -98,10 +98,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "EnvoyTestSupport",
+            path: "Tests/EnvoyTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EnvoyFrameworkTests",
             dependencies: [
                 "EnvoyFramework",
+                "EnvoyTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -115,6 +121,7 @@ let package = Package(
             name: "EnvoyPluginsTests",
             dependencies: [
                 "EnvoyPlugins",
+                "EnvoyTestSupport",
                 "EnvoyFramework",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -126,6 +133,7 @@ let package = Package(
             name: "EnvoyBackendTests",
             dependencies: [
                 "EnvoyBackend",
+                "EnvoyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -84,7 +84,9 @@ public struct Backend: Sendable {
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = try AppDatabase(path: configuration.databasePath, component: "app", metrics: metrics)
         let redis = try await connectRedis(configuration, logger: logger)
-        let cache = providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) } ?? MemoryCache()
+        let cache =
+            providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) }
+            ?? MemoryCache()
         let queue: any TaskQueue
         if let custom = providers.taskQueue {
             queue = custom
@@ -121,7 +123,8 @@ public struct Backend: Sendable {
                 name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger,
                 metrics: metrics),
             rateLimitStore: providers.rateLimitStore
-                ?? redis.map { RedisRateLimitStore(client: $0, prefix: configuration.redisKeyPrefix) } ?? MemoryRateLimitStore(),
+                ?? redis.map { RedisRateLimitStore(client: $0, prefix: configuration.redisKeyPrefix) }
+                ?? MemoryRateLimitStore(),
             taskQueue: queue,
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
@@ -178,7 +181,9 @@ public struct Backend: Sendable {
         } catch .authenticationFailed(let reason) {
             throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the credentials (\(reason))")
         } catch {
-            logger.error("redis unreachable at start-up; continuing degraded", metadata: ["redis": "\(endpoint)", "error": "\(error)"])
+            logger.error(
+                "redis unreachable at start-up; continuing degraded",
+                metadata: ["redis": "\(endpoint)", "error": "\(error)"])
         }
         return client
     }

@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Synchronization
+import EnvoyTestSupport
 import Testing
 
 @Suite("Cached responses show every write at once")

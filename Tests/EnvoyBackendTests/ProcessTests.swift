@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import EnvoyTestSupport
 import Testing
 
 /// Runs the real `envoy` binary (built next to this test bundle) in a scratch directory.

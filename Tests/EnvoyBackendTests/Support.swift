@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+import EnvoyTestSupport
 
 /// A backend on a fresh temporary directory (database, outbox), embedded providers, low bcrypt cost.
 struct TestStack {
@@ -34,7 +35,7 @@ struct TestStack {
 
     func backend(providers: Backend.Providers = .init()) async throws -> Backend {
         var logger = Logger(label: "test")
-        logger.logLevel = .warning
+        logger.logLevel = .critical
         return try await Backend.make(configuration: configuration, providers: providers, logger: logger)
     }
 
@@ -81,14 +82,4 @@ extension TestResponse {
 
     /// The body as text.
     var text: String { String(buffer: body) }
-}
-
-/// Waits until `condition` holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
 }

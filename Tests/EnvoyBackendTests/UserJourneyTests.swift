@@ -2,6 +2,7 @@ import EnvoyBackend
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import EnvoyTestSupport
 import Testing
 
 @Suite("A new user's journey through the HTTP API")

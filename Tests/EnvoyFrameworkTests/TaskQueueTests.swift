@@ -6,6 +6,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 import Testing
+import EnvoyTestSupport
 
 /// A queue on a fresh SQLite file, with a controllable clock.
 struct QueueFixture {
@@ -187,9 +188,9 @@ struct TaskWorkerTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
             group.addTask { try await serviceGroup.run() }
-            let done = await waitUntil { seen.value.withLock { $0.count } == 20 }
+            let done = await eventually { seen.value.withLock { $0.count } == 20 }
             #expect(done)
-            let deadDone = await waitUntil { (try? await queue.deadTasks(limit: 10).count) == 2 }
+            let deadDone = await eventually { (try? await queue.deadTasks(limit: 10).count) == 2 }
             #expect(deadDone)
             await serviceGroup.triggerGracefulShutdown()
             try await group.waitForAll()
@@ -227,7 +228,7 @@ struct TaskWorkerTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
             group.addTask { try await serviceGroup.run() }
-            #expect(await waitUntil { started.value.withLock { $0 } == 1 })
+            #expect(await eventually { started.value.withLock { $0 } == 1 })
             await serviceGroup.triggerGracefulShutdown()
             try await group.waitForAll()
         }
@@ -237,15 +238,6 @@ struct TaskWorkerTests {
         #expect(stats.first?.ready == 4)
         #expect(stats.first?.inFlight == 0)
     }
-}
-
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return await condition()
 }
 
 let quietLogger: Logger = {

@@ -99,7 +99,8 @@ public struct AppConfiguration: Sendable {
         }
         if let raw = value("REDIS_TIMEOUT_MS") {
             guard let milliseconds = Int(raw), milliseconds > 0 else {
-                throw ConfigurationError(variable: "REDIS_TIMEOUT_MS", problem: "must be a positive number of milliseconds")
+                throw ConfigurationError(
+                    variable: "REDIS_TIMEOUT_MS", problem: "must be a positive number of milliseconds")
             }
             self.redisTimeout = .milliseconds(milliseconds)
         }

@@ -25,6 +25,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let schemaVersion: Int
     private let logger: Logger
     private let loads = SingleFlight<Value>()
+    private let newGenerations = SingleFlight<String>()
     private let hits: Counter
     private let misses: Counter
     private let bypasses: Counter
@@ -112,9 +113,16 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
 
     private func generation(of scope: String) async throws -> String {
         if let bytes = try await provider.get(generationKey(scope)) { return String(decoding: bytes, as: UTF8.self) }
-        let fresh = Self.newGeneration()
-        try await provider.set(generationKey(scope), value: Array(fresh.utf8), ttl: .seconds(86_400 * 7))
-        return fresh
+        // Concurrent first readers share one fresh generation, so they share one load too. (Another instance may
+        // race us with its own; the loser's entries are merely orphaned, never stale.)
+        return try await newGenerations.run(scope) {
+            if let bytes = try await provider.get(generationKey(scope)) {
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            let fresh = Self.newGeneration()
+            try await provider.set(generationKey(scope), value: Array(fresh.utf8), ttl: .seconds(86_400 * 7))
+            return fresh
+        }
     }
 
     private func generationKey(_ scope: String) -> String { "\(name):\(scope):generation" }

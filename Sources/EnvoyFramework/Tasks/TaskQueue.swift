@@ -112,7 +112,9 @@ public struct DeadTask: Sendable, Codable, Equatable {
     public var diedAt: Double
 
     /// A dead task with the given fields.
-    public init(id: String, type: String, queue: String, attempts: Int, reason: String, history: [String], diedAt: Double) {
+    public init(
+        id: String, type: String, queue: String, attempts: Int, reason: String, history: [String], diedAt: Double
+    ) {
         self.id = id
         self.type = type
         self.queue = queue

@@ -89,7 +89,9 @@ final class RESPReader {
         let value = reply.pointee
         func text() -> [UInt8] {
             guard let str = value.str else { return [] }
-            return str.withMemoryRebound(to: UInt8.self, capacity: value.len) { Array(UnsafeBufferPointer(start: $0, count: value.len)) }
+            return str.withMemoryRebound(to: UInt8.self, capacity: value.len) {
+                Array(UnsafeBufferPointer(start: $0, count: value.len))
+            }
         }
         switch value.type {
         case REDIS_REPLY_STRING: return .bulk(text())

@@ -19,7 +19,8 @@ public struct RedisCache: CacheProvider {
     /// Stores with a millisecond TTL.
     public func set(_ key: String, value: [UInt8], ttl: Duration) async throws {
         let milliseconds = max(1, Int(ttl.inSeconds * 1000))
-        try await client.send("SET", RedisArgument(name(key)), RedisArgument(bytes: value), "PX", RedisArgument(milliseconds))
+        try await client.send(
+            "SET", RedisArgument(name(key)), RedisArgument(bytes: value), "PX", RedisArgument(milliseconds))
     }
 
     /// Deletes the key.

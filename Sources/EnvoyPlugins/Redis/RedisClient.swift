@@ -54,7 +54,8 @@ public final class RedisClient: Sendable {
         self.logger = logger
         self.poolCount = max(1, configuration.poolSize)
         self.slots = Mutex([RedisConnection?](repeating: nil, count: max(1, configuration.poolSize)))
-        self.breaker = CircuitBreaker(threshold: configuration.breakerThreshold, cooldown: configuration.breakerCooldown)
+        self.breaker = CircuitBreaker(
+            threshold: configuration.breakerThreshold, cooldown: configuration.breakerCooldown)
         if configuration.endpoint.tls {
             var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
             if let caFile = configuration.endpoint.caFile {
@@ -90,7 +91,9 @@ public final class RedisClient: Sendable {
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
     /// `SCRIPT FLUSH`).
     @discardableResult
-    public func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+    public func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError)
+        -> RESPValue
+    {
         let tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
         let reply = try await sendAllowingErrorReply(["EVALSHA", RedisArgument(script.sha1)] + tail)
         switch reply {

@@ -24,9 +24,11 @@ public final class RedisConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RedisReplyDecoder(maxReplyBytes: maxReplyBytes)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(RedisReplyDecoder(maxReplyBytes: maxReplyBytes)))
                     try channel.pipeline.syncOperations.addHandler(RedisCommandHandler())
                 }
             }
@@ -44,13 +46,18 @@ public final class RedisConnection: Sendable {
         let connection = RedisConnection(channel: channel)
         do {
             if let password = endpoint.password {
-                let auth: [RedisArgument] = endpoint.username.map { ["AUTH", RedisArgument($0), RedisArgument(password)] } ?? ["AUTH", RedisArgument(password)]
+                let auth: [RedisArgument] =
+                    endpoint.username.map { ["AUTH", RedisArgument($0), RedisArgument(password)] } ?? [
+                        "AUTH", RedisArgument(password),
+                    ]
                 if case .error(let message) = try await connection.send(auth, timeout: timeout) {
                     throw RedisError.authenticationFailed(message)
                 }
             }
             if endpoint.database != 0 {
-                if case .error(let message) = try await connection.send(["SELECT", RedisArgument(endpoint.database)], timeout: timeout) {
+                if case .error(let message) = try await connection.send(
+                    ["SELECT", RedisArgument(endpoint.database)], timeout: timeout)
+                {
                     throw RedisError.server(message)
                 }
             }
@@ -74,7 +81,12 @@ public final class RedisConnection: Sendable {
         buffer.writeBytes(RESPEncoder.encode(arguments))
         channel.writeAndFlush(RedisRequest(bytes: buffer, promise: promise), promise: nil)
         do {
-            let value = try await promise.futureResult.get()
+            // A cancelled caller stops waiting; its reply, when it comes, is matched to its slot and dropped.
+            let value = try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(RedisError.cancelled)
+            }
             deadline.cancel()
             return value
         } catch let error as RedisError {

@@ -12,6 +12,8 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     case circuitOpen
     /// The bytes from the server were not valid RESP (or too large); the connection is dropped.
     case protocolError(String)
+    /// The caller's task was cancelled before the reply came.
+    case cancelled
     /// Redis answered with an error reply (`-ERR …`).
     case server(String)
     /// The reply had another shape than the command promises.
@@ -26,6 +28,7 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         case .timeout(let deadline): "Redis did not answer within \(deadline)"
         case .circuitOpen: "Redis is unavailable (circuit open; failing fast)"
         case .protocolError(let why): "Redis protocol error: \(why)"
+        case .cancelled: "the Redis call was cancelled"
         case .server(let message): "Redis error: \(message)"
         case .unexpectedReply(let what): "unexpected Redis reply: \(what)"
         }
@@ -34,7 +37,7 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     /// True for failures of the transport (count against the circuit breaker), false for Redis's own answers.
     var isTransportFailure: Bool {
         switch self {
-        case .server, .unexpectedReply, .authenticationFailed, .invalidURL: false
+        case .server, .unexpectedReply, .authenticationFailed, .invalidURL, .cancelled: false
         default: true
         }
     }

@@ -5,7 +5,7 @@ import Foundation
 /// `:ready` (list of ids, oldest at the right), `:delayed` (zset id → run-at ms), `:leases` (zset id → lease end ms),
 /// `:dead` (zset id → death ms), `:task:ID` (hash: type, payload, attempts, max, token, history, created),
 /// `:dedup:KEY` (id, expiring), `:wake` (a one-element list that blocked workers `BLPOP`).
-/// The set `prefix:queues` names every queue. Times come from Redis (`TIME`), so workers' clocks do not matter.
+/// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue. Times come from Redis (`TIME`), so workers' clocks do not matter.
 public struct RedisTaskQueue: TaskQueue {
     let client: RedisClient
     let prefix: String
@@ -32,7 +32,8 @@ public struct RedisTaskQueue: TaskQueue {
         func dedup(_ key: String) -> String { "\(tag):dedup:\(key)" }
     }
 
-    private static let clock = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    private static let clock =
+        "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     private static let appendHistory = """
         local function remember(key, entry)
             local history = cjson.decode(redis.call('HGET', key, 'history') or '[]')
@@ -41,7 +42,8 @@ public struct RedisTaskQueue: TaskQueue {
         end
 
         """
-    private static let checkToken = "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] or ARGV[2] == '' then return 0 end\n"
+    private static let checkToken =
+        "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] or ARGV[2] == '' then return 0 end\n"
 
     // KEYS: task, ready, delayed, wake, [dedup]; ARGV: id, type, payload, max, delay ms, dedup ttl ms
     static let enqueueScript = RedisScript(
@@ -94,10 +96,12 @@ public struct RedisTaskQueue: TaskQueue {
             """)
 
     // KEYS: task, leases; ARGV: id, token, lease ms
-    static let renewScript = RedisScript(clock + checkToken + "redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])\nreturn 1")
+    static let renewScript = RedisScript(
+        clock + checkToken + "redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])\nreturn 1")
 
     // KEYS: task, leases; ARGV: id, token
-    static let completeScript = RedisScript(checkToken + "redis.call('ZREM', KEYS[2], ARGV[1])\nredis.call('DEL', KEYS[1])\nreturn 1")
+    static let completeScript = RedisScript(
+        checkToken + "redis.call('ZREM', KEYS[2], ARGV[1])\nredis.call('DEL', KEYS[1])\nreturn 1")
 
     // KEYS: task, leases, delayed; ARGV: id, token, delay ms, entry
     static let retryScript = RedisScript(
@@ -158,8 +162,13 @@ public struct RedisTaskQueue: TaskQueue {
                 RedisArgument(task.maxAttempts), RedisArgument(delay),
                 RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
             ])
-        return stored.int == 1 ? .enqueued(id) : .duplicate
+        guard stored.int == 1 else { return .duplicate }
+        try await client.send("LPUSH", RedisArgument(globalWake), "1")
+        try await client.send("LTRIM", RedisArgument(globalWake), 0, 0)
+        return .enqueued(id)
     }
+
+    private var globalWake: String { "\(prefix):wake" }
 
     /// Claims from the first of `queues` (all known queues when empty) that has a runnable task.
     public func claim(queues: [String], lease: Duration) async throws -> ClaimedTask? {
@@ -168,7 +177,9 @@ public struct RedisTaskQueue: TaskQueue {
             let token = UUID().uuidString.lowercased()
             let reply = try await client.run(
                 Self.claimScript, keys: [keys.ready, keys.delayed, keys.leases, keys.dead],
-                arguments: [RedisArgument(keys.taskPrefix), RedisArgument(Int(lease.inSeconds * 1000)), RedisArgument(token)])
+                arguments: [
+                    RedisArgument(keys.taskPrefix), RedisArgument(Int(lease.inSeconds * 1000)), RedisArgument(token),
+                ])
             guard let fields = reply.array, fields.count == 5 else { continue }
             return ClaimedTask(
                 id: fields[0].string ?? "", type: fields[1].string ?? "", queue: queue, payload: fields[2].bytes ?? [],
@@ -179,15 +190,14 @@ public struct RedisTaskQueue: TaskQueue {
 
     /// Blocks on the queues' wake lists (on a dedicated connection) until an enqueue or `timeout`.
     public func waitForTasks(queues: [String], timeout: Duration) async {
-        guard let names = try? await resolve(queues), !names.isEmpty else {
-            try? await Task.sleep(for: timeout)
-            return
-        }
         let seconds = String(format: "%.3f", max(0.01, timeout.inSeconds))
-        let wakeKeys = names.map { RedisArgument(Keys(prefix: prefix, queue: $0).wake) }
+        let wakeKeys =
+            queues.isEmpty
+            ? [RedisArgument(globalWake)] : queues.map { RedisArgument(Keys(prefix: prefix, queue: $0).wake) }
         let deadline = timeout + client.configuration.commandTimeout
         do {
             _ = try await client.withDedicatedConnection { connection throws(RedisError) in
+                // Shutdown cancels the wait at once; the dedicated connection is then dropped, not reused.
                 try await connection.send(["BLPOP"] + wakeKeys + [RedisArgument(seconds)], timeout: deadline)
             }
         } catch {
@@ -200,7 +210,9 @@ public struct RedisTaskQueue: TaskQueue {
         let keys = Keys(prefix: prefix, queue: task.queue)
         return try await client.run(
             Self.renewScript, keys: [keys.task(task.id), keys.leases],
-            arguments: [RedisArgument(task.id), RedisArgument(task.leaseToken), RedisArgument(Int(lease.inSeconds * 1000))]
+            arguments: [
+                RedisArgument(task.id), RedisArgument(task.leaseToken), RedisArgument(Int(lease.inSeconds * 1000)),
+            ]
         ).int == 1
     }
 
@@ -215,7 +227,10 @@ public struct RedisTaskQueue: TaskQueue {
         let keys = Keys(prefix: prefix, queue: task.queue)
         try await settle(
             task, Self.retryScript, [keys.task(task.id), keys.leases, keys.delayed],
-            [RedisArgument(Int(delay.inSeconds * 1000)), RedisArgument("attempt \(task.attempt): \(error.prefix(2000))")])
+            [
+                RedisArgument(Int(delay.inSeconds * 1000)),
+                RedisArgument("attempt \(task.attempt): \(error.prefix(2000))"),
+            ])
     }
 
     /// Hands the task back without counting the attempt.
@@ -248,7 +263,9 @@ public struct RedisTaskQueue: TaskQueue {
                 age = max(0, Date().timeIntervalSince1970 - Double(created) / 1000)
             }
             result.append(
-                QueueStats(queue: queue, ready: Int(ready), delayed: Int(delayed), inFlight: Int(leased), dead: Int(dead), oldestReadyAge: age))
+                QueueStats(
+                    queue: queue, ready: Int(ready), delayed: Int(delayed), inFlight: Int(leased), dead: Int(dead),
+                    oldestReadyAge: age))
         }
         return result
     }
@@ -258,11 +275,15 @@ public struct RedisTaskQueue: TaskQueue {
         var dead: [DeadTask] = []
         for queue in try await resolve([]) {
             let keys = Keys(prefix: prefix, queue: queue)
-            let ids = try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? []
+            let ids =
+                try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? []
             for id in ids.compactMap(\.string) {
-                let fields = try await client.send("HMGET", RedisArgument(keys.task(id)), "type", "attempts", "history", "died").array ?? []
+                let fields =
+                    try await client.send("HMGET", RedisArgument(keys.task(id)), "type", "attempts", "history", "died")
+                    .array ?? []
                 guard fields.count == 4 else { continue }
-                let history = (try? JSONDecoder().decode([String].self, from: Data((fields[2].string ?? "[]").utf8))) ?? []
+                let history =
+                    (try? JSONDecoder().decode([String].self, from: Data((fields[2].string ?? "[]").utf8))) ?? []
                 dead.append(
                     DeadTask(
                         id: id, type: fields[0].string ?? "", queue: queue, attempts: Int(fields[1].int ?? 0),
@@ -277,23 +298,29 @@ public struct RedisTaskQueue: TaskQueue {
         var count = 0
         for queue in try await resolve([]) {
             let keys = Keys(prefix: prefix, queue: queue)
-            let dead = try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
+            let dead =
+                try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
             for id in dead where ids?.contains(id) ?? true {
                 let revived = try await client.run(
-                    Self.reviveScript, keys: [keys.task(id), keys.dead, keys.ready, keys.wake], arguments: [RedisArgument(id)])
+                    Self.reviveScript, keys: [keys.task(id), keys.dead, keys.ready, keys.wake],
+                    arguments: [RedisArgument(id)])
                 count += Int(revived.int ?? 0)
             }
         }
         return count
     }
 
-    private func settle(_ task: ClaimedTask, _ script: RedisScript, _ keys: [String], _ extra: [RedisArgument]) async throws {
-        let reply = try await client.run(script, keys: keys, arguments: [RedisArgument(task.id), RedisArgument(task.leaseToken)] + extra)
+    private func settle(_ task: ClaimedTask, _ script: RedisScript, _ keys: [String], _ extra: [RedisArgument])
+        async throws
+    {
+        let reply = try await client.run(
+            script, keys: keys, arguments: [RedisArgument(task.id), RedisArgument(task.leaseToken)] + extra)
         guard reply.int == 1 else { throw LeaseLost(taskID: task.id) }
     }
 
     private func resolve(_ queues: [String]) async throws -> [String] {
         if !queues.isEmpty { return queues }
-        return (try await client.send("SMEMBERS", RedisArgument("\(prefix):queues")).array?.compactMap(\.string) ?? []).sorted()
+        return (try await client.send("SMEMBERS", RedisArgument("\(prefix):queues")).array?.compactMap(\.string) ?? [])
+            .sorted()
     }
 }

@@ -1,29 +1,35 @@
 import Foundation
-import Testing
+import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real `redis-server` started for a test, on a free loopback port (or a Unix socket), stopped on deinit.
-final class RedisServer {
-    private(set) var process: Process
-    let port: Int
+public final class RedisServer: Sendable {
+    private let process: Mutex<Process>
+    /// The TCP port (plain or TLS).
+    public let port: Int
     let directory: URL
     let arguments: [String]
 
     /// Starts `redis-server` with `extra` arguments; `port: nil` picks a free one.
-    init(_ extra: [String] = [], port: Int? = nil, plainPort: Bool = true) throws {
+    public init(_ extra: [String] = [], port: Int? = nil, plainPort: Bool = true) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.port = try port ?? Self.freePort()
-        arguments = ["--port", plainPort ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", directory.path] + extra
-        process = try Self.launch(arguments)
+        arguments =
+            [
+                "--port", plainPort ? String(self.port) : "0", "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "no",
+                "--dir", directory.path,
+            ] + extra
+        process = Mutex(try Self.launch(arguments))
         try waitUntilListening()
     }
 
-    var url: String { "redis://127.0.0.1:\(port)" }
+    /// `redis://127.0.0.1:PORT`.
+    public var url: String { "redis://127.0.0.1:\(port)" }
 
     private static func launch(_ arguments: [String]) throws -> Process {
         let process = Process()
@@ -49,23 +55,29 @@ final class RedisServer {
     }
 
     /// SIGKILL: the server vanishes mid-whatever.
-    func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    public func kill() {
+        process.withLock { process in
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 
     /// Starts the same server again on the same port.
-    func restart() throws {
-        process = try Self.launch(arguments)
+    public func restart() throws {
+        let relaunched = try Self.launch(arguments)
+        process.withLock { $0 = relaunched }
         try waitUntilListening()
     }
 
     deinit {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.withLock { process in
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        }
         try? FileManager.default.removeItem(at: directory)
     }
 
-    static func freePort() throws -> Int {
+    /// A loopback port nobody listens on.
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -90,12 +102,14 @@ final class RedisServer {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 
     /// A self-signed CA and a server certificate for `localhost`/127.0.0.1, made with the openssl CLI.
-    static func makeCertificates(in directory: URL) throws -> (ca: String, cert: String, key: String) {
+    public static func makeCertificates(in directory: URL) throws -> (ca: String, cert: String, key: String) {
         let d = directory.path
         let script = """
             set -e
@@ -118,4 +132,25 @@ final class RedisServer {
 struct RedisServerError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
+}
+
+/// One redis-server shared by a test process: the one `scripts/test` started (`ENVOY_TEST_REDIS_URL`), or our own.
+public enum SharedRedis {
+    private static let configured = ProcessInfo.processInfo.environment["ENVOY_TEST_REDIS_URL"]
+    private static let own: RedisServer? = configured == nil ? try! RedisServer() : nil
+    /// The shared server's URL.
+    public static let url: String = configured ?? own!.url
+
+    /// A key prefix no other test uses.
+    public static func prefix() -> String { "t\(UUID().uuidString.prefix(8))" }
+}
+
+/// Waits until `condition` holds or `timeout` passes; returns whether it held.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(25))
+    }
+    return try await condition()
 }

@@ -1,0 +1,99 @@
+import EnvoyBackend
+import EnvoyFramework
+import EnvoyTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+@Suite("The backend with REDIS_URL: every provider on Redis")
+struct RedisBackendTests {
+    private let xCache = HTTPField.Name("X-Cache")!
+
+    @Test(
+        "register → login → profile MISS/HIT → update shows → welcome email via the Redis queue; /health says redis ok")
+    func journeyOnRedis() async throws {
+        let prefix = SharedRedis.prefix()
+        let stack = try TestStack {
+            $0.redisURL = SharedRedis.url
+            $0.redisKeyPrefix = prefix
+        }
+        let backend = try await stack.backend()
+        #expect(backend.redis != nil)
+        let app = backend.application(inProcessWorker: true)
+        try await app.test(.ahc(.http)) { client in
+            let health = try await client.send(.get, "/health")
+            #expect(
+                try health.json()["components"] as? [String: String] == [
+                    "database": "ok", "redis": "ok", "queue": "ok",
+                ])
+            let token = try await client.signUp(email: "redis-\(prefix)@example.com")
+            #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "MISS")
+            #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
+            _ = try await client.send(.put, "/v1/user/profile", json: #"{"company":"Upstash"}"#, token: token)
+            let after = try await client.send(.get, "/v1/user/profile", token: token)
+            #expect(after.headers[xCache] == "MISS")
+            #expect(try after.json()["company"] as? String == "Upstash")
+            #expect(await eventually { stack.outbox().count == 1 })
+        }
+    }
+
+    @Test("two instances on one Redis share the login limit: 5 admitted in total")
+    func sharedLimits() async throws {
+        let prefix = SharedRedis.prefix()
+        let first = try TestStack {
+            $0.redisURL = SharedRedis.url
+            $0.redisKeyPrefix = prefix
+        }
+        var secondConfiguration = first.configuration
+        secondConfiguration.databasePath = first.directory.appendingPathComponent("second.db").path
+        let appA = try await first.backend().application(inProcessWorker: false)
+        let appB = try await Backend.make(configuration: secondConfiguration, logger: .init(label: "b")).application(
+            inProcessWorker: false)
+        try await appA.test(.ahc(.http)) { clientA in
+            try await appB.test(.ahc(.http)) { clientB in
+                let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                    for index in 0..<40 {
+                        group.addTask {
+                            let client: any TestClientProtocol = index % 2 == 0 ? clientA : clientB
+                            return try await client.send(
+                                .post, "/v1/auth/login",
+                                json: #"{"email":"x\#(index)@example.com","password":"wrong-password"}"#
+                            ).status
+                        }
+                    }
+                    return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+                }
+                #expect(statuses.filter { $0 == .unauthorized }.count == 5)
+                #expect(statuses.filter { $0 == .tooManyRequests }.count == 35)
+            }
+        }
+    }
+
+    @Test("Redis unreachable: reads BYPASS the cache, limits hold in process, health says redis down — no 5xx")
+    func redisDown() async throws {
+        let port = try RedisServer.freePort()
+        let stack = try TestStack {
+            $0.redisURL = "redis://127.0.0.1:\(port)"
+            $0.redisTimeout = .milliseconds(100)
+        }
+        let app = try await stack.backend().application(inProcessWorker: false)
+        try await app.test(.ahc(.http)) { client in
+            let health = try await client.send(.get, "/health")
+            #expect((try health.json()["components"] as? [String: String])?["redis"] == "down")
+            var statuses: [HTTPResponse.Status] = []
+            for index in 0..<8 {
+                statuses.append(
+                    try await client.send(
+                        .post, "/v1/auth/login",
+                        json: #"{"email":"d\#(index)@example.com","password":"wrong-password"}"#
+                    ).status)
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .unauthorized })
+            #expect(statuses.suffix(3).allSatisfy { $0 == .tooManyRequests })
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import EnvoyFramework
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import Testing
+import EnvoyTestSupport
+
+@testable import EnvoyPlugins
+
+/// One redis-server shared by the provider tests: the one `scripts/test` started, or one of our own.
+@Suite("Redis providers on a real redis-server")
+struct RedisProviderTests {
+    @Test("RedisCache stores with a TTL, deletes, and serves ScopedCache with race-free invalidation")
+    func cache() async throws {
+        let redis = try client(SharedRedis.url)
+        let cache = RedisCache(client: redis, prefix: SharedRedis.prefix())
+        try await cache.set("a", value: [1, 2, 3], ttl: .milliseconds(150))
+        #expect(try await cache.get("a") == [1, 2, 3])
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await cache.get("a") == nil)
+        try await cache.set("b", value: [9], ttl: .seconds(60))
+        try await cache.delete("b")
+        #expect(try await cache.get("b") == nil)
+
+        let profiles = ScopedCache<String>(
+            name: "profile", provider: cache, ttl: .seconds(60), logger: quiet, metrics: NOOPMetricsHandler.instance)
+        #expect(try await profiles.fetch(scope: "u1") { "v1" } == ("v1", .miss))
+        #expect(try await profiles.fetch(scope: "u1") { "unused" } == ("v1", .hit))
+        await profiles.invalidate(scope: "u1")
+        #expect(try await profiles.fetch(scope: "u1") { "v2" } == ("v2", .miss))
+        // A second instance (its own client) sees the same generation: the write invalidated it too.
+        let other = ScopedCache<String>(
+            name: "profile", provider: RedisCache(client: try client(SharedRedis.url), prefix: cachePrefix(cache)),
+            ttl: .seconds(60),
+            logger: quiet, metrics: NOOPMetricsHandler.instance)
+        #expect(try await other.fetch(scope: "u1") { "unused" } == ("v2", .hit))
+        redis.shutdown()
+    }
+
+    private func cachePrefix(_ cache: RedisCache) -> String { cache.prefix }
+
+    @Test("two instances sharing Redis, 300 concurrent requests: exactly the limit admitted, in one round trip each")
+    func rateLimitAcrossInstances() async throws {
+        let prefix = SharedRedis.prefix()
+        let instances = [
+            RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
+            RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
+        ]
+        let login = RateLimitPolicy(name: "login", limit: 50, window: 3600, key: .clientIP, match: .init())
+        let anonymous = RateLimitPolicy(name: "anonymous", limit: 1000, window: 60, key: .clientIP, match: .init())
+        let checks = [
+            RateLimitCheck(policy: anonymous, key: "ip:1.2.3.4"), RateLimitCheck(policy: login, key: "ip:1.2.3.4"),
+        ]
+        let admitted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<300 {
+                group.addTask { try await instances[index % 2].acquire(checks).admitted }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(admitted == 50)
+        // Rejections consumed nothing from the other policy.
+        let decision = try await instances[0].acquire([RateLimitCheck(policy: anonymous, key: "ip:1.2.3.4")])
+        #expect(decision.outcomes[0].remaining == 1000 - 51)
+        let rejected = try await instances[1].acquire(checks)
+        #expect(!rejected.admitted)
+        #expect(rejected.violated.map(\.policy.name) == ["login"])
+        #expect(RateLimitHeaders.retryAfter(rejected).map { $0 > 3590 && $0 <= 3600 } == true)
+    }
+
+    @Test("RedisTaskQueue: claim under lease, fencing, expiry, retry, dead letters, dedup, retry-dead")
+    func queue() async throws {
+        let redis = try client(SharedRedis.url)
+        let queue = RedisTaskQueue(client: redis, prefix: SharedRedis.prefix(), deduplicationWindow: .seconds(60))
+        let task = NewTask(
+            type: "t", queue: "q", payload: Array(#"{"n":1}"#.utf8), maxAttempts: 2, deduplicationKey: "evt_1")
+        guard case .enqueued = try await queue.enqueue(task) else { Issue.record("not enqueued"); return }
+        #expect(try await queue.enqueue(task) == .duplicate)
+        let first = try #require(try await queue.claim(queues: ["q"], lease: .milliseconds(300)))
+        #expect(first.payload == task.payload && first.attempt == 1)
+        #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
+        #expect(try await queue.renew(first, lease: .milliseconds(300)))
+        try await Task.sleep(for: .milliseconds(450))
+        let second = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(second.id == first.id && second.attempt == 2)
+        await #expect(throws: LeaseLost.self) { try await queue.complete(first) }
+        try await queue.retry(second, after: .milliseconds(100), error: "flaky")
+        #expect(try await queue.stats().first?.delayed == 1)
+        try await Task.sleep(for: .milliseconds(200))
+        let third = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        try await queue.bury(third, error: "permanent: no")
+        let dead = try await queue.deadTasks(limit: 10)
+        #expect(dead.count == 1)
+        #expect(dead.first?.history.count == 3)
+        #expect(dead.first?.history.first?.contains("lease expired") == true)
+        #expect(try await queue.retryDead(ids: nil) == 1)
+        let revived = try #require(try await queue.claim(queues: [], lease: .seconds(30)))
+        #expect(revived.attempt == 1)
+        try await queue.release(revived)
+        let again = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
+        #expect(again.attempt == 1)
+        try await queue.complete(again)
+        #expect(
+            try await queue.stats() == [
+                QueueStats(queue: "q", ready: 0, delayed: 0, inFlight: 0, dead: 0, oldestReadyAge: 0)
+            ])
+        redis.shutdown()
+    }
+
+    @Test("a worker on RedisTaskQueue wakes on enqueue (no polling delay) and drains 500 tasks")
+    func worker() async throws {
+        let redis = try client(SharedRedis.url, timeout: .seconds(5))
+        let queue = RedisTaskQueue(client: redis, prefix: SharedRedis.prefix())
+        struct Count: TaskHandler {
+            struct Payload: Codable, Sendable { var n: Int }
+            static let taskType = "count"
+            let seen: Counted
+            func handle(_ payload: Payload, context: TaskContext) async throws { seen.add(payload.n) }
+        }
+        let seen = Counted()
+        var registry = TaskRegistry()
+        registry.register(Count(seen: seen))
+        let worker = TaskWorker(
+            queue: queue, registry: registry, configuration: .init(concurrency: 4, pollInterval: .seconds(5)),
+            logger: quiet,
+            metrics: NOOPMetricsHandler.instance)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let services = ServiceGroup(services: [worker], logger: quiet)
+            group.addTask { try await services.run() }
+            try await Task.sleep(for: .milliseconds(200))
+            let start = ContinuousClock.now
+            try await queue.enqueue(Count.self, .init(n: -1))
+            #expect(await eventually(timeout: .seconds(3)) { seen.values.contains(-1) })
+            // Woken by the enqueue, well before the 5 s poll interval.
+            #expect(ContinuousClock.now - start < .seconds(2))
+            for n in 0..<500 { try await queue.enqueue(Count.self, .init(n: n)) }
+            #expect(await eventually(timeout: .seconds(30)) { seen.values.count == 501 })
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(Set(seen.values) == Set(-1..<500))
+        redis.shutdown()
+    }
+}
+
+final class Counted: Sendable {
+    private let storage = Mutex([Int]())
+    func add(_ value: Int) { storage.withLock { $0.append(value) } }
+    var values: [Int] { storage.withLock { $0 } }
+}
