@@ -16,8 +16,8 @@ public final class RedisConnection: Sendable {
     static func connect(
         to endpoint: RedisEndpoint, tls: NIOSSLContext?, timeout: Duration, maxReplyBytes: Int
     ) async throws(RedisError) -> RedisConnection {
-        var serverName: String?
-        if case .tcp(let host, _) = endpoint.address, IPAddressText.isAddress(host) == false { serverName = host }
+        let serverName: String? =
+            if case .tcp(let host, _) = endpoint.address, !IPAddressText.isAddress(host) { host } else { nil }
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.nanoseconds(Int64(timeout.inNanoseconds)))
             .channelOption(.socketOption(.so_keepalive), value: 1)
