@@ -87,6 +87,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "RedisClientBenchmark",
+            dependencies: ["EnvoyPlugins", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/Sources/RedisClientBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "envoy",
             dependencies: [
                 "EnvoyBackend",

@@ -17,7 +17,10 @@ struct RedisProviderTests {
         let cache = RedisCache(client: redis, prefix: SharedRedis.prefix())
         try await cache.set("a", value: [1, 2, 3], ttl: .seconds(2))
         #expect(try await cache.get("a") == [1, 2, 3])
-        #expect(try await client(SharedRedis.url).send("PTTL", RedisArgument("\(cache.prefix):cache:a")).int.map { $0 > 1000 && $0 <= 2000 } == true)
+        #expect(
+            try await client(SharedRedis.url).send("PTTL", RedisArgument("\(cache.prefix):cache:a")).int.map {
+                $0 > 1000 && $0 <= 2000
+            } == true)
         try await Task.sleep(for: .milliseconds(2100))
         #expect(try await cache.get("a") == nil)
         try await cache.set("b", value: [9], ttl: .seconds(60))

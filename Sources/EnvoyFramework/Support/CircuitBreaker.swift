@@ -1,7 +1,8 @@
 import Synchronization
 
 /// Fails calls fast while a dependency is down: after `threshold` consecutive failures it opens for
-/// `cooldown`, then lets one probe through; the probe's success closes it, its failure re-opens it.
+/// `cooldown`, then lets one probe through; the probe's success closes it, its failure re-opens it for twice
+/// as long (up to `maxCooldown`), so a long outage is probed ever less often.
 public final class CircuitBreaker: Sendable {
     /// The breaker's state, as reported to health checks.
     public enum State: Sendable, Equatable {
@@ -17,16 +18,19 @@ public final class CircuitBreaker: Sendable {
         var failures = 0
         var openUntil: ContinuousClock.Instant?
         var probing = false
+        var opened = 0
     }
 
     private let inner = Mutex(Inner())
     private let threshold: Int
     private let cooldown: Duration
+    private let maxCooldown: Duration
 
-    /// A breaker opening after `threshold` consecutive failures, for `cooldown` at a time.
-    public init(threshold: Int = 5, cooldown: Duration = .seconds(1)) {
+    /// A breaker opening after `threshold` consecutive failures, first for `cooldown`, at most for `maxCooldown`.
+    public init(threshold: Int = 5, cooldown: Duration = .seconds(1), maxCooldown: Duration = .seconds(5)) {
         self.threshold = threshold
         self.cooldown = cooldown
+        self.maxCooldown = max(cooldown, maxCooldown)
     }
 
     /// Whether a call may go ahead now (claiming the probe when the cooldown has ended).
@@ -51,7 +55,9 @@ public final class CircuitBreaker: Sendable {
         inner.withLock { inner in
             inner.failures += 1
             if inner.probing || inner.failures >= threshold {
-                inner.openUntil = now.advanced(by: cooldown)
+                let wait = min(maxCooldown, cooldown * Double(1 << min(inner.opened, 16)))
+                inner.opened += 1
+                inner.openUntil = now.advanced(by: wait)
                 inner.probing = false
             }
         }
