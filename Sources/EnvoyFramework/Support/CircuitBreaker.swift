@@ -22,6 +22,7 @@ public final class CircuitBreaker: Sendable {
     }
 
     private let inner = Mutex(Inner())
+    private let troubled = Atomic(false)
     private let threshold: Int
     private let cooldown: Duration
     private let maxCooldown: Duration
@@ -35,6 +36,7 @@ public final class CircuitBreaker: Sendable {
 
     /// Whether a call may go ahead now (claiming the probe when the cooldown has ended).
     public func allowCall() -> Bool {
+        guard troubled.load(ordering: .relaxed) else { return true }
         let now = ContinuousClock.now
         return inner.withLock { inner in
             guard let until = inner.openUntil else { return true }
@@ -46,12 +48,16 @@ public final class CircuitBreaker: Sendable {
 
     /// Records a call that reached the dependency.
     public func recordSuccess() {
+        // The common case — closed and healthy — costs one relaxed load, not a lock.
+        guard troubled.load(ordering: .relaxed) else { return }
         inner.withLock { $0 = Inner() }
+        troubled.store(false, ordering: .relaxed)
     }
 
     /// Records a call that could not reach the dependency (connection failure, timeout).
     public func recordFailure() {
         let now = ContinuousClock.now
+        troubled.store(true, ordering: .relaxed)
         inner.withLock { inner in
             inner.failures += 1
             if inner.probing || inner.failures >= threshold {

@@ -1,7 +1,31 @@
 import CHiredis
+import NIOCore
 
 /// Encodes commands with hiredis's `redisFormatCommandArgv`.
 enum RESPEncoder {
+    /// Appends the RESP bytes of one command to `buffer`.
+    static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
+        var joined: [UInt8] = []
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        joined.reserveCapacity(arguments.reduce(1) { $0 + $1.bytes.count })
+        for argument in arguments {
+            offsets.append(joined.count)
+            lengths.append(argument.bytes.count)
+            joined += argument.bytes
+        }
+        joined.append(0)
+        joined.withUnsafeBufferPointer { source in
+            let base = UnsafeRawPointer(source.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
+            var target: UnsafeMutablePointer<CChar>?
+            let length = redisFormatCommandArgv(&target, Int32(arguments.count), &pointers, lengths)
+            guard length > 0, let target else { return }
+            defer { redisFreeCommand(target) }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
+        }
+    }
+
     /// The RESP bytes of one command.
     static func encode(_ arguments: [RedisArgument]) -> [UInt8] {
         var joined: [UInt8] = []

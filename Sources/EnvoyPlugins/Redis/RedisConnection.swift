@@ -2,11 +2,13 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// One connection to Redis. Many callers may send at once: commands are pipelined and replies
 /// matched to callers in order (FIFO), all on the connection's event loop.
 public final class RedisConnection: Sendable {
     let channel: any Channel
+    private let outbound = Mutex([RedisRequest]())
 
     private init(channel: any Channel) {
         self.channel = channel
@@ -74,25 +76,42 @@ public final class RedisConnection: Sendable {
     /// Sends one command and waits up to `timeout` for its reply. An error reply is returned, not thrown.
     public func send(_ arguments: [RedisArgument], timeout: Duration) async throws(RedisError) -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.inNanoseconds))) {
-            promise.fail(RedisError.timeout(timeout))
-        }
         var buffer = channel.allocator.buffer(capacity: 64)
-        buffer.writeBytes(RESPEncoder.encode(arguments))
-        channel.writeAndFlush(RedisRequest(bytes: buffer, promise: promise), promise: nil)
+        RESPEncoder.encode(arguments, into: &buffer)
+        enqueue(RedisRequest(bytes: buffer, promise: promise, deadline: .now() + .nanoseconds(Int64(timeout.inNanoseconds)), timeout: timeout))
         do {
             // A cancelled caller stops waiting; its reply, when it comes, is matched to its slot and dropped.
-            let value = try await withTaskCancellationHandler {
+            return try await withTaskCancellationHandler {
                 try await promise.futureResult.get()
             } onCancel: {
                 promise.fail(RedisError.cancelled)
             }
-            deadline.cancel()
-            return value
         } catch let error as RedisError {
             throw error
         } catch {
             throw .connectionFailed(Self.describe(error))
+        }
+    }
+
+    /// Queues a request; the first request into an empty queue schedules one event-loop task that writes
+    /// everything queued by then and flushes once, so concurrent callers share hops and system calls.
+    private func enqueue(_ request: RedisRequest) {
+        let scheduleDrain = outbound.withLock { queue in
+            queue.append(request)
+            return queue.count == 1
+        }
+        guard scheduleDrain else { return }
+        channel.eventLoop.execute { [self] in
+            let batch = outbound.withLock { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            guard channel.isActive else {
+                for request in batch { request.promise.fail(RedisError.connectionFailed("connection closed")) }
+                return
+            }
+            for request in batch { channel.write(request, promise: nil) }
+            channel.flush()
         }
     }
 
@@ -111,10 +130,12 @@ public final class RedisConnection: Sendable {
     }
 }
 
-/// A command on its way to the handler: its bytes and the promise its reply completes.
+/// A command on its way to the handler: its bytes, the promise its reply completes, and when to give up.
 struct RedisRequest: Sendable {
     var bytes: ByteBuffer
     var promise: EventLoopPromise<RESPValue>
+    var deadline: NIODeadline
+    var timeout: Duration
 }
 
 /// Turns bytes into `RESPValue`s with hiredis's reader.
@@ -140,28 +161,39 @@ final class RedisReplyDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Matches replies to requests in order; fails every waiting caller when the connection breaks.
+/// Matches replies to requests in order; fails callers whose deadline passed (their replies, when they come,
+/// are still matched and dropped); fails every waiting caller when the connection breaks.
 final class RedisCommandHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPValue
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
-    private var waiting = CircularBuffer<EventLoopPromise<RESPValue>>()
+    private var waiting = CircularBuffer<RedisRequest>()
+    /// The first `expired` entries of `waiting` have been failed for their deadline already.
+    private var expired = 0
+    private var sweeper: RepeatedTask?
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        waiting.append(request.promise)
+        waiting.append(request)
         context.write(wrapOutboundOut(request.bytes), promise: promise)
+        if sweeper == nil {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
+                loopBound.value.failExpired()
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let value = unwrapInboundIn(data)
-        guard let promise = waiting.popFirst() else {
+        guard let request = waiting.popFirst() else {
             // A reply nobody asked for: the stream is out of step, so nothing after it can be trusted.
             context.fireErrorCaught(RedisError.protocolError("unsolicited reply"))
             return
         }
-        promise.succeed(value)
+        if expired > 0 { expired -= 1 }
+        request.promise.succeed(value)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -171,11 +203,25 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         failAll(RedisError.connectionFailed("connection closed"))
+        sweeper?.cancel()
+        sweeper = nil
         context.fireChannelInactive()
     }
 
+    /// Requests on one connection are sent in deadline order (one timeout per client), so expired ones form a prefix.
+    private func failExpired() {
+        let now = NIODeadline.now()
+        while expired < waiting.count {
+            let request = waiting[waiting.index(waiting.startIndex, offsetBy: expired)]
+            guard request.deadline <= now else { return }
+            request.promise.fail(RedisError.timeout(request.timeout))
+            expired += 1
+        }
+    }
+
     private func failAll(_ error: RedisError) {
-        while let promise = waiting.popFirst() { promise.fail(error) }
+        while let request = waiting.popFirst() { request.promise.fail(error) }
+        expired = 0
     }
 }
 
