@@ -5,7 +5,7 @@ import Testing
 struct CircuitBreakerTests {
     @Test("opens after the threshold, fails fast, lets one probe through after the cooldown, closes on success")
     func lifecycle() async throws {
-        let breaker = CircuitBreaker(threshold: 3, cooldown: .milliseconds(100), maxCooldown: .milliseconds(400))
+        let breaker = CircuitBreaker(threshold: 3, cooldown: .milliseconds(300), maxCooldown: .seconds(2))
         for _ in 0..<2 {
             #expect(breaker.allowCall())
             breaker.recordFailure()
@@ -14,14 +14,13 @@ struct CircuitBreakerTests {
         breaker.recordFailure()
         #expect(breaker.state == .open)
         #expect(!breaker.allowCall())
-        try await Task.sleep(for: .milliseconds(120))
+        try await Task.sleep(for: .milliseconds(350))
         #expect(breaker.allowCall())
         #expect(!breaker.allowCall())
-        // The probe fails: open again, for twice as long.
+        // The probe fails: open again at once, now for twice as long.
         breaker.recordFailure()
-        try await Task.sleep(for: .milliseconds(120))
         #expect(!breaker.allowCall())
-        try await Task.sleep(for: .milliseconds(120))
+        try await Task.sleep(for: .milliseconds(650))
         #expect(breaker.allowCall())
         breaker.recordSuccess()
         #expect(breaker.state == .closed)
