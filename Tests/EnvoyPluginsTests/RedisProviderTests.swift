@@ -72,6 +72,43 @@ struct RedisProviderTests {
         #expect(RateLimitHeaders.retryAfter(rejected).map { $0 > 3590 && $0 <= 3600 } == true)
     }
 
+    @Test("GCRA on Redis: 300 concurrent requests across two instances admit exactly the burst; shadow policies never reject")
+    func gcraAndShadowOnRedis() async throws {
+        let prefix = SharedRedis.prefix()
+        let instances = [
+            RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
+            RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
+        ]
+        let burst = RateLimitPolicy(name: "burst", limit: 40, window: 3600, key: .global, match: .init(), algorithm: .gcra)
+        let trial = RateLimitPolicy(name: "trial", limit: 10, window: 3600, key: .global, match: .init(), shadow: true)
+        let checks = [RateLimitCheck(policy: burst, key: "global"), RateLimitCheck(policy: trial, key: "global")]
+        let decisions = try await withThrowingTaskGroup(of: RateLimitDecision.self) { group in
+            for index in 0..<300 { group.addTask { try await instances[index % 2].acquire(checks) } }
+            return try await group.reduce(into: [RateLimitDecision]()) { $0.append($1) }
+        }
+        #expect(decisions.filter(\.admitted).count == 40)
+        #expect(decisions.filter { !$0.shadowViolated.isEmpty && $0.admitted }.count == 30)
+        let rejected = try #require(decisions.first { !$0.admitted })
+        // One slot frees every 3600 / 40 = 90 s.
+        #expect(RateLimitHeaders.retryAfter(rejected).map { (85...90).contains($0) } == true)
+    }
+
+    @Test("Redis and the in-memory store give the same outcomes for the same sequence")
+    func memoryAndRedisAgree() async throws {
+        let redis = RedisRateLimitStore(client: try client(SharedRedis.url), prefix: SharedRedis.prefix())
+        let memory = MemoryRateLimitStore()
+        for algorithm in [RateLimitAlgorithm.slidingLog, .gcra] {
+            let policy = RateLimitPolicy(name: "p", limit: 4, window: 600, key: .global, match: .init(), algorithm: algorithm)
+            for _ in 0..<6 {
+                let a = try await redis.acquire([RateLimitCheck(policy: policy, key: "k")])
+                let b = memory.acquire([RateLimitCheck(policy: policy, key: "k")])
+                #expect(a.admitted == b.admitted)
+                #expect(a.outcomes[0].remaining == b.outcomes[0].remaining)
+                #expect(abs(a.outcomes[0].resetAfter - b.outcomes[0].resetAfter) < 1, "\(algorithm)")
+            }
+        }
+    }
+
     @Test("RedisTaskQueue: claim under lease, fencing, expiry, retry, dead letters, dedup, retry-dead")
     func queue() async throws {
         let redis = try client(SharedRedis.url)

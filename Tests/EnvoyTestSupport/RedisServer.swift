@@ -28,6 +28,9 @@ public final class RedisServer: Sendable {
         try waitUntilListening()
     }
 
+    /// The server's process id.
+    public var pid: Int32 { process.withLock { $0.processIdentifier } }
+
     /// `redis://127.0.0.1:PORT`.
     public var url: String { "redis://127.0.0.1:\(port)" }
 
@@ -137,7 +140,15 @@ struct RedisServerError: Error, CustomStringConvertible {
 /// One redis-server shared by a test process: the one `scripts/test` started (`ENVOY_TEST_REDIS_URL`), or our own.
 public enum SharedRedis {
     private static let configured = ProcessInfo.processInfo.environment["ENVOY_TEST_REDIS_URL"]
-    private static let own: RedisServer? = configured == nil ? try! RedisServer() : nil
+    private static let own: RedisServer? = {
+        guard configured == nil else { return nil }
+        let server = try! RedisServer()
+        // A static is never deinitialised: stop the server when the test process exits.
+        ownPID.store(server.pid, ordering: .relaxed)
+        atexit { kill(ownPID.load(ordering: .relaxed), SIGKILL) }
+        return server
+    }()
+    private static let ownPID = Atomic<Int32>(0)
     /// The shared server's URL.
     public static let url: String = configured ?? own!.url
 

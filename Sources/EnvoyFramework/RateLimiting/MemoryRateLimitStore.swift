@@ -1,16 +1,24 @@
+import DequeModule
 import Foundation
 import Synchronization
 
-/// An exact sliding-log limiter in process memory: never more than `limit` in any rolling window.
-/// Memory is bounded by the policies' limits times the number of keys active within their windows.
+/// An in-process `RateLimitStore`: an exact sliding log or GCRA per policy, every check decided under one lock.
+/// A log is a ring buffer pruned from the front and appended at the back, so a decision costs O(expired + 1).
+/// Memory is bounded by the policies' limits times the keys active within their windows; idle keys are swept.
 public final class MemoryRateLimitStore: RateLimitStore {
     private struct Log {
-        var times: [Double] = []
-        var window: Double
+        var times: Deque<Double> = []
+        var idleAfter: Double = 0
+    }
+
+    private struct Bucket {
+        var theoreticalArrival: Double
+        var idleAfter: Double
     }
 
     private struct State {
         var logs: [String: Log] = [:]
+        var buckets: [String: Bucket] = [:]
         var callsSinceSweep = 0
     }
 
@@ -27,52 +35,59 @@ public final class MemoryRateLimitStore: RateLimitStore {
         let time = now()
         return state.withLock { state in
             state.callsSinceSweep += 1
-            if state.callsSinceSweep >= 4096 { Self.sweep(&state, at: time) }
-            var counts: [Int] = []
-            var oldest: [Double?] = []
-            for check in checks {
-                let id = Self.id(check)
-                var log = state.logs[id] ?? Log(window: check.policy.window)
-                let cutoff = time - check.policy.window
-                if let firstLive = log.times.firstIndex(where: { $0 > cutoff }) {
-                    log.times.removeFirst(firstLive)
-                } else {
-                    log.times.removeAll(keepingCapacity: true)
-                }
-                state.logs[id] = log
-                counts.append(log.times.count)
-                oldest.append(log.times.first)
+            if state.callsSinceSweep >= 4096 {
+                state.callsSinceSweep = 0
+                state.logs = state.logs.filter { $0.value.idleAfter > time }
+                state.buckets = state.buckets.filter { $0.value.idleAfter > time }
             }
-            let admitted = zip(checks, counts).allSatisfy { $0.policy.limit > $1 }
+            let ids = checks.map(Self.id)
+            let before = zip(checks, ids).map { check, id -> RateLimitOutcome in
+                switch check.policy.algorithm {
+                case .slidingLog:
+                    let cutoff = time - check.policy.window
+                    state.logs[id, default: Log()].times.removeFirst(while: { $0 <= cutoff })
+                    let times = state.logs[id]!.times
+                    return .slidingLog(check.policy, count: times.count, oldest: times.first, now: time, charged: false)
+                case .gcra:
+                    let arrival = max(state.buckets[id]?.theoreticalArrival ?? time, time)
+                    return .gcra(check.policy, arrival: arrival, now: time, charged: false)
+                }
+            }
+            let admitted = RateLimitDecision(outcomes: before, now: time).admitted
             var outcomes: [RateLimitOutcome] = []
             for (index, check) in checks.enumerated() {
-                let id = Self.id(check)
-                var count = counts[index]
-                var first = oldest[index]
-                if admitted {
-                    state.logs[id]!.times.append(time)
-                    count += 1
-                    first = first ?? time
+                guard admitted && before[index].allowed else {
+                    outcomes.append(before[index])
+                    continue
                 }
-                outcomes.append(
-                    RateLimitOutcome(
-                        policy: check.policy,
-                        allowed: check.policy.limit > counts[index],
-                        remaining: max(0, check.policy.limit - count),
-                        resetAfter: first.map { max(0, $0 + check.policy.window - time) } ?? 0
-                    ))
+                let id = ids[index]
+                switch check.policy.algorithm {
+                case .slidingLog:
+                    let oldest = state.logs[id]!.times.first
+                    outcomes.append(
+                        .slidingLog(check.policy, count: state.logs[id]!.times.count, oldest: oldest, now: time, charged: true))
+                    state.logs[id]!.times.append(time)
+                    state.logs[id]!.idleAfter = time + check.policy.window
+                case .gcra:
+                    let arrival = max(state.buckets[id]?.theoreticalArrival ?? time, time)
+                    outcomes.append(.gcra(check.policy, arrival: arrival, now: time, charged: true))
+                    let next = arrival + check.policy.window / Double(check.policy.limit)
+                    state.buckets[id] = Bucket(theoreticalArrival: next, idleAfter: next)
+                }
             }
             return RateLimitDecision(outcomes: outcomes, now: time)
         }
     }
 
     /// Keys currently holding counts (for tests and metrics).
-    public var activeKeys: Int { state.withLock { $0.logs.count } }
+    public var activeKeys: Int { state.withLock { $0.logs.count + $0.buckets.count } }
 
     private static func id(_ check: RateLimitCheck) -> String { "\(check.policy.name)\u{0}\(check.key)" }
+}
 
-    private static func sweep(_ state: inout State, at time: Double) {
-        state.callsSinceSweep = 0
-        state.logs = state.logs.filter { _, log in (log.times.last ?? -.infinity) > time - log.window }
+extension Deque {
+    /// Removes leading elements while `predicate` holds.
+    mutating func removeFirst(while predicate: (Element) -> Bool) {
+        while let first, predicate(first) { removeFirst() }
     }
 }

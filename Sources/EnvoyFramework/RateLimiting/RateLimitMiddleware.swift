@@ -1,41 +1,56 @@
+import Crypto
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
 
-/// Applies every matching policy to each request in one store call, answers 429 when any rejects, and
-/// stamps the rate-limit headers on every limited response (errors included).
+/// Applies every matching policy to each request in one store call, answers 429 when an enforced policy
+/// rejects, and stamps the rate-limit headers on every limited response (errors included).
+/// Repeat offenders are answered from a local memory of refusals; a failing store is handled per policy's
+/// failure mode (`local`: an in-process limiter keeps counting; `open`: admit; `closed`: 503).
 public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMiddleware {
+    private struct PolicyMetrics: Sendable {
+        let admitted: Counter
+        let rejected: Counter
+        let shadowRejected: Counter
+        let fallback: Counter
+    }
+
     let policies: [RateLimitPolicy]
     let store: any RateLimitStore
     let fallback: MemoryRateLimitStore
+    let denied: DeniedKeys
     let violationLog: SampledLogger
-    let decisions: [String: (admitted: Counter, rejected: Counter)]
-    let fallbackDecisions: Counter
+    private let metrics: [String: PolicyMetrics]
+    private let storeLatency: Timer
 
-    /// A limiter enforcing `policies` on `store`; if the store fails, an in-process limiter takes over.
-    public init(policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics: any MetricsFactory) {
+    /// A limiter enforcing `policies` on `store`, remembering up to `deniedCapacity` refused keys.
+    public init(
+        policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
+        deniedCapacity: Int = 10_000
+    ) {
         self.policies = policies
         self.store = store
         self.fallback = MemoryRateLimitStore()
+        self.denied = DeniedKeys(capacity: deniedCapacity)
         self.violationLog = SampledLogger(logger: logger, perSecond: 10)
-        var decisions: [String: (Counter, Counter)] = [:]
-        for policy in policies {
-            decisions[policy.name] = (
-                Counter(
-                    label: "envoy_ratelimit_decisions_total",
-                    dimensions: [("policy", policy.name), ("decision", "admitted")], factory: metrics),
-                Counter(
-                    label: "envoy_ratelimit_decisions_total",
-                    dimensions: [("policy", policy.name), ("decision", "rejected")], factory: metrics)
-            )
+        func counter(_ policy: String, _ decision: String) -> Counter {
+            Counter(label: "envoy_ratelimit_decisions_total", dimensions: [("policy", policy), ("decision", decision)], factory: factory)
         }
-        self.decisions = decisions
-        self.fallbackDecisions = Counter(label: "envoy_ratelimit_fallback_decisions_total", factory: metrics)
+        var metrics: [String: PolicyMetrics] = [:]
+        for policy in policies {
+            metrics[policy.name] = PolicyMetrics(
+                admitted: counter(policy.name, "admitted"), rejected: counter(policy.name, "rejected"),
+                shadowRejected: counter(policy.name, "shadow_rejected"),
+                fallback: Counter(label: "envoy_ratelimit_fallback_decisions_total", dimensions: [("policy", policy.name)], factory: factory))
+        }
+        self.metrics = metrics
+        self.storeLatency = Timer(label: "envoy_ratelimit_store_duration_seconds", factory: factory)
     }
 
     /// The checks that apply to a request: each matching policy with the key it counts by.
-    public func checks(method: String, route: String?, identity: RequestIdentity) -> [RateLimitCheck] {
+    public func checks(method: String, route: String?, identity: RequestIdentity, headers: HTTPFields = [:]) -> [RateLimitCheck] {
         policies.compactMap { policy in
             guard policy.match.matches(method: method, route: route, authenticated: identity.userID != nil) else {
                 return nil
@@ -45,6 +60,13 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
                 return identity.userID.map { RateLimitCheck(policy: policy, key: "user:\($0)") }
             case .clientIP:
                 return RateLimitCheck(policy: policy, key: "ip:\(identity.clientAddress?.rateLimitKey ?? "unknown")")
+            case .global:
+                return RateLimitCheck(policy: policy, key: "global")
+            case .header(let name):
+                // Header values are often credentials (API keys): only a digest is ever stored or shown.
+                guard let field = HTTPField.Name(name), let value = headers[field], !value.isEmpty else { return nil }
+                let digest = SHA256.hash(data: Array(value.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+                return RateLimitCheck(policy: policy, key: "header:\(digest)")
             }
         }
     }
@@ -53,31 +75,33 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        let checks = checks(method: request.method.rawValue, route: context.endpointPath, identity: context.identity)
+        let checks = checks(
+            method: request.method.rawValue, route: context.endpointPath, identity: context.identity, headers: request.headers)
         guard !checks.isEmpty else { return try await next(request, context) }
-        let decision = await decide(checks, logger: context.logger)
-        for outcome in decision.outcomes {
-            decision.admitted
-                ? decisions[outcome.policy.name]?.admitted.increment()
-                : decisions[outcome.policy.name]?.rejected.increment()
+        let decision: RateLimitDecision
+        let refused = denied.denied(checks)
+        if !refused.isEmpty {
+            decision = RateLimitDecision(
+                outcomes: refused.map { RateLimitOutcome(policy: $0.0.policy, allowed: false, remaining: 0, resetAfter: $0.1) },
+                now: Date().timeIntervalSince1970)
+        } else {
+            decision = try await decide(checks)
+            denied.remember(decision, checks: checks)
         }
+        record(decision)
         let fields = RateLimitHeaders.fields(for: decision)
         guard decision.admitted else {
             let names = decision.violated.map(\.policy.name)
-            violationLog.warning(
-                "rate limit exceeded",
-                metadata: [
-                    "policy": .string(names.joined(separator: ",")),
-                    "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
-                    "user.id": .string(context.identity.userID ?? "-"),
-                ])
+            log("rate limit exceeded", names, context)
             throw Problem(
                 .tooManyRequests,
-                detail:
-                    "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
+                detail: "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
                 extensions: ["violated-policies": .strings(names)],
                 headers: fields
             )
+        }
+        if !decision.shadowViolated.isEmpty {
+            log("rate limit exceeded (shadow policy: admitted)", decision.shadowViolated.map(\.policy.name), context)
         }
         var response: Response
         do {
@@ -90,14 +114,45 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         return response
     }
 
-    private func decide(_ checks: [RateLimitCheck], logger: Logger) async -> RateLimitDecision {
+    private func decide(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
+        let start = ContinuousClock.now
         do {
-            return try await store.acquire(checks)
+            let decision = try await store.acquire(checks)
+            storeLatency.record(duration: ContinuousClock.now - start)
+            return decision
         } catch {
-            // A failing store must not fail the request, nor lift the limits: this process keeps counting.
-            fallbackDecisions.increment()
-            violationLog.warning("rate-limit store failed; deciding in process", metadata: ["error": "\(error)"])
-            return fallback.acquire(checks)
+            // The store is down or slow: each policy does what its failure mode says, and nothing waits longer.
+            violationLog.warning("rate-limit store failed; applying failure modes", metadata: ["error": "\(error)"])
+            let enforced = checks.filter { !$0.policy.shadow }
+            if let closed = enforced.first(where: { $0.policy.failureMode == .closed }) {
+                throw Problem(.serviceUnavailable, detail: "Rate limiting (\(closed.policy.name)) is unavailable; try again shortly.")
+            }
+            let local = checks.filter { $0.policy.failureMode == .local }
+            for check in local { metrics[check.policy.name]?.fallback.increment() }
+            return fallback.acquire(local)
         }
+    }
+
+    private func record(_ decision: RateLimitDecision) {
+        for outcome in decision.outcomes {
+            guard let counters = metrics[outcome.policy.name] else { continue }
+            if !outcome.allowed && outcome.policy.shadow {
+                counters.shadowRejected.increment()
+            } else if decision.admitted {
+                counters.admitted.increment()
+            } else {
+                counters.rejected.increment()
+            }
+        }
+    }
+
+    private func log(_ message: String, _ policies: [String], _ context: Context) {
+        violationLog.warning(
+            "\(message)",
+            metadata: [
+                "policy": .string(policies.joined(separator: ",")),
+                "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
+                "user.id": .string(context.identity.userID ?? "-"),
+            ])
     }
 }

@@ -20,7 +20,8 @@ public struct RateLimitOutcome: Sendable, Equatable {
     public var allowed: Bool
     /// Requests still admissible in the current window (after this one, if it was admitted).
     public var remaining: Int
-    /// Seconds until the oldest counted request leaves the window and a slot frees (0 when none is counted).
+    /// Seconds until the policy frees quota: when rejected, until a request would be admitted; when admitted,
+    /// until the oldest counted request leaves the window (sliding log) or the bucket is full again (GCRA).
     public var resetAfter: Double
 
     /// An outcome with the given fields.
@@ -45,14 +46,17 @@ public struct RateLimitDecision: Sendable, Equatable {
         self.now = now
     }
 
-    /// True when every policy admitted the request.
-    public var admitted: Bool { outcomes.allSatisfy(\.allowed) }
-    /// The policies that rejected the request.
-    public var violated: [RateLimitOutcome] { outcomes.filter { !$0.allowed } }
+    /// True when every enforced policy admitted the request (shadow policies never reject).
+    public var admitted: Bool { outcomes.allSatisfy { $0.allowed || $0.policy.shadow } }
+    /// The enforced policies that rejected the request.
+    public var violated: [RateLimitOutcome] { outcomes.filter { !$0.allowed && !$0.policy.shadow } }
+    /// The shadow policies that would have rejected it.
+    public var shadowViolated: [RateLimitOutcome] { outcomes.filter { !$0.allowed && $0.policy.shadow } }
 }
 
-/// Where rate-limit counts live. One call decides every check atomically: a request is recorded in
-/// every policy only if all of them admit it, so a rejected request consumes no quota anywhere.
+/// Where rate-limit counts live. One call decides every check atomically: a request is recorded only if every
+/// enforced policy admits it, so a rejected request consumes no quota anywhere. (A shadow policy that would
+/// have rejected is not charged either; the others are.)
 public protocol RateLimitStore: Sendable {
     /// Decides and, when all admit, records the request in every check's window.
     func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision

@@ -1,43 +1,58 @@
 import EnvoyFramework
 import Foundation
 
-/// `RateLimitStore` on Redis: one sorted set per policy and key (an exact sliding log), every check of a
-/// request decided by one script in one round trip, on Redis's clock so that instances agree.
+/// `RateLimitStore` on Redis: every check of a request decided by one script in one round trip, on Redis's
+/// clock so that instances with skewed clocks agree. Sliding-log policies keep a sorted set per key
+/// (`prefix:rl:{KEY}:POLICY:log`), GCRA policies one timestamp (`prefix:rl:{KEY}:POLICY:gcra`).
 public struct RedisRateLimitStore: RateLimitStore {
     let client: RedisClient
     let prefix: String
 
-    /// A store on `client`, keys `prefix:rl:{key}:policy`.
+    /// A store on `client`, keys under `prefix:rl:`.
     public init(client: RedisClient, prefix: String) {
         self.client = client
         self.prefix = prefix
     }
 
+    // ARGV per check: limit, window ms, "log" or "gcra", enforce (1) or shadow (0); then a unique request id.
+    // Returns: admitted, now ms, then per check: allowed, charged, count or arrival ms, oldest ms (-1: none).
     static let script = RedisScript(
         """
         local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
         local n = #KEYS
-        local counts, oldest = {}, {}
+        local allowed, state, oldest = {}, {}, {}
         local admitted = 1
         for i = 1, n do
-            local limit = tonumber(ARGV[2 * i - 1])
-            local window = tonumber(ARGV[2 * i])
-            redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-            counts[i] = redis.call('ZCARD', KEYS[i])
-            local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-            oldest[i] = first[2] and tonumber(first[2]) or -1
-            if counts[i] >= limit then admitted = 0 end
-        end
-        local result = {admitted, now}
-        for i = 1, n do
-            if admitted == 1 then
-                redis.call('ZADD', KEYS[i], now, ARGV[2 * n + 1])
-                redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
-                if oldest[i] < 0 then oldest[i] = now end
+            local limit, window = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+            if ARGV[4 * i - 1] == 'log' then
+                redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+                state[i] = redis.call('ZCARD', KEYS[i])
+                local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+                oldest[i] = first[2] and tonumber(first[2]) or -1
+                allowed[i] = state[i] < limit
+            else
+                state[i] = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now)
+                oldest[i] = -1
+                allowed[i] = now >= state[i] + window / limit - window - 0.000001
             end
-            result[#result + 1] = counts[i]
-            result[#result + 1] = oldest[i]
+            if not allowed[i] and ARGV[4 * i] == '1' then admitted = 0 end
+        end
+        local result = {admitted, tostring(now)}
+        for i = 1, n do
+            local limit, window = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+            local charged = admitted == 1 and allowed[i]
+            if charged and ARGV[4 * i - 1] == 'log' then
+                redis.call('ZADD', KEYS[i], now, ARGV[4 * n + 1])
+                redis.call('PEXPIRE', KEYS[i], math.ceil(window))
+            elseif charged then
+                local arrival = state[i] + window / limit
+                redis.call('SET', KEYS[i], tostring(arrival), 'PX', math.max(1, math.ceil(arrival - now)))
+            end
+            result[#result + 1] = allowed[i] and 1 or 0
+            result[#result + 1] = charged and 1 or 0
+            result[#result + 1] = tostring(state[i])
+            result[#result + 1] = tostring(oldest[i])
         end
         return result
         """)
@@ -45,28 +60,35 @@ public struct RedisRateLimitStore: RateLimitStore {
     /// Decides all checks atomically in one `EVALSHA`.
     public func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
         guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
-        let keys = checks.map { "\(prefix):rl:{\($0.key)}:\($0.policy.name)" }
+        var keys: [String] = []
         var arguments: [RedisArgument] = []
         for check in checks {
-            arguments.append(RedisArgument(check.policy.limit))
-            arguments.append(RedisArgument(Int((check.policy.window * 1000).rounded(.up))))
+            let algorithm = check.policy.algorithm == .gcra ? "gcra" : "log"
+            keys.append("\(prefix):rl:{\(check.key)}:\(check.policy.name):\(algorithm)")
+            arguments += [
+                RedisArgument(check.policy.limit), RedisArgument(check.policy.window * 1000), RedisArgument(algorithm),
+                RedisArgument(check.policy.shadow ? 0 : 1),
+            ]
         }
         arguments.append(RedisArgument(UUID().uuidString))
         let reply = try await client.run(Self.script, keys: keys, arguments: arguments)
-        guard let values = reply.array?.compactMap(\.int), values.count == 2 + 2 * checks.count else {
+        guard let values = reply.array, values.count == 2 + 4 * checks.count,
+            let nowMilliseconds = values[1].string.flatMap(Double.init)
+        else {
             throw RedisError.unexpectedReply("rate-limit script returned \(reply)")
         }
-        let admitted = values[0] == 1
-        let now = Double(values[1]) / 1000
-        let outcomes = checks.enumerated().map { index, check in
-            let before = Int(values[2 + 2 * index])
-            let oldest = values[3 + 2 * index]
-            let counted = before + (admitted ? 1 : 0)
-            return RateLimitOutcome(
-                policy: check.policy,
-                allowed: before < check.policy.limit,
-                remaining: max(0, check.policy.limit - counted),
-                resetAfter: oldest < 0 ? 0 : max(0, Double(oldest) / 1000 + check.policy.window - now))
+        let now = nowMilliseconds / 1000
+        let outcomes = checks.enumerated().map { index, check -> RateLimitOutcome in
+            let charged = values[3 + 4 * index].int == 1
+            let state = values[4 + 4 * index].string.flatMap(Double.init) ?? 0
+            let oldest = values[5 + 4 * index].string.flatMap(Double.init) ?? -1
+            switch check.policy.algorithm {
+            case .slidingLog:
+                return .slidingLog(
+                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : oldest / 1000, now: now, charged: charged)
+            case .gcra:
+                return .gcra(check.policy, arrival: state / 1000, now: now, charged: charged)
+            }
         }
         return RateLimitDecision(outcomes: outcomes, now: now)
     }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The rate limiter's cost: requests per second of one route (GET /v1/user/profile, a cache hit) with no
+# policy, with a policy on the in-memory store, and with the same policy on Redis — measured in one run with
+# wrk — plus Redis commands per request from INFO commandstats.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-5s}
+connections=${CONNECTIONS:-32}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+swift build -c release --product envoy >/dev/null
+envoy="$(swift build -c release --show-bin-path)/envoy"
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize yes --pidfile "$work/redis.pid"
+cleanup() {
+    for pidfile in "$work"/*.pid; do kill "$(cat "$pidfile")" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+echo '[]' > "$work/none.json"
+echo '[{"name":"authenticated","limit":1000000000,"window":60,"key":"user","match":{"authenticated":true},"algorithm":"gcra"}]' > "$work/gcra.json"
+echo '[{"name":"authenticated","limit":100000,"window":60,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
+
+# serve NAME POLICIES [REDIS_URL]: starts envoy, registers a user, prints the port and token.
+serve() {
+    local name=$1 policies=$2 redis=${3:-} port
+    port=$(free_port)
+    mkdir -p "$work/$name"
+    (cd "$work/$name" && exec env PORT="$port" RATE_LIMITS_FILE="$policies" LOG_LEVEL=error ${redis:+REDIS_URL=$redis} \
+        EMAIL_TEMPLATES_DIR="$OLDPWD/templates/email" "$envoy" serve >"$work/$name.log" 2>&1) &
+    echo $! > "$work/$name.pid"
+    for _ in $(seq 100); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done
+    curl -sf -XPOST "localhost:$port/v1/auth/register" -d '{"email":"bench@example.com","password":"correct horse","name":"B"}' >/dev/null
+    token=$(curl -sf -XPOST "localhost:$port/v1/auth/login" -d '{"email":"bench@example.com","password":"correct horse"}' \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    echo "$port $token"
+}
+
+run() {
+    local label=$1 port=$2 token=$3
+    curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null   # warm the cache
+    local report rps total
+    report=$(wrk -t 2 -c "$connections" -d "$duration" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/user/profile")
+    rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
+    total=$(echo "$report" | awk '/requests in/ {print $1}')
+    non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
+    printf '%-52s %10s requests/s%s\n' "$label" "$rps" "${non2xx:+ ($non2xx non-2xx)}" >&2
+    echo "$total"
+}
+
+commandstats() { redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_' ; }
+total_calls() { commandstats | sed -E 's/.*:calls=([0-9]+),.*/\1/' | paste -sd+ | bc; }
+
+echo "machine: $(nproc) cores; wrk -t 2 -c $connections -d $duration; GET /v1/user/profile (cache hit)"
+read -r p1 t1 < <(serve none "$work/none.json")
+read -r p2 t2 < <(serve memory "$work/log.json")
+read -r p3 t3 < <(serve redis-none "$work/none.json" "redis://127.0.0.1:$redis_port")
+read -r p4 t4 < <(serve redis-log "$work/log.json" "redis://127.0.0.1:$redis_port")
+read -r p5 t5 < <(serve redis-gcra "$work/gcra.json" "redis://127.0.0.1:$redis_port")
+run "embedded, no policy" "$p1" "$t1" >/dev/null
+run "embedded, sliding-log policy (in-memory store)" "$p2" "$t2" >/dev/null
+before=$(total_calls)
+requests=$(run "Redis, no policy (cache on Redis)" "$p3" "$t3")
+echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
+before=$(total_calls)
+requests=$(run "Redis, sliding-log policy (limiter on Redis)" "$p4" "$t4")
+echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
+before=$(total_calls)
+requests=$(run "Redis, GCRA policy (limiter on Redis)" "$p5" "$t5")
+echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
+commandstats | grep -E 'cmdstat_(evalsha|get|eval):' | sed 's/^/  /'
