@@ -73,7 +73,8 @@ struct RateLimitPolicyTests {
         #expect(policies[1].algorithm == .slidingLog && policies[1].failureMode == .local && !policies[1].shadow)
         #expect(policies[1].match == RateLimitMatch(method: "GET", route: "/x/{id}"))
         #expect(throws: (any Error).self) {
-            try JSONDecoder().decode([RateLimitPolicy].self, from: Data(#"[{"name":"x","limit":1,"window":1,"key":"cookie"}]"#.utf8))
+            try JSONDecoder().decode(
+                [RateLimitPolicy].self, from: Data(#"[{"name":"x","limit":1,"window":1,"key":"cookie"}]"#.utf8))
         }
         #expect(throws: RateLimitPolicyError.self) {
             try RateLimitPolicy(name: "big", limit: 1_000_000, window: 1, key: .global, match: .init()).validate()
@@ -84,7 +85,9 @@ struct RateLimitPolicyTests {
     func app(_ policies: [RateLimitPolicy], store: any RateLimitStore) -> some ApplicationProtocol {
         let router = Router(context: LimitedContext.self)
         router.add(middleware: ProblemMiddleware())
-        router.add(middleware: RateLimitMiddleware(policies: policies, store: store, logger: Logger(label: "t"), metrics: NOOPMetricsHandler.instance))
+        router.add(
+            middleware: RateLimitMiddleware(
+                policies: policies, store: store, logger: Logger(label: "t"), metrics: NOOPMetricsHandler.instance))
         router.get("/items/{id}") { _, _ in "ok" }
         return Application(router: router)
     }
@@ -92,7 +95,8 @@ struct RateLimitPolicyTests {
     @Test("routes are matched by template: /items/1 and /items/2 share one policy; API keys are counted apart")
     func templatesAndHeaders() async throws {
         let policies = [
-            RateLimitPolicy(name: "items", limit: 3, window: 60, key: .global, match: .init(method: "GET", route: "/items/{id}")),
+            RateLimitPolicy(
+                name: "items", limit: 3, window: 60, key: .global, match: .init(method: "GET", route: "/items/{id}")),
             RateLimitPolicy(name: "per-key", limit: 2, window: 60, key: .header("X-Api-Key"), match: .init()),
         ]
         try await app(policies, store: MemoryRateLimitStore()).test(.router) { client in
@@ -112,13 +116,17 @@ struct RateLimitPolicyTests {
     func failureModes() async throws {
         let local = RateLimitPolicy(name: "l", limit: 2, window: 60, key: .global, match: .init())
         try await app([local], store: FailingStore()).test(.router) { client in
-            let statuses = try await (0..<3).asyncMap { _ in try await client.execute(uri: "/items/1", method: .get).status }
+            let statuses = try await (0..<3).asyncMap { _ in
+                try await client.execute(uri: "/items/1", method: .get).status
+            }
             #expect(statuses == [.ok, .ok, .tooManyRequests])
         }
         var open = local
         open.failureMode = .open
         try await app([open], store: FailingStore()).test(.router) { client in
-            let statuses = try await (0..<3).asyncMap { _ in try await client.execute(uri: "/items/1", method: .get).status }
+            let statuses = try await (0..<3).asyncMap { _ in
+                try await client.execute(uri: "/items/1", method: .get).status
+            }
             #expect(statuses == [.ok, .ok, .ok])
         }
         var closed = local

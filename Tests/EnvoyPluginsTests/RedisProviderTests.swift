@@ -72,14 +72,17 @@ struct RedisProviderTests {
         #expect(RateLimitHeaders.retryAfter(rejected).map { $0 > 3590 && $0 <= 3600 } == true)
     }
 
-    @Test("GCRA on Redis: 300 concurrent requests across two instances admit exactly the burst; shadow policies never reject")
+    @Test(
+        "GCRA on Redis: 300 concurrent requests across two instances admit exactly the burst; shadow policies never reject"
+    )
     func gcraAndShadowOnRedis() async throws {
         let prefix = SharedRedis.prefix()
         let instances = [
             RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
             RedisRateLimitStore(client: try client(SharedRedis.url, timeout: .seconds(5)), prefix: prefix),
         ]
-        let burst = RateLimitPolicy(name: "burst", limit: 40, window: 3600, key: .global, match: .init(), algorithm: .gcra)
+        let burst = RateLimitPolicy(
+            name: "burst", limit: 40, window: 3600, key: .global, match: .init(), algorithm: .gcra)
         let trial = RateLimitPolicy(name: "trial", limit: 10, window: 3600, key: .global, match: .init(), shadow: true)
         let checks = [RateLimitCheck(policy: burst, key: "global"), RateLimitCheck(policy: trial, key: "global")]
         let decisions = try await withThrowingTaskGroup(of: RateLimitDecision.self) { group in
@@ -98,7 +101,8 @@ struct RedisProviderTests {
         let redis = RedisRateLimitStore(client: try client(SharedRedis.url), prefix: SharedRedis.prefix())
         let memory = MemoryRateLimitStore()
         for algorithm in [RateLimitAlgorithm.slidingLog, .gcra] {
-            let policy = RateLimitPolicy(name: "p", limit: 4, window: 600, key: .global, match: .init(), algorithm: algorithm)
+            let policy = RateLimitPolicy(
+                name: "p", limit: 4, window: 600, key: .global, match: .init(), algorithm: algorithm)
             for _ in 0..<6 {
                 let a = try await redis.acquire([RateLimitCheck(policy: policy, key: "k")])
                 let b = memory.acquire([RateLimitCheck(policy: policy, key: "k")])

@@ -15,10 +15,11 @@ struct RedisClientBenchmark {
         }
         let requests = arguments.count > 2 ? Int(arguments[2]) ?? 200_000 : 200_000
         // "callers:connections" pairs; default: sequential, 50 callers on one connection, 200 on four.
-        let configurations: [(Int, Int)] = (arguments.count > 3 ? arguments[3] : "1:1,50:1,200:4").split(separator: ",").map {
-            let pair = $0.split(separator: ":").compactMap { Int($0) }
-            return (pair[0], pair[1])
-        }
+        let configurations: [(Int, Int)] = (arguments.count > 3 ? arguments[3] : "1:1,50:1,200:4").split(separator: ",")
+            .map {
+                let pair = $0.split(separator: ":").compactMap { Int($0) }
+                return (pair[0], pair[1])
+            }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         for (callers, connections) in configurations {

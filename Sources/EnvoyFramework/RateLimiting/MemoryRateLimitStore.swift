@@ -65,7 +65,8 @@ public final class MemoryRateLimitStore: RateLimitStore {
                 case .slidingLog:
                     let oldest = state.logs[id]!.times.first
                     outcomes.append(
-                        .slidingLog(check.policy, count: state.logs[id]!.times.count, oldest: oldest, now: time, charged: true))
+                        .slidingLog(
+                            check.policy, count: state.logs[id]!.times.count, oldest: oldest, now: time, charged: true))
                     state.logs[id]!.times.append(time)
                     state.logs[id]!.idleAfter = time + check.policy.window
                 case .gcra:

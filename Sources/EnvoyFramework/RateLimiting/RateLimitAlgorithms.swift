@@ -14,7 +14,8 @@ extension RateLimitOutcome {
 
     /// GCRA: each request takes `window / limit` seconds of a `window`-long budget, so `limit` fit at once and
     /// the budget refills smoothly. `arrival` is the theoretical arrival time, `max(stored, now)`.
-    public static func gcra(_ policy: RateLimitPolicy, arrival: Double, now: Double, charged: Bool) -> RateLimitOutcome {
+    public static func gcra(_ policy: RateLimitPolicy, arrival: Double, now: Double, charged: Bool) -> RateLimitOutcome
+    {
         let emission = policy.window / Double(policy.limit)
         let allowAt = arrival + emission - policy.window
         let allowed = now >= allowAt - 1e-9
@@ -22,7 +23,8 @@ extension RateLimitOutcome {
             let next = arrival + emission
             return RateLimitOutcome(
                 policy: policy, allowed: true,
-                remaining: max(0, Int(((now - (next + emission - policy.window)) / emission + 1 + 1e-9).rounded(.down))),
+                remaining: max(
+                    0, Int(((now - (next + emission - policy.window)) / emission + 1 + 1e-9).rounded(.down))),
                 resetAfter: next - now)
         }
         return RateLimitOutcome(

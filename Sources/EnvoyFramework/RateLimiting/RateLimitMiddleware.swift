@@ -36,21 +36,27 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         self.denied = DeniedKeys(capacity: deniedCapacity)
         self.violationLog = SampledLogger(logger: logger, perSecond: 10)
         func counter(_ policy: String, _ decision: String) -> Counter {
-            Counter(label: "envoy_ratelimit_decisions_total", dimensions: [("policy", policy), ("decision", decision)], factory: factory)
+            Counter(
+                label: "envoy_ratelimit_decisions_total", dimensions: [("policy", policy), ("decision", decision)],
+                factory: factory)
         }
         var metrics: [String: PolicyMetrics] = [:]
         for policy in policies {
             metrics[policy.name] = PolicyMetrics(
                 admitted: counter(policy.name, "admitted"), rejected: counter(policy.name, "rejected"),
                 shadowRejected: counter(policy.name, "shadow_rejected"),
-                fallback: Counter(label: "envoy_ratelimit_fallback_decisions_total", dimensions: [("policy", policy.name)], factory: factory))
+                fallback: Counter(
+                    label: "envoy_ratelimit_fallback_decisions_total", dimensions: [("policy", policy.name)],
+                    factory: factory))
         }
         self.metrics = metrics
         self.storeLatency = Timer(label: "envoy_ratelimit_store_duration_seconds", factory: factory)
     }
 
     /// The checks that apply to a request: each matching policy with the key it counts by.
-    public func checks(method: String, route: String?, identity: RequestIdentity, headers: HTTPFields = [:]) -> [RateLimitCheck] {
+    public func checks(method: String, route: String?, identity: RequestIdentity, headers: HTTPFields = [:])
+        -> [RateLimitCheck]
+    {
         policies.compactMap { policy in
             guard policy.match.matches(method: method, route: route, authenticated: identity.userID != nil) else {
                 return nil
@@ -76,13 +82,16 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         async throws -> Response
     {
         let checks = checks(
-            method: request.method.rawValue, route: context.endpointPath, identity: context.identity, headers: request.headers)
+            method: request.method.rawValue, route: context.endpointPath, identity: context.identity,
+            headers: request.headers)
         guard !checks.isEmpty else { return try await next(request, context) }
         let decision: RateLimitDecision
         let refused = denied.denied(checks)
         if !refused.isEmpty {
             decision = RateLimitDecision(
-                outcomes: refused.map { RateLimitOutcome(policy: $0.0.policy, allowed: false, remaining: 0, resetAfter: $0.1) },
+                outcomes: refused.map {
+                    RateLimitOutcome(policy: $0.0.policy, allowed: false, remaining: 0, resetAfter: $0.1)
+                },
                 now: Date().timeIntervalSince1970)
         } else {
             decision = try await decide(checks)
@@ -95,7 +104,8 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             log("rate limit exceeded", names, context)
             throw Problem(
                 .tooManyRequests,
-                detail: "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
+                detail:
+                    "Rate limit exceeded for \(names.joined(separator: ", ")); retry after \(fields[.retryAfter] ?? "1") s.",
                 extensions: ["violated-policies": .strings(names)],
                 headers: fields
             )
@@ -125,7 +135,9 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             violationLog.warning("rate-limit store failed; applying failure modes", metadata: ["error": "\(error)"])
             let enforced = checks.filter { !$0.policy.shadow }
             if let closed = enforced.first(where: { $0.policy.failureMode == .closed }) {
-                throw Problem(.serviceUnavailable, detail: "Rate limiting (\(closed.policy.name)) is unavailable; try again shortly.")
+                throw Problem(
+                    .serviceUnavailable,
+                    detail: "Rate limiting (\(closed.policy.name)) is unavailable; try again shortly.")
             }
             let local = checks.filter { $0.policy.failureMode == .local }
             for check in local { metrics[check.policy.name]?.fallback.increment() }

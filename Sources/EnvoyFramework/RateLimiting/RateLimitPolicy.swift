@@ -162,7 +162,9 @@ public struct RateLimitPolicy: Codable, Sendable, Hashable {
             throw RateLimitPolicyError(policy: name, field: "key", reason: "\"\(header)\" is not a header name")
         }
         if algorithm == .slidingLog && limit > 100_000 {
-            throw RateLimitPolicyError(policy: name, field: "limit", reason: "over 100000 needs algorithm gcra (a log keeps one entry per request)")
+            throw RateLimitPolicyError(
+                policy: name, field: "limit",
+                reason: "over 100000 needs algorithm gcra (a log keeps one entry per request)")
         }
     }
 }

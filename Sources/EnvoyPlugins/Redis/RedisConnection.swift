@@ -78,7 +78,10 @@ public final class RedisConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         var buffer = channel.allocator.buffer(capacity: 64)
         RESPEncoder.encode(arguments, into: &buffer)
-        enqueue(RedisRequest(bytes: buffer, promise: promise, deadline: .now() + .nanoseconds(Int64(timeout.inNanoseconds)), timeout: timeout))
+        enqueue(
+            RedisRequest(
+                bytes: buffer, promise: promise, deadline: .now() + .nanoseconds(Int64(timeout.inNanoseconds)),
+                timeout: timeout))
         do {
             // A cancelled caller stops waiting; its reply, when it comes, is matched to its slot and dropped.
             return try await withTaskCancellationHandler {
@@ -179,7 +182,8 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         context.write(wrapOutboundOut(request.bytes), promise: promise)
         if sweeper == nil {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
+            sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10))
+            { _ in
                 loopBound.value.failExpired()
             }
         }

@@ -85,7 +85,8 @@ public struct RedisRateLimitStore: RateLimitStore {
             switch check.policy.algorithm {
             case .slidingLog:
                 return .slidingLog(
-                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : oldest / 1000, now: now, charged: charged)
+                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : oldest / 1000, now: now,
+                    charged: charged)
             case .gcra:
                 return .gcra(check.policy, arrival: state / 1000, now: now, charged: charged)
             }
