@@ -190,7 +190,12 @@ public struct Backend: Sendable {
 
     /// The HTTP application; with `inProcessWorker` (default: when the queue is embedded) it also runs a worker.
     public func application(inProcessWorker: Bool? = nil) -> some ApplicationProtocol {
-        var services: [any Service] = []
+        var services: [any Service] = [
+            InvalidationRetrier([
+                { await profileCache.retryPendingInvalidations() },
+                { await notificationsCache.retryPendingInvalidations() },
+            ])
+        ]
         if inProcessWorker ?? (taskQueue is SQLiteTaskQueue) {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }

@@ -99,4 +99,36 @@ struct RedisBackendTests {
             #expect(statuses.suffix(3).allSatisfy { $0 == .tooManyRequests })
         }
     }
+
+    @Test(
+        "Redis stopped, profile updated on one instance, Redis restarted from its AOF: another instance shows the update"
+    )
+    func outageSafeInvalidation() async throws {
+        let server = try RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
+        let stackA = try TestStack {
+            $0.redisURL = server.url
+            $0.redisTimeout = .milliseconds(200)
+        }
+        var configurationB = stackA.configuration
+        configurationB.port = 0
+        let appA = try await stackA.backend().application(inProcessWorker: false)
+        let appB = try await Backend.make(configuration: configurationB, logger: Logger(label: "b")).application(
+            inProcessWorker: false)
+        try await appA.test(.ahc(.http)) { a in
+            try await appB.test(.ahc(.http)) { b in
+                let token = try await a.signUp(email: "outage@example.com")
+                _ = try await b.send(.get, "/v1/user/profile", token: token)
+                #expect(try await b.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
+                server.kill()
+                let update = try await a.send(
+                    .put, "/v1/user/profile", json: #"{"company":"During the outage"}"#, token: token)
+                #expect(update.status == .ok)
+                try server.restart()
+                let read = try await b.send(.get, "/v1/user/profile", token: token)
+                #expect(read.status == .ok)
+                #expect(try read.json()["company"] as? String == "During the outage")
+                #expect(read.headers[xCache] != "HIT")
+            }
+        }
+    }
 }

@@ -72,6 +72,23 @@ struct RedisProviderTests {
         #expect(RateLimitHeaders.retryAfter(rejected).map { $0 > 3590 && $0 <= 3600 } == true)
     }
 
+    @Test("values stored before a Redis restart read as absent, even when the AOF restores them")
+    func cacheForgetsEarlierServerLifetimes() async throws {
+        let server = try RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
+        let redis = try client(server.url, timeout: .seconds(2))
+        let cache = RedisCache(client: redis, prefix: "p")
+        try await cache.set("profile:u1:g1:", value: [1, 2, 3], ttl: .seconds(600))
+        #expect(try await cache.get("profile:u1:g1:") == [1, 2, 3])
+        server.kill()
+        try server.restart()
+        let restored = await eventually(timeout: .seconds(5)) {
+            (try? await redis.send("EXISTS", "p:cache:profile:{u1}:g1:").int) == 1
+        }
+        #expect(restored, "the AOF brought the key back")
+        #expect(try await cache.get("profile:u1:g1:") == nil)
+        redis.shutdown()
+    }
+
     @Test(
         "GCRA on Redis: 300 concurrent requests across two instances admit exactly the burst; shadow policies never reject"
     )

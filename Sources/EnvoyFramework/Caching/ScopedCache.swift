@@ -107,6 +107,33 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         }
     }
 
+    /// Stores `value` for `scope`/`variant` (the seed's `cache_user_profile`).
+    public func store(_ value: Value, scope: String, variant: String = "") async throws {
+        let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
+        try await provider.set(key, value: encode(value), ttl: jittered(ttl))
+    }
+
+    /// The cached value for `scope`/`variant`, or nil (the seed's `get_cached_user_profile`).
+    public func cached(scope: String, variant: String = "") async throws -> Value? {
+        if pending.withLock({ $0.contains(scope) }) { return nil }
+        let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
+        return try await provider.get(key).flatMap(decode)
+    }
+
+    /// Tries again every invalidation that could not reach the provider; returns how many are still pending.
+    @discardableResult
+    public func retryPendingInvalidations() async -> Int {
+        for scope in pending.withLock({ Array($0) }) {
+            do {
+                try await publishNewGeneration(scope)
+                pending.withLock { _ = $0.remove(scope) }
+            } catch {
+                break
+            }
+        }
+        return pending.withLock { $0.count }
+    }
+
     private func publishNewGeneration(_ scope: String) async throws {
         try await provider.set(generationKey(scope), value: Array(Self.newGeneration().utf8), ttl: .seconds(86_400 * 7))
     }

@@ -47,6 +47,7 @@ public final class RedisClient: Sendable {
     private let idleBlocking = Mutex([RedisConnection]())
     private let breaker: CircuitBreaker
     private let logger: Logger
+    private let runIDs = Mutex<String?>(nil)
 
     /// A client for `configuration`; connections are made on first use.
     public init(configuration: Configuration, logger: Logger) throws(RedisError) {
@@ -141,6 +142,17 @@ public final class RedisClient: Sendable {
             .map { String($0.dropFirst("redis_version:".count)) } ?? "unknown"
     }
 
+    /// The `run_id` of the server the latest connection reached ("" until connected, or if `INFO` is refused).
+    /// It changes when Redis restarts or fails over: data written before then may have been lost or restored.
+    public var serverRunID: String { runIDs.withLock { $0 ?? "" } }
+
+    /// `serverRunID`, connecting first if no connection was ever made (so the answer is never a guess).
+    public func currentServerRunID() async throws(RedisError) -> String {
+        if let known = runIDs.withLock({ $0 }) { return known }
+        try await send("PING")
+        return serverRunID
+    }
+
     /// The circuit breaker's state.
     public var breakerState: CircuitBreaker.State { breaker.state }
 
@@ -192,6 +204,21 @@ public final class RedisClient: Sendable {
             let connection = try await RedisConnection.connect(
                 to: configuration.endpoint, tls: tls, timeout: configuration.commandTimeout,
                 maxReplyBytes: configuration.maxReplyBytes)
+            // The server's run id tells a restart (or failover) apart from a dropped connection.
+            let info =
+                (try? await connection.send(["INFO", "server"], timeout: configuration.commandTimeout))?.string ?? ""
+            let runID =
+                info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }.map {
+                    String($0.dropFirst(7))
+                } ?? ""
+            let previous = runIDs.withLock { current in
+                defer { current = runID }
+                return current
+            }
+            if let previous, previous != runID {
+                logger.warning(
+                    "redis server restarted or failed over", metadata: ["redis": "\(configuration.endpoint)"])
+            }
             logger.debug("redis connected", metadata: ["redis": "\(configuration.endpoint)"])
             return connection
         } catch {
