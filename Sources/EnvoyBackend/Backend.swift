@@ -157,6 +157,14 @@ public struct Backend: Sendable {
         return router
     }
 
+    /// Changes a user's plan (billing) and invalidates their cached profile, so every instance shows it at once.
+    @discardableResult
+    public func changePlan(userID: String, to plan: String) async throws -> UserProfile? {
+        let profile = try await users.setPlan(id: userID, plan: plan)
+        await profileCache.invalidate(scope: userID)
+        return profile
+    }
+
     /// A worker for this backend's task types.
     public func worker(_ configuration: TaskWorker.Configuration) -> TaskWorker {
         TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)

@@ -70,6 +70,21 @@ struct CachingHTTPTests {
         }
     }
 
+    @Test("a plan change (from billing) invalidates the cached profile")
+    func planChangeInvalidates() async throws {
+        let stack = try TestStack { $0.rateLimitPolicies = [] }
+        let backend = try await stack.backend()
+        try await backend.application().test(.ahc(.http)) { client in
+            let token = try await client.signUp()
+            let userID = try #require(try await client.send(.get, "/v1/user/profile", token: token).json()["id"] as? String)
+            #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
+            try await backend.changePlan(userID: userID, to: "premium")
+            let after = try await client.send(.get, "/v1/user/profile", token: token)
+            #expect(after.headers[xCache] == "MISS")
+            #expect(try after.json()["plan"] as? String == "premium")
+        }
+    }
+
     @Test("a cache hit touches no database: the query counter in /metrics does not move")
     func hitsSkipTheDatabase() async throws {
         let stack = try TestStack { $0.rateLimitPolicies = [] }

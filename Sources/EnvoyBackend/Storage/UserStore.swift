@@ -77,6 +77,8 @@ public protocol UserStore: Sendable {
     func profile(id: String) async throws -> UserProfile?
     /// Applies `changes` and returns the new profile.
     func update(id: String, changes: ProfileChanges) async throws -> UserProfile?
+    /// Sets the subscription plan and returns the new profile.
+    func setPlan(id: String, plan: String) async throws -> UserProfile?
 }
 
 /// `UserStore` on SQLite.
@@ -131,6 +133,15 @@ public struct SQLiteUserStore: UserStore {
                     WHERE id = ?
                     """,
                 arguments: [changes.name, changes.company, changes.jobTitle, changes.timezone, now, id])
+            return try Self.fetchProfile(db, id: id)
+        }
+    }
+
+    /// Sets `plan` and `updated_at`.
+    public func setPlan(id: String, plan: String) async throws -> UserProfile? {
+        let now = Timestamp.now()
+        return try await database.pool.write { db in
+            try db.execute(sql: "UPDATE users SET plan = ?, updated_at = ? WHERE id = ?", arguments: [plan, now, id])
             return try Self.fetchProfile(db, id: id)
         }
     }
