@@ -2,35 +2,25 @@
 # The rate limiter's cost: requests per second of one route (GET /v1/user/profile, a cache hit) with no
 # policy, with a policy on the in-memory store, and with the same policy on Redis — measured in one run with
 # wrk — plus Redis commands per request from INFO commandstats.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 duration=${DURATION:-5s}
 connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-swift build -c release --product envoy >/dev/null
-envoy="$(swift build -c release --show-bin-path)/envoy"
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize yes --pidfile "$work/redis.pid"
-cleanup() {
-    for pidfile in "$work"/*.pid; do kill "$(cat "$pidfile")" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+envoy=$(release_binary envoy)
+start_redis
 echo '[]' > "$work/none.json"
 echo '[{"name":"authenticated","limit":1000000000,"window":60,"key":"user","match":{"authenticated":true},"algorithm":"gcra"}]' > "$work/gcra.json"
 echo '[{"name":"authenticated","limit":100000,"window":60,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
 
 # serve NAME POLICIES [REDIS_URL]: starts envoy, registers a user, prints the port and token.
 serve() {
-    local name=$1 policies=$2 redis=${3:-} port
+    local name=$1 policies=$2 redis=${3:-} port token
     port=$(free_port)
-    mkdir -p "$work/$name"
-    (cd "$work/$name" && exec env PORT="$port" RATE_LIMITS_FILE="$policies" LOG_LEVEL=error ${redis:+REDIS_URL=$redis} \
-        EMAIL_TEMPLATES_DIR="$OLDPWD/templates/email" "$envoy" serve >"$work/$name.log" 2>&1) &
-    echo $! > "$work/$name.pid"
-    for _ in $(seq 100); do curl -sf "localhost:$port/health" >/dev/null && break; sleep 0.1; done
+    if [ -n "$redis" ]; then
+        start_envoy "$name" "$port" RATE_LIMITS_FILE="$policies" REDIS_URL="$redis"
+    else
+        start_envoy "$name" "$port" RATE_LIMITS_FILE="$policies"
+    fi
     curl -sf -XPOST "localhost:$port/v1/auth/register" -d '{"email":"bench@example.com","password":"correct horse","name":"B"}' >/dev/null
     token=$(curl -sf -XPOST "localhost:$port/v1/auth/login" -d '{"email":"bench@example.com","password":"correct horse"}' \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -76,7 +76,8 @@ struct CachingHTTPTests {
         let backend = try await stack.backend()
         try await backend.application().test(.ahc(.http)) { client in
             let token = try await client.signUp()
-            let userID = try #require(try await client.send(.get, "/v1/user/profile", token: token).json()["id"] as? String)
+            let userID = try #require(
+                try await client.send(.get, "/v1/user/profile", token: token).json()["id"] as? String)
             #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
             try await backend.changePlan(userID: userID, to: "premium")
             let after = try await client.send(.get, "/v1/user/profile", token: token)

@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoyTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -10,15 +11,10 @@ import Testing
 
 @Suite("Rate-limit policies: GCRA, shadow mode, keys, failure modes, the memory of refusals")
 struct RateLimitPolicyTests {
-    final class Clock: Sendable {
-        let time = Mutex(2_000_000.0)
-        func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
-        var now: @Sendable () -> Double { { self.time.withLock { $0 } } }
-    }
 
     @Test("GCRA admits a burst of `limit`, then one request per window/limit, smoothly")
     func gcra() {
-        let clock = Clock()
+        let clock = ManualClock(2_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         let policy = RateLimitPolicy(name: "g", limit: 10, window: 10, key: .global, match: .init(), algorithm: .gcra)
         let check = [RateLimitCheck(policy: policy, key: "global")]
@@ -43,7 +39,7 @@ struct RateLimitPolicyTests {
 
     @Test("a shadow policy never rejects and is not charged when it would have; enforced ones still are")
     func shadow() {
-        let clock = Clock()
+        let clock = ManualClock(2_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         let trial = RateLimitPolicy(name: "trial", limit: 2, window: 60, key: .global, match: .init(), shadow: true)
         let real = RateLimitPolicy(name: "real", limit: 5, window: 60, key: .global, match: .init())

@@ -1,15 +1,11 @@
 import EnvoyFramework
+import EnvoyTestSupport
 import HTTPTypes
 import Synchronization
 import Testing
 
 @Suite("MemoryRateLimitStore: exact sliding log")
 struct RateLimitStoreTests {
-    final class Clock: Sendable {
-        let time = Mutex(1_000_000.0)
-        func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
-        var now: @Sendable () -> Double { { self.time.withLock { $0 } } }
-    }
 
     let perMinute = RateLimitPolicy(name: "minute", limit: 10, window: 60, key: .clientIP, match: .init())
     let perHour = RateLimitPolicy(name: "hour", limit: 3, window: 3600, key: .clientIP, match: .init())
@@ -29,7 +25,7 @@ struct RateLimitStoreTests {
 
     @Test("a request rejected by one policy consumes nothing from the others")
     func rejectionConsumesNothing() {
-        let clock = Clock()
+        let clock = ManualClock(1_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         let both = [RateLimitCheck(policy: perMinute, key: "a"), RateLimitCheck(policy: perHour, key: "a")]
         for _ in 0..<3 { #expect(store.acquire(both).admitted) }
@@ -45,7 +41,7 @@ struct RateLimitStoreTests {
 
     @Test("never more than N in ANY rolling window, and a slot frees exactly when the oldest leaves")
     func rollingWindow() {
-        let clock = Clock()
+        let clock = ManualClock(1_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         let check = [RateLimitCheck(policy: perMinute, key: "a")]
         for _ in 0..<5 { #expect(store.acquire(check).admitted) }
@@ -65,7 +61,7 @@ struct RateLimitStoreTests {
 
     @Test("keys are independent, and idle keys are swept so memory stays bounded")
     func keysAndSweep() {
-        let clock = Clock()
+        let clock = ManualClock(1_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         for index in 0..<5000 { _ = store.acquire([RateLimitCheck(policy: perMinute, key: "k\(index)")]) }
         #expect(store.activeKeys == 5000)
@@ -76,7 +72,7 @@ struct RateLimitStoreTests {
 
     @Test("headers: X-RateLimit-* name the policy closest to exhaustion; Retry-After is rounded up")
     func headers() {
-        let clock = Clock()
+        let clock = ManualClock(1_000_000.0)
         let store = MemoryRateLimitStore(now: clock.now)
         let both = [RateLimitCheck(policy: perMinute, key: "a"), RateLimitCheck(policy: perHour, key: "a")]
         let decision = store.acquire(both)

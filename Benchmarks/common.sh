@@ -1,0 +1,39 @@
+# Shared by the benchmark scripts: sourced, not run.
+# Builds the release binaries, makes a scratch directory that is removed on exit, and starts servers in it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+work=$(mktemp -d)
+cleanup() {
+    for pidfile in "$work"/*.pid; do [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# release_binary PRODUCT: builds it in release mode and prints its path.
+release_binary() {
+    swift build -c release --product "$1" >/dev/null
+    echo "$(swift build -c release --show-bin-path)/$1"
+}
+
+# start_redis: a throwaway redis-server on a free port; sets redis_port.
+start_redis() {
+    redis_port=$(free_port)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize yes \
+        --pidfile "$work/redis.pid"
+    for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# start_envoy NAME PORT [VAR=value…]: `envoy serve` in its own directory, waits until /health answers.
+start_envoy() {
+    local name=$1 port=$2
+    shift 2
+    mkdir -p "$work/$name"
+    (cd "$work/$name" && exec env PORT="$port" LOG_LEVEL=error EMAIL_TEMPLATES_DIR="$OLDPWD/templates/email" "$@" \
+        "$envoy" serve >"$work/$name.log" 2>&1) &
+    echo $! > "$work/$name.pid"
+    for _ in $(seq 100); do curl -sf "localhost:$port/health" >/dev/null && return; sleep 0.1; done
+    echo "envoy $name did not start: $(cat "$work/$name.log")" >&2
+    exit 1
+}
