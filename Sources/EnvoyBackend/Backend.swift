@@ -91,7 +91,11 @@ public struct Backend: Sendable {
         if let custom = providers.taskQueue {
             queue = custom
         } else if let redis {
-            queue = RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix)
+            let outboxDatabase = try AppDatabase(
+                path: configuration.databasePath, component: "outbox", metrics: metrics)
+            queue = OutboxTaskQueue(
+                primary: RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix),
+                outbox: SQLiteTaskQueue(database: outboxDatabase.pool), logger: logger, metrics: metrics)
         } else {
             // Its own pool, so that worker polling shows apart from request queries in the metrics.
             let queueDatabase = try AppDatabase(path: configuration.databasePath, component: "queue", metrics: metrics)
@@ -204,6 +208,9 @@ public struct Backend: Sendable {
                 { await notificationsCache.retryPendingInvalidations() },
             ])
         ]
+        if let outboxQueue = taskQueue as? OutboxTaskQueue {
+            services.append(OutboxRelay(queue: outboxQueue))
+        }
         if inProcessWorker ?? (taskQueue is SQLiteTaskQueue) {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }

@@ -131,4 +131,27 @@ struct RedisBackendTests {
             }
         }
     }
+
+    @Test(
+        "Redis down when a user registers: the welcome email waits in the local outbox and is sent once Redis is back")
+    func outboxKeepsTasks() async throws {
+        let server = try RedisServer()
+        let stack = try TestStack {
+            $0.redisURL = server.url
+            $0.redisTimeout = .milliseconds(200)
+        }
+        let app = try await stack.backend().application(inProcessWorker: true)
+        try await app.test(.ahc(.http)) { client in
+            server.kill()
+            let registered = try await client.send(
+                .post, "/v1/auth/register",
+                json: #"{"email":"offline@example.com","password":"correct horse","name":"Off"}"#)
+            #expect(registered.status == .created)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(stack.outbox().isEmpty)
+            try server.restart()
+            #expect(await eventually(timeout: .seconds(15)) { stack.outbox().count == 1 })
+            #expect(stack.outbox().first?.contains("To: offline@example.com") == true)
+        }
+    }
 }

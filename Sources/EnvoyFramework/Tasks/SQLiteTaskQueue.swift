@@ -49,6 +49,10 @@ public final class SQLiteTaskQueue: TaskQueue {
                     );
                     """)
         }
+        migrator.registerMigration("envoy_tasks_v2_dedup_key") { db in
+            // Kept on the task too, so a relayed task (outbox → Redis) keeps its deduplication.
+            try db.execute(sql: "ALTER TABLE envoy_tasks ADD COLUMN dedup_key TEXT")
+        }
     }
 
     /// Commits the task (or notices its deduplication key) and wakes local workers.
@@ -67,10 +71,13 @@ public final class SQLiteTaskQueue: TaskQueue {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO envoy_tasks (id, queue, type, payload, state, max_attempts, run_at, created_at)
-                    VALUES (?, ?, ?, ?, 'ready', ?, ?, ?)
+                    INSERT INTO envoy_tasks (id, queue, type, payload, state, max_attempts, run_at, created_at, dedup_key)
+                    VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?)
                     """,
-                arguments: [id, task.queue, task.type, Data(task.payload), task.maxAttempts, task.runAt ?? time, time])
+                arguments: [
+                    id, task.queue, task.type, Data(task.payload), task.maxAttempts, task.runAt ?? time, time,
+                    task.deduplicationKey,
+                ])
             return .enqueued(id)
         }
         if case .enqueued = result { wake.signal() }
@@ -86,7 +93,7 @@ public final class SQLiteTaskQueue: TaskQueue {
         return try await database.write { db -> ClaimedTask? in
             while true {
                 let sql = """
-                    SELECT id, type, queue, payload, attempts, max_attempts, state FROM envoy_tasks
+                    SELECT id, type, queue, payload, attempts, max_attempts, state, dedup_key FROM envoy_tasks
                     WHERE \(queueList)((state = 'ready' AND run_at <= ?) OR (state = 'running' AND lease_until <= ?))
                     ORDER BY run_at LIMIT 1
                     """
@@ -115,7 +122,8 @@ public final class SQLiteTaskQueue: TaskQueue {
                     arguments: [token, time + lease.inSeconds, id])
                 return ClaimedTask(
                     id: id, type: row["type"], queue: row["queue"], payload: Array(row["payload"] as Data),
-                    attempt: attempts + 1, maxAttempts: maxAttempts, leaseToken: token)
+                    attempt: attempts + 1, maxAttempts: maxAttempts, leaseToken: token,
+                    deduplicationKey: row["dedup_key"])
             }
         }
     }

@@ -53,11 +53,15 @@ public struct ClaimedTask: Sendable {
     public var maxAttempts: Int
     /// The fencing token of this claim; a stale holder's ack is refused.
     public var leaseToken: String
+    /// The deduplication key it was enqueued with, if the queue keeps it.
+    public var deduplicationKey: String?
 
     /// A claimed task with the given fields.
     public init(
-        id: String, type: String, queue: String, payload: [UInt8], attempt: Int, maxAttempts: Int, leaseToken: String
+        id: String, type: String, queue: String, payload: [UInt8], attempt: Int, maxAttempts: Int, leaseToken: String,
+        deduplicationKey: String? = nil
     ) {
+        self.deduplicationKey = deduplicationKey
         self.id = id
         self.type = type
         self.queue = queue

@@ -163,8 +163,9 @@ public struct RedisTaskQueue: TaskQueue {
                 RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
             ])
         guard stored.int == 1 else { return .duplicate }
-        try await client.send("LPUSH", RedisArgument(globalWake), "1")
-        try await client.send("LTRIM", RedisArgument(globalWake), 0, 0)
+        // The task is stored; a lost wake-up only delays it to the next poll, so it must not fail the enqueue.
+        _ = try? await client.send("LPUSH", RedisArgument(globalWake), "1")
+        _ = try? await client.send("LTRIM", RedisArgument(globalWake), 0, 0)
         return .enqueued(id)
     }
 
