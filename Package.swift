@@ -112,6 +112,18 @@ let package = Package(
             path: "Tests/EnvoyTestSupport",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "EnvoyTestWorker",
+            dependencies: [
+                "EnvoyFramework", "EnvoyPlugins",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/EnvoyTestWorker",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EnvoyFrameworkTests",
             dependencies: [

@@ -6,59 +6,17 @@ import Synchronization
 import EnvoyTestSupport
 import Testing
 
-/// Runs the real `envoy` binary (built next to this test bundle) in a scratch directory.
-final class EnvoyProcess: Sendable {
-    let process: Process
-    let output = OutputBuffer()
+/// The real `envoy` binary, built next to this test bundle.
+typealias EnvoyProcess = ChildProcess
 
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("envoy")
+extension ChildProcess {
+    /// Runs `envoy` with `arguments`.
+    convenience init(_ arguments: [String], directory: URL, environment: [String: String]) throws {
+        try self.init(
+            binary: ChildProcess.sibling("envoy"), arguments: arguments, directory: directory, environment: environment)
     }
 
-    init(_ arguments: [String], directory: URL, environment: [String: String]) throws {
-        process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
-        try process.run()
-    }
-
-    var log: String { output.text.withLock { $0 } }
-
-    /// The port from Hummingbird's "listening on host:port" line.
-    func listeningPort(timeout: Duration = .seconds(30)) async -> Int? {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            if let range = log.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                return Int(log[range].split(separator: ":").last!)
-            }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
-    }
-
-    func wait(timeout: Duration = .seconds(30)) async -> Int32? {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        return process.isRunning ? nil : process.terminationStatus
-    }
-
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
-
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-}
-
-final class OutputBuffer: Sendable {
-    let text = Mutex("")
+    static var binary: URL { sibling("envoy") }
 }
 
 @Suite("The envoy binary, for real: kills, restarts, start-up errors")
