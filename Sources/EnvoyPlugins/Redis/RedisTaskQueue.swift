@@ -1,11 +1,14 @@
 import EnvoyFramework
 import Foundation
 
-/// `TaskQueue` on Redis. Each queue's keys share the hash tag `{prefix:q:NAME}`:
-/// `:ready` (list of ids, oldest at the right), `:delayed` (zset id → run-at ms), `:leases` (zset id → lease end ms),
-/// `:dead` (zset id → death ms), `:task:ID` (hash: type, payload, attempts, max, token, history, created),
-/// `:dedup:KEY` (id, expiring), `:wake` (a one-element list that blocked workers `BLPOP`).
-/// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue. Times come from Redis (`TIME`), so workers' clocks do not matter.
+/// `TaskQueue` on Redis. Each queue's keys share the hash tag `{prefix:q:NAME}`, and every script is given
+/// every key it touches in `KEYS`, so a Redis Cluster can hold a queue in one slot:
+/// `:ready` (list of ids, oldest at the right), `:delayed` (zset id → run-at ms), `:leases` (zset id → lease end
+/// ms), `:dead` (zset id → death ms); per-task fields in hashes keyed by id — `:task` (type, max attempts,
+/// created ms and payload), `:attempts`, `:token` (the fencing token of the current claim), `:history` (JSON
+/// array of failures), `:died`; `:dedup:KEY` (expiring) and `:wake` (a one-element list that idle workers `BLPOP`).
+/// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue.
+/// Times come from Redis (`TIME`), so workers' clocks do not matter.
 public struct RedisTaskQueue: TaskQueue {
     let client: RedisClient
     let prefix: String
@@ -27,56 +30,76 @@ public struct RedisTaskQueue: TaskQueue {
         var leases: String { "\(tag):leases" }
         var dead: String { "\(tag):dead" }
         var wake: String { "\(tag):wake" }
-        var taskPrefix: String { "\(tag):task:" }
-        func task(_ id: String) -> String { taskPrefix + id }
+        var task: String { "\(tag):task" }
+        var attempts: String { "\(tag):attempts" }
+        var token: String { "\(tag):token" }
+        var history: String { "\(tag):history" }
+        var died: String { "\(tag):died" }
         func dedup(_ key: String) -> String { "\(tag):dedup:\(key)" }
+    }
+
+    /// Reads a `:task` record: type, max attempts and created time (ms), separated by 0x1F, then the payload.
+    static func parse(_ record: [UInt8]) -> (type: String, maxAttempts: Int, created: Double, payload: [UInt8])? {
+        var fields: [String] = []
+        var start = 0
+        for (index, byte) in record.enumerated() where byte == 0x1F {
+            fields.append(String(decoding: record[start..<index], as: UTF8.self))
+            start = index + 1
+            if fields.count == 3 { break }
+        }
+        guard fields.count == 3, let maxAttempts = Int(fields[1]), let created = Double(fields[2]) else { return nil }
+        return (fields[0], maxAttempts, created, Array(record[start...]))
     }
 
     private static let clock =
         "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    private static let appendHistory = """
-        local function remember(key, entry)
-            local history = cjson.decode(redis.call('HGET', key, 'history') or '[]')
+    // remember(historyKey, id, entry) appends to a task's failure history.
+    private static let remember = """
+        local function remember(key, id, entry)
+            local history = cjson.decode(redis.call('HGET', key, id) or '[]')
             history[#history + 1] = entry
-            redis.call('HSET', key, 'history', cjson.encode(history))
+            redis.call('HSET', key, id, cjson.encode(history))
         end
 
         """
+    // KEYS[1] is always `:token`; ARGV[1] the id, ARGV[2] the claim's token.
     private static let checkToken =
-        "if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] or ARGV[2] == '' then return 0 end\n"
+        "if ARGV[2] == '' or redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end\n"
 
-    // KEYS: task, ready, delayed, wake, [dedup]; ARGV: id, type, payload, max, delay ms, dedup ttl ms
+    // KEYS: task, attempts, history, ready, delayed, wake, [dedup]; ARGV: id, delay ms, dedup ttl ms, type, max, payload
     static let enqueueScript = RedisScript(
         clock + """
-            if #KEYS >= 5 and not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[6]) then return 0 end
-            redis.call('HSET', KEYS[1], 'type', ARGV[2], 'payload', ARGV[3], 'attempts', 0, 'max', ARGV[4],
-                'history', '[]', 'created', now, 'token', '')
-            if tonumber(ARGV[5]) > 0 then
-                redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
+            if #KEYS >= 7 and not redis.call('SET', KEYS[7], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
+            redis.call('HSET', KEYS[1], ARGV[1], ARGV[4] .. '\\031' .. ARGV[5] .. '\\031' .. now .. '\\031' .. ARGV[6])
+            redis.call('HSET', KEYS[2], ARGV[1], 0)
+            redis.call('HSET', KEYS[3], ARGV[1], '[]')
+            if tonumber(ARGV[2]) > 0 then
+                redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
             else
-                redis.call('LPUSH', KEYS[2], ARGV[1])
-                redis.call('LPUSH', KEYS[4], 1)
-                redis.call('LTRIM', KEYS[4], 0, 0)
+                redis.call('LPUSH', KEYS[4], ARGV[1])
+                redis.call('LPUSH', KEYS[6], 1)
+                redis.call('LTRIM', KEYS[6], 0, 0)
             end
             return 1
             """)
 
-    // KEYS: ready, delayed, leases, dead; ARGV: task prefix, lease ms, token
+    // KEYS: ready, delayed, leases, dead, task, attempts, token, history, died; ARGV: lease ms, token
     static let claimScript = RedisScript(
-        clock + appendHistory + """
+        clock + remember + """
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
                 redis.call('ZREM', KEYS[2], id)
                 redis.call('LPUSH', KEYS[1], id)
             end
             for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)) do
                 redis.call('ZREM', KEYS[3], id)
-                local key = ARGV[1] .. id
-                local attempts = tonumber(redis.call('HGET', key, 'attempts') or '0')
-                remember(key, 'attempt ' .. attempts .. ': lease expired (worker stopped or hung)')
-                redis.call('HSET', key, 'token', '')
-                if attempts >= tonumber(redis.call('HGET', key, 'max') or '1') then
+                local attempts = tonumber(redis.call('HGET', KEYS[6], id) or '0')
+                remember(KEYS[8], id, 'attempt ' .. attempts .. ': lease expired (worker stopped or hung)')
+                redis.call('HDEL', KEYS[7], id)
+                local record = redis.call('HGET', KEYS[5], id) or ''
+                local maxAttempts = tonumber(string.match(record, '^[^\\031]*\\031(%d+)') or '1')
+                if attempts >= maxAttempts then
                     redis.call('ZADD', KEYS[4], now, id)
-                    redis.call('HSET', key, 'died', now)
+                    redis.call('HSET', KEYS[9], id, now)
                 else
                     redis.call('RPUSH', KEYS[1], id)
                 end
@@ -84,66 +107,70 @@ public struct RedisTaskQueue: TaskQueue {
             while true do
                 local id = redis.call('RPOP', KEYS[1])
                 if not id then return false end
-                local key = ARGV[1] .. id
-                if redis.call('EXISTS', key) == 1 then
-                    local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-                    redis.call('HSET', key, 'token', ARGV[3])
-                    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), id)
-                    local fields = redis.call('HMGET', key, 'type', 'payload', 'max')
-                    return {id, fields[1], fields[2], attempts, tonumber(fields[3])}
+                local record = redis.call('HGET', KEYS[5], id)
+                if record then
+                    local attempts = redis.call('HINCRBY', KEYS[6], id, 1)
+                    redis.call('HSET', KEYS[7], id, ARGV[2])
+                    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
+                    return {id, record, attempts}
                 end
             end
             """)
 
-    // KEYS: task, leases; ARGV: id, token, lease ms
+    // KEYS: token, leases; ARGV: id, token, lease ms
     static let renewScript = RedisScript(
         clock + checkToken + "redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])\nreturn 1")
 
-    // KEYS: task, leases; ARGV: id, token
+    // KEYS: token, leases, task, attempts, history, died; ARGV: id, token
     static let completeScript = RedisScript(
-        checkToken + "redis.call('ZREM', KEYS[2], ARGV[1])\nredis.call('DEL', KEYS[1])\nreturn 1")
-
-    // KEYS: task, leases, delayed; ARGV: id, token, delay ms, entry
-    static let retryScript = RedisScript(
-        clock + appendHistory + checkToken + """
+        checkToken + """
             redis.call('ZREM', KEYS[2], ARGV[1])
-            redis.call('HSET', KEYS[1], 'token', '')
-            remember(KEYS[1], ARGV[4])
+            for i = 1, 6 do if i ~= 2 then redis.call('HDEL', KEYS[i], ARGV[1]) end end
+            return 1
+            """)
+
+    // KEYS: token, leases, delayed, history; ARGV: id, token, delay ms, entry
+    static let retryScript = RedisScript(
+        clock + remember + checkToken + """
+            redis.call('ZREM', KEYS[2], ARGV[1])
+            redis.call('HDEL', KEYS[1], ARGV[1])
+            remember(KEYS[4], ARGV[1], ARGV[4])
             redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
             return 1
             """)
 
-    // KEYS: task, leases, ready, wake; ARGV: id, token
+    // KEYS: token, leases, ready, wake, attempts; ARGV: id, token
     static let releaseScript = RedisScript(
         checkToken + """
             redis.call('ZREM', KEYS[2], ARGV[1])
-            redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-            redis.call('HSET', KEYS[1], 'token', '')
+            redis.call('HINCRBY', KEYS[5], ARGV[1], -1)
+            redis.call('HDEL', KEYS[1], ARGV[1])
             redis.call('RPUSH', KEYS[3], ARGV[1])
             redis.call('LPUSH', KEYS[4], 1)
             redis.call('LTRIM', KEYS[4], 0, 0)
             return 1
             """)
 
-    // KEYS: task, leases, dead; ARGV: id, token, entry
+    // KEYS: token, leases, dead, history, died; ARGV: id, token, entry
     static let buryScript = RedisScript(
-        clock + appendHistory + checkToken + """
+        clock + remember + checkToken + """
             redis.call('ZREM', KEYS[2], ARGV[1])
-            redis.call('HSET', KEYS[1], 'token', '', 'died', now)
-            remember(KEYS[1], ARGV[3])
+            redis.call('HDEL', KEYS[1], ARGV[1])
+            redis.call('HSET', KEYS[5], ARGV[1], now)
+            remember(KEYS[4], ARGV[1], ARGV[3])
             redis.call('ZADD', KEYS[3], now, ARGV[1])
             return 1
             """)
 
-    // KEYS: task, dead, ready, wake; ARGV: id
+    // KEYS: dead, attempts, died, ready, wake; ARGV: id
     static let reviveScript = RedisScript(
         """
-        if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-        redis.call('HSET', KEYS[1], 'attempts', 0, 'token', '')
-        redis.call('HDEL', KEYS[1], 'died')
-        redis.call('LPUSH', KEYS[3], ARGV[1])
-        redis.call('LPUSH', KEYS[4], 1)
-        redis.call('LTRIM', KEYS[4], 0, 0)
+        if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[2], ARGV[1], 0)
+        redis.call('HDEL', KEYS[3], ARGV[1])
+        redis.call('LPUSH', KEYS[4], ARGV[1])
+        redis.call('LPUSH', KEYS[5], 1)
+        redis.call('LTRIM', KEYS[5], 0, 0)
         return 1
         """)
 
@@ -151,16 +178,15 @@ public struct RedisTaskQueue: TaskQueue {
     public func enqueue(_ task: NewTask) async throws -> EnqueueResult {
         let keys = Keys(prefix: prefix, queue: task.queue)
         let id = UUID().uuidString.lowercased()
-        var scriptKeys = [keys.task(id), keys.ready, keys.delayed, keys.wake]
+        var scriptKeys = [keys.task, keys.attempts, keys.history, keys.ready, keys.delayed, keys.wake]
         if let dedup = task.deduplicationKey { scriptKeys.append(keys.dedup(dedup)) }
         let delay = max(0, Int(((task.runAt ?? 0) - Date().timeIntervalSince1970) * 1000))
         try await client.send("SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue))
         let stored = try await client.run(
             Self.enqueueScript, keys: scriptKeys,
             arguments: [
-                RedisArgument(id), RedisArgument(task.type), RedisArgument(bytes: task.payload),
-                RedisArgument(task.maxAttempts), RedisArgument(delay),
-                RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
+                RedisArgument(id), RedisArgument(delay), RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
+                RedisArgument(task.type), RedisArgument(task.maxAttempts), RedisArgument(bytes: task.payload),
             ])
         guard stored.int == 1 else { return .duplicate }
         // The task is stored; a lost wake-up only delays it to the next poll, so it must not fail the enqueue.
@@ -177,14 +203,19 @@ public struct RedisTaskQueue: TaskQueue {
             let keys = Keys(prefix: prefix, queue: queue)
             let token = UUID().uuidString.lowercased()
             let reply = try await client.run(
-                Self.claimScript, keys: [keys.ready, keys.delayed, keys.leases, keys.dead],
-                arguments: [
-                    RedisArgument(keys.taskPrefix), RedisArgument(Int(lease.inSeconds * 1000)), RedisArgument(token),
-                ])
-            guard let fields = reply.array, fields.count == 5 else { continue }
+                Self.claimScript,
+                keys: [
+                    keys.ready, keys.delayed, keys.leases, keys.dead, keys.task, keys.attempts, keys.token,
+                    keys.history,
+                    keys.died,
+                ],
+                arguments: [RedisArgument(Int(lease.inSeconds * 1000)), RedisArgument(token)])
+            guard let fields = reply.array, fields.count == 3, let record = fields[1].bytes.flatMap(Self.parse) else {
+                continue
+            }
             return ClaimedTask(
-                id: fields[0].string ?? "", type: fields[1].string ?? "", queue: queue, payload: fields[2].bytes ?? [],
-                attempt: Int(fields[3].int ?? 1), maxAttempts: Int(fields[4].int ?? 1), leaseToken: token)
+                id: fields[0].string ?? "", type: record.type, queue: queue, payload: record.payload,
+                attempt: Int(fields[2].int ?? 1), maxAttempts: record.maxAttempts, leaseToken: token)
         }
         return nil
     }
@@ -210,7 +241,7 @@ public struct RedisTaskQueue: TaskQueue {
     public func renew(_ task: ClaimedTask, lease: Duration) async throws -> Bool {
         let keys = Keys(prefix: prefix, queue: task.queue)
         return try await client.run(
-            Self.renewScript, keys: [keys.task(task.id), keys.leases],
+            Self.renewScript, keys: [keys.token, keys.leases],
             arguments: [
                 RedisArgument(task.id), RedisArgument(task.leaseToken), RedisArgument(Int(lease.inSeconds * 1000)),
             ]
@@ -220,14 +251,15 @@ public struct RedisTaskQueue: TaskQueue {
     /// Deletes the task if the token still holds it.
     public func complete(_ task: ClaimedTask) async throws {
         let keys = Keys(prefix: prefix, queue: task.queue)
-        try await settle(task, Self.completeScript, [keys.task(task.id), keys.leases], [])
+        try await settle(
+            task, Self.completeScript, [keys.token, keys.leases, keys.task, keys.attempts, keys.history, keys.died], [])
     }
 
     /// Schedules another run.
     public func retry(_ task: ClaimedTask, after delay: Duration, error: String) async throws {
         let keys = Keys(prefix: prefix, queue: task.queue)
         try await settle(
-            task, Self.retryScript, [keys.task(task.id), keys.leases, keys.delayed],
+            task, Self.retryScript, [keys.token, keys.leases, keys.delayed, keys.history],
             [
                 RedisArgument(Int(delay.inSeconds * 1000)),
                 RedisArgument("attempt \(task.attempt): \(error.prefix(2000))"),
@@ -237,14 +269,14 @@ public struct RedisTaskQueue: TaskQueue {
     /// Hands the task back without counting the attempt.
     public func release(_ task: ClaimedTask) async throws {
         let keys = Keys(prefix: prefix, queue: task.queue)
-        try await settle(task, Self.releaseScript, [keys.task(task.id), keys.leases, keys.ready, keys.wake], [])
+        try await settle(task, Self.releaseScript, [keys.token, keys.leases, keys.ready, keys.wake, keys.attempts], [])
     }
 
     /// Moves the task to the dead-letter set.
     public func bury(_ task: ClaimedTask, error: String) async throws {
         let keys = Keys(prefix: prefix, queue: task.queue)
         try await settle(
-            task, Self.buryScript, [keys.task(task.id), keys.leases, keys.dead],
+            task, Self.buryScript, [keys.token, keys.leases, keys.dead, keys.history, keys.died],
             [RedisArgument("attempt \(task.attempt): \(error.prefix(2000))")])
     }
 
@@ -259,9 +291,10 @@ public struct RedisTaskQueue: TaskQueue {
             let dead = try await client.send("ZCARD", RedisArgument(keys.dead)).int ?? 0
             var age = 0.0
             if let oldest = try await client.send("LINDEX", RedisArgument(keys.ready), "-1").string,
-                let created = try await client.send("HGET", RedisArgument(keys.task(oldest)), "created").int
+                let record = try await client.send("HGET", RedisArgument(keys.task), RedisArgument(oldest)).bytes
+                    .flatMap(Self.parse)
             {
-                age = max(0, Date().timeIntervalSince1970 - Double(created) / 1000)
+                age = max(0, Date().timeIntervalSince1970 - record.created / 1000)
             }
             result.append(
                 QueueStats(
@@ -279,16 +312,16 @@ public struct RedisTaskQueue: TaskQueue {
             let ids =
                 try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? []
             for id in ids.compactMap(\.string) {
-                let fields =
-                    try await client.send("HMGET", RedisArgument(keys.task(id)), "type", "attempts", "history", "died")
-                    .array ?? []
-                guard fields.count == 4 else { continue }
-                let history =
-                    (try? JSONDecoder().decode([String].self, from: Data((fields[2].string ?? "[]").utf8))) ?? []
+                let field = RedisArgument(id)
+                let record = try await client.send("HGET", RedisArgument(keys.task), field).bytes.flatMap(Self.parse)
+                let attempts = try await client.send("HGET", RedisArgument(keys.attempts), field).int ?? 0
+                let historyText = try await client.send("HGET", RedisArgument(keys.history), field).string ?? "[]"
+                let died = try await client.send("HGET", RedisArgument(keys.died), field).int ?? 0
+                let history = (try? JSONDecoder().decode([String].self, from: Data(historyText.utf8))) ?? []
                 dead.append(
                     DeadTask(
-                        id: id, type: fields[0].string ?? "", queue: queue, attempts: Int(fields[1].int ?? 0),
-                        reason: history.last ?? "unknown", history: history, diedAt: Double(fields[3].int ?? 0) / 1000))
+                        id: id, type: record?.type ?? "", queue: queue, attempts: Int(attempts),
+                        reason: history.last ?? "unknown", history: history, diedAt: Double(died) / 1000))
             }
         }
         return Array(dead.sorted { $0.diedAt > $1.diedAt }.prefix(limit))
@@ -303,7 +336,7 @@ public struct RedisTaskQueue: TaskQueue {
                 try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
             for id in dead where ids?.contains(id) ?? true {
                 let revived = try await client.run(
-                    Self.reviveScript, keys: [keys.task(id), keys.dead, keys.ready, keys.wake],
+                    Self.reviveScript, keys: [keys.dead, keys.attempts, keys.died, keys.ready, keys.wake],
                     arguments: [RedisArgument(id)])
                 count += Int(revived.int ?? 0)
             }
