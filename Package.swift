@@ -96,6 +96,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "QueueBenchmark",
+            dependencies: [
+                "EnvoyFramework", "EnvoyPlugins",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/Sources/QueueBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "envoy",
             dependencies: [
                 "EnvoyBackend",

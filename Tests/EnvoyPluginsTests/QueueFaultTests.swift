@@ -104,4 +104,29 @@ struct QueueFaultTests {
         for process in workers { _ = await process.wait(timeout: .seconds(10)) }
         redis.shutdown()
     }
+
+    @Test("a task held by a worker killed with SIGKILL runs again on another worker within lease + 2 s")
+    func recoveryTime() async throws {
+        let server = try RedisServer()
+        let prefix = "t\(UUID().uuidString.prefix(6))"
+        let redis = try client(server.url, timeout: .seconds(5))
+        let queue = RedisTaskQueue(client: redis, prefix: prefix)
+        _ = try await queue.enqueue(
+            NewTask(
+                type: "record", queue: "faults", payload: Array(#"{"n":7,"sleepMilliseconds":60000}"#.utf8),
+                maxAttempts: 5))
+        func starts() async -> Int { Int((try? await redis.send("LLEN", RedisArgument("\(prefix):started")).int) ?? 0) }
+        let first = try worker(server, prefix: prefix)
+        #expect(await eventually(timeout: .seconds(10)) { await starts() == 1 })
+        let second = try worker(server, prefix: prefix)
+        try await Task.sleep(for: .milliseconds(300))
+        first.signal(SIGKILL)
+        let killedAt = ContinuousClock.now
+        #expect(await eventually(timeout: .seconds(10)) { await starts() == 2 })
+        let recovery = ContinuousClock.now - killedAt
+        // The lease is 1.5 s (see `worker`); the goal is lease + 2 s.
+        #expect(recovery < .milliseconds(3500), "recovered after \(recovery)")
+        second.signal(SIGKILL)
+        redis.shutdown()
+    }
 }

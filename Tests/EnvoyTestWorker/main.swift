@@ -1,6 +1,7 @@
 // A worker process for the fault tests: runs `record` tasks from a Redis queue, and can be SIGKILLed at any
 // moment. A task marks itself done in the Redis set `PREFIX:done` and counts its runs in `PREFIX:runs`;
-// a task with `poison: true` kills its own process, every time.
+// a task with `poison: true` kills its own process, every time; one with `sleepMilliseconds` notes its start in
+// the list `PREFIX:started`, then takes that long.
 import EnvoyFramework
 import EnvoyPlugins
 import Foundation
@@ -17,6 +18,7 @@ struct Record: TaskHandler {
     struct Payload: Codable, Sendable {
         var n: Int
         var poison: Bool?
+        var sleepMilliseconds: Int?
     }
     static let taskType = "record"
     static let queue = "faults"
@@ -27,6 +29,10 @@ struct Record: TaskHandler {
 
     func handle(_ payload: Payload, context: TaskContext) async throws {
         if payload.poison == true { kill(getpid(), SIGKILL) }
+        if let pause = payload.sleepMilliseconds {
+            try await client.send("RPUSH", RedisArgument("\(prefix):started"), RedisArgument(payload.n))
+            try await Task.sleep(for: .milliseconds(pause))
+        }
         try await client.send("INCR", RedisArgument("\(prefix):runs"))
         try await client.send("SADD", RedisArgument("\(prefix):done"), RedisArgument(payload.n))
     }

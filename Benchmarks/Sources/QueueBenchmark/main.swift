@@ -1,0 +1,83 @@
+// No-op tasks through the Redis queue: enqueue N, then drain them with a worker of C lanes; prints tasks/s and
+// Redis round trips per task (from the client's point of view: scripts and commands sent, INFO excluded).
+// Run through Benchmarks/queue.sh, which measures Sidekiq the same way in the same run.
+import EnvoyFramework
+import EnvoyPlugins
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+struct Noop: TaskHandler {
+    struct Payload: Codable, Sendable { var n: Int }
+    static let taskType = "noop"
+    static let queue = "bench"
+    func handle(_ payload: Payload, context: TaskContext) async throws {}
+}
+
+func commandCalls(_ client: RedisClient) async throws -> Int {
+    let info = try await client.send("INFO", "commandstats").string ?? ""
+    return info.split(whereSeparator: \.isNewline).reduce(0) { total, line in
+        // Commands run inside scripts are counted too; count what crossed the network: top-level calls only.
+        guard line.hasPrefix("cmdstat_"), let range = line.range(of: "calls=") else { return total }
+        let name = line.dropFirst("cmdstat_".count).prefix { $0 != ":" }
+        let insideScripts: Set<Substring> = [
+            "time", "zrangebyscore", "zrem", "lpush", "hget", "hdel", "zadd", "rpush", "rpop", "hset", "hincrby",
+            "ltrim", "set", "zcard", "info",
+        ]
+        guard !insideScripts.contains(name) else { return total }
+        return total + (Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0)
+    }
+}
+
+@main
+struct QueueBenchmark {
+    static func main() async throws {
+        let arguments = CommandLine.arguments
+        guard arguments.count == 4, let count = Int(arguments[2]), let lanes = Int(arguments[3]) else {
+            print("usage: QueueBenchmark REDIS_URL TASKS CONCURRENCY")
+            return
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let client = try RedisClient(
+            configuration: .init(endpoint: try RedisEndpoint(url: arguments[1]), commandTimeout: .seconds(10)),
+            logger: logger)
+        let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
+        let queue = RedisTaskQueue(client: client, prefix: prefix)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<50 {
+                group.addTask {
+                    for n in stride(from: lane, to: count, by: 50) { try await queue.enqueue(Noop.self, .init(n: n)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var registry = TaskRegistry()
+        registry.register(Noop())
+        let worker = TaskWorker(
+            queue: queue, registry: registry, configuration: .init(concurrency: lanes, queues: [Noop.queue]),
+            logger: logger,
+            metrics: NOOPMetricsHandler.instance)
+        let before = try await commandCalls(client)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let services = ServiceGroup(services: [worker], logger: logger)
+            group.addTask { try await services.run() }
+            while true {
+                let stats = try await queue.stats().first { $0.queue == Noop.queue }
+                if let stats, stats.ready + stats.inFlight + stats.delayed == 0 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let calls = try await commandCalls(client)
+            print(
+                "envoy: \(count) no-op tasks, \(lanes) lanes: \(Int(Double(count) / seconds)) tasks/s; "
+                    + String(format: "%.2f", Double(calls - before) / Double(count)) + " Redis round trips per task")
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        client.shutdown()
+    }
+}
