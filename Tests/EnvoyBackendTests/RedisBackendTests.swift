@@ -83,6 +83,8 @@ struct RedisBackendTests {
         let app = try await stack.backend().application(inProcessWorker: false)
         try await app.test(.ahc(.http)) { client in
             let health = try await client.send(.get, "/health")
+            #expect(health.status == .ok)
+            #expect(try health.json()["status"] as? String == "degraded")
             #expect((try health.json()["components"] as? [String: String])?["redis"] == "down")
             var statuses: [HTTPResponse.Status] = []
             for index in 0..<8 {

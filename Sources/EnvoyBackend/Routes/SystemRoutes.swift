@@ -19,13 +19,13 @@ extension Backend {
             let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
             var redisStatus = "not configured"
             if let redis { redisStatus = await redis.ping() ? "ok" : "down" }
-            // Redis down degrades Envoy (local limits, read-through cache) but does not make it unavailable.
-            let healthy = database == "ok" && queue == "ok"
+            // Without its database an instance can serve nothing: 503, so a load balancer takes it out. A Redis
+            // outage only degrades it (local limits, read-through cache, tasks kept in the outbox): still 200, or
+            // every instance would leave rotation at once.
+            let status = database != "ok" ? "unavailable" : (queue == "ok" && redisStatus != "down" ? "ok" : "degraded")
             return try JSONResponse.make(
-                HealthReport(
-                    status: healthy ? "ok" : "unavailable",
-                    components: ["database": database, "redis": redisStatus, "queue": queue]),
-                status: healthy ? .ok : .serviceUnavailable)
+                HealthReport(status: status, components: ["database": database, "redis": redisStatus, "queue": queue]),
+                status: database == "ok" ? .ok : .serviceUnavailable)
         }
 
         router.get("/metrics") { _, context in
