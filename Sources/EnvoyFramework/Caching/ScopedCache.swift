@@ -24,6 +24,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let ttl: Duration
     private let schemaVersion: Int
     private let logger: Logger
+    /// Outage warnings, at most 5 lines a second per cache however many requests bypass.
+    private let outageLog: SampledLogger
     private let loads = SingleFlight<Value>()
     private let newGenerations = SingleFlight<String>()
     private let hits: Counter
@@ -45,6 +47,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         self.ttl = ttl
         self.schemaVersion = schemaVersion
         self.logger = logger
+        self.outageLog = SampledLogger(logger: logger, perSecond: 5)
         self.hits = Counter(
             label: "envoy_cache_requests_total", dimensions: [("cache", name), ("result", "hit")], factory: metrics)
         self.misses = Counter(
@@ -74,7 +77,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
             }
         } catch {
             bypasses.increment()
-            logger.warning("cache unavailable, reading through", metadata: ["cache": "\(name)", "error": "\(error)"])
+            outageLog.warning(
+                "cache unavailable, reading through", metadata: ["cache": "\(name)", "error": "\(error)"])
             return (try await load(), .bypass)
         }
         misses.increment()
@@ -83,7 +87,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
             do {
                 try await provider.set(key, value: encode(value), ttl: jittered(ttl))
             } catch {
-                logger.warning("cache store failed", metadata: ["cache": "\(name)", "error": "\(error)"])
+                outageLog.warning("cache store failed", metadata: ["cache": "\(name)", "error": "\(error)"])
             }
             return value
         }
@@ -101,7 +105,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         } catch {
             failedInvalidations.increment()
             pending.withLock { _ = $0.insert(scope) }
-            logger.warning(
+            outageLog.warning(
                 "cache invalidation deferred; reading through until it succeeds",
                 metadata: ["cache": "\(name)", "error": "\(error)"])
         }

@@ -11,6 +11,7 @@ public struct OutboxTaskQueue: TaskQueue {
     /// Where tasks wait while the primary is unreachable.
     public let outbox: SQLiteTaskQueue
     let logger: Logger
+    let divertedLog: SampledLogger
     let diverted: Counter
 
     /// A queue on `primary` falling back to `outbox`.
@@ -18,6 +19,7 @@ public struct OutboxTaskQueue: TaskQueue {
         self.primary = primary
         self.outbox = outbox
         self.logger = logger
+        self.divertedLog = SampledLogger(logger: logger, perSecond: 5)
         self.diverted = Counter(label: "envoy_outbox_tasks_total", factory: metrics)
     }
 
@@ -27,7 +29,7 @@ public struct OutboxTaskQueue: TaskQueue {
             return try await primary.enqueue(task)
         } catch {
             diverted.increment()
-            logger.warning(
+            divertedLog.warning(
                 "task queue unavailable; task kept in the local outbox",
                 metadata: ["task.type": "\(task.type)", "error": "\(error)"])
             return try await outbox.enqueue(task)

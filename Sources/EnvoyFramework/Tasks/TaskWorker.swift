@@ -33,6 +33,8 @@ public struct TaskWorker: Service {
     let configuration: Configuration
     let logger: Logger
     let outcomes: [String: Counter]
+    /// While the queue is down every lane fails to claim twice a second: one line a second is enough.
+    let claimFailures: SampledLogger
 
     /// A worker running `registry`'s task types from `queue`.
     public init(
@@ -43,6 +45,7 @@ public struct TaskWorker: Service {
         self.registry = registry
         self.configuration = configuration
         self.logger = logger
+        self.claimFailures = SampledLogger(logger: logger, perSecond: 1)
         var outcomes: [String: Counter] = [:]
         for outcome in ["completed", "retried", "dead", "released", "lease_lost"] {
             outcomes[outcome] = Counter(
@@ -75,7 +78,7 @@ public struct TaskWorker: Service {
             do {
                 claimed = try await queue.claim(queues: configuration.queues, lease: configuration.lease)
             } catch {
-                logger.error("claiming a task failed", metadata: ["error": "\(error)"])
+                claimFailures.warning("claiming a task failed", metadata: ["error": "\(error)"])
                 await sleepUnlessShutdown(configuration.pollInterval)
                 continue
             }
