@@ -132,7 +132,7 @@ public struct Backend: Sendable {
             taskQueue: queue,
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
-            passwords: PasswordHasher(cost: configuration.bcryptCost),
+            passwords: try await PasswordHasher(cost: configuration.bcryptCost),
             metricsRegistry: registry,
             metrics: metrics,
             queueGauges: QueueGauges(metrics: metrics, queues: tasks.queues),

@@ -16,19 +16,12 @@ public enum SystemLibraries {
         return "\(version) (\(tls))"
     }
 
-    /// Parses a RESP reply with hiredis's reader; proves the codec links and works (the Redis client builds on it).
+    /// Parses one RESP integer reply with the client's hiredis reader (a check that the codec links and works).
     public static func parseRESPInteger(_ bytes: [UInt8]) -> Int64? {
-        guard let reader = redisReaderCreate() else { return nil }
-        defer { redisReaderFree(reader) }
-        let fed = bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { redisReaderFeed(reader, $0.baseAddress, buffer.count) }
-        }
-        guard fed == REDIS_OK else { return nil }
-        var reply: UnsafeMutableRawPointer?
-        guard redisReaderGetReply(reader, &reply) == REDIS_OK, let reply else { return nil }
-        defer { freeReplyObject(reply) }
-        let typed = reply.assumingMemoryBound(to: redisReply.self)
-        guard typed.pointee.type == REDIS_REPLY_INTEGER else { return nil }
-        return Int64(typed.pointee.integer)
+        let reader = RESPReader(maxReplyBytes: 1 << 20)
+        guard (try? bytes.withUnsafeBytes { try reader.feed($0) }) != nil,
+            case .integer(let value)? = try? reader.next()
+        else { return nil }
+        return value
     }
 }

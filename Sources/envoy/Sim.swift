@@ -10,10 +10,10 @@ struct Sim: AsyncParsableCommand {
     @Argument(help: "Scenario JSON files.")
     var scenarios: [String]
 
-    @Option(help: "Where reports go.")
+    @Option(help: "Where reports go (SPEC option; no report is written until replay exists).")
     var reportDir = "./sim-reports"
 
-    @Flag(help: "Search for the highest sustainable rate instead of replaying.")
+    @Flag(help: "Search for the highest sustainable rate (SPEC option; not built yet, exits 3 like replay).")
     var capacity = false
 
     func run() async throws {

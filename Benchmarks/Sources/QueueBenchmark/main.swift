@@ -70,7 +70,7 @@ struct QueueBenchmark {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             let calls = try await commandCalls(client)
             print(
                 "envoy: \(count) no-op tasks, \(lanes) lanes: \(Int(Double(count) / seconds)) tasks/s; "

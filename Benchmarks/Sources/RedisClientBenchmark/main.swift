@@ -1,6 +1,7 @@
 // Measures the Redis client's throughput on loopback: commands per second, sequential and with many
 // concurrent callers multiplexed (pipelined) over a few connections. Run through Benchmarks/redis-client.sh,
 // which puts redis-benchmark's figures for the same concurrency and pipeline depth beside these.
+import EnvoyFramework
 import EnvoyPlugins
 import Foundation
 import Logging
@@ -47,7 +48,7 @@ struct RedisClientBenchmark {
                     }
                     try await group.waitForAll()
                 }
-                let seconds = (ContinuousClock.now - start).inSecondsDouble
+                let seconds = (ContinuousClock.now - start).inSeconds
                 let rate = Double(count / callers * callers) / seconds
                 print(
                     "envoy \(command) callers=\(callers) connections=\(connections): \(Int(rate)) requests per second")
@@ -55,8 +56,4 @@ struct RedisClientBenchmark {
             client.shutdown()
         }
     }
-}
-
-extension Duration {
-    var inSecondsDouble: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

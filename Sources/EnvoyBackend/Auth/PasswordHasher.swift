@@ -12,10 +12,12 @@ public struct PasswordHasher: Sendable {
     /// does not reveal which emails have accounts.
     private let decoy: String
 
-    /// A hasher with the given cost.
-    public init(cost: UInt8) {
+    /// A hasher with the given cost (its decoy hash is made on the thread pool).
+    public init(cost: UInt8) async throws {
         self.cost = cost
-        self.decoy = Bcrypt.hash(String(UInt64.random(in: .min ... .max)), cost: cost)
+        self.decoy = try await NIOThreadPool.singleton.runIfActive {
+            Bcrypt.hash(String(UInt64.random(in: .min ... .max)), cost: cost)
+        }
     }
 
     /// The bcrypt hash of `password`.

@@ -28,26 +28,9 @@ enum RESPEncoder {
 
     /// The RESP bytes of one command.
     static func encode(_ arguments: [RedisArgument]) -> [UInt8] {
-        var joined: [UInt8] = []
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        for argument in arguments {
-            offsets.append(joined.count)
-            lengths.append(argument.bytes.count)
-            joined += argument.bytes
-        }
-        joined.append(0)
-        return joined.withUnsafeBufferPointer { buffer -> [UInt8] in
-            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
-            var target: UnsafeMutablePointer<CChar>?
-            let length = redisFormatCommandArgv(&target, Int32(arguments.count), &pointers, lengths)
-            guard length > 0, let target else { return [] }
-            defer { redisFreeCommand(target) }
-            return target.withMemoryRebound(to: UInt8.self, capacity: Int(length)) {
-                Array(UnsafeBufferPointer(start: $0, count: Int(length)))
-            }
-        }
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        encode(arguments, into: &buffer)
+        return Array(buffer.readableBytesView)
     }
 }
 

@@ -1,3 +1,4 @@
+import EnvoyFramework
 import Foundation
 import NIOCore
 import NIOPosix
@@ -238,6 +239,6 @@ enum IPAddressText {
 
 extension Duration {
     var inNanoseconds: Double {
-        Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9
+        inSeconds * 1e9
     }
 }
