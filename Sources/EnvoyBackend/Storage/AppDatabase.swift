@@ -76,9 +76,10 @@ public struct AppDatabase: Sendable {
 
 /// Timestamps as stored and served: ISO 8601 with fractional seconds, UTC.
 enum Timestamp {
+    /// A value-type format style: made once, shared by every write (no formatter built per call).
+    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+        Date().formatted(style)
     }
 }
