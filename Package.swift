@@ -86,7 +86,13 @@ let package = Package(
         ),
         .target(
             name: "EnvoySim",
-            dependencies: ["EnvoyFramework"],
+            dependencies: [
+                "EnvoyFramework",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -33,6 +33,8 @@ public struct Backend: Sendable {
     public let rateLimitStore: any RateLimitStore
     /// The background task queue.
     public let taskQueue: any TaskQueue
+    /// Email, checked and queued.
+    public let emails: EmailQueue
     /// The task types this backend runs.
     public let tasks: TaskRegistry
     /// Access tokens.
@@ -73,13 +75,6 @@ public struct Backend: Sendable {
     public static func make(
         configuration: AppConfiguration, providers: Providers = Providers(), logger: Logger
     ) async throws -> Backend {
-        if configuration.mailgun != nil && providers.mailer == nil {
-            throw ConfigurationError(
-                variable: "MAILGUN_API_KEY",
-                problem:
-                    "the Mailgun mailer is not in this build yet; unset MAILGUN_API_KEY/MAILGUN_DOMAIN to write mail to MAIL_OUTBOX_DIR"
-            )
-        }
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = try AppDatabase(path: configuration.databasePath, component: "app", metrics: metrics)
@@ -110,9 +105,13 @@ public struct Backend: Sendable {
                 metadata: ["path": "\(secretPath)"])
         }
         let templates = try await EmailTemplates.load(directory: configuration.emailTemplatesDirectory)
-        let mailer = providers.mailer ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
+        let mailer =
+            providers.mailer ?? configuration.mailgun.map { MailgunMailer(configuration: $0) }
+            ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
+        let composer = EmailComposer(templates: templates, sender: configuration.sender)
         var tasks = TaskRegistry()
-        tasks.register(SendEmail(mailer: mailer, templates: templates, sender: configuration.sender))
+        tasks.register(SendEmail(mailer: mailer, composer: composer))
+        tasks.register(SendBulkEmail(mailer: mailer, composer: composer, queue: queue))
         return Backend(
             configuration: configuration,
             logger: logger,
@@ -130,6 +129,7 @@ public struct Backend: Sendable {
                 ?? redis.map { RedisRateLimitStore(client: $0, prefix: configuration.redisKeyPrefix) }
                 ?? MemoryRateLimitStore(),
             taskQueue: queue,
+            emails: EmailQueue(queue: queue, composer: composer),
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
             passwords: try await PasswordHasher(cost: configuration.bcryptCost),

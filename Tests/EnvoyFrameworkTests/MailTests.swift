@@ -1,55 +1,65 @@
 import EnvoyFramework
 import Foundation
-import Mustache
+import Logging
 import Testing
 
-@Suite("Mail: templates, the file mailer, and the send_email task")
-struct MailTests {
-    let templates = EmailTemplates(
-        library: MustacheLibrary(templates: [
-            "hello.text": try! MustacheTemplate(string: "Hi {{{name}}} & welcome"),
-            "hello.html": try! MustacheTemplate(string: "<p>Hi {{name}}</p>"),
-            "hello.subject": try! MustacheTemplate(string: "Hello {{{name}}}\n"),
-        ]))
+/// A mailer that keeps what it is given.
+final class RecordingMailer: Mailer, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _sent: [EmailMessage] = []
+    var sent: [EmailMessage] { lock.withLock { _sent } }
+    func send(_ message: EmailMessage) async throws -> MailReceipt {
+        lock.withLock { _sent.append(message) }
+        return MailReceipt(messageID: "<\(UUID().uuidString)@test>")
+    }
+}
 
-    @Test("a template renders text, HTML (escaped) and subject; a missing template is a permanent failure")
+@Suite("Mail: templates, composing, the file mailer, and queueing email")
+struct MailTests {
+    let templates = try! EmailTemplates(sources: [
+        "hello.text": "Hi {{{name}}} & welcome{{#plan}}, plan {{{plan}}}{{/plan}}",
+        "hello.html": "<p>Hi {{name}}</p>",
+        "hello.subject": "Hello {{{name}}}\n",
+        "news.text": "Dear %recipient.first%, {{{topic}}} is out.",
+        "news.html": "<p>Dear %recipient.first%</p>",
+        "news.subject": "News for %recipient.first%",
+    ])
+    var composer: EmailComposer {
+        EmailComposer(templates: templates, sender: .init(address: "noreply@example.com", name: "Ex"))
+    }
+
+    @Test("a template renders text, HTML (escaped) and subject; unknown templates and missing variables are refused")
     func rendering() throws {
-        let handler = SendEmail(
-            mailer: FileMailer(directory: URL(fileURLWithPath: "/nonexistent")), templates: templates,
-            sender: .init(address: "noreply@example.com", name: "Ex"))
-        let message = try handler.compose(
+        let message = try composer.message(
             .init(to: ["a@example.com"], template: "hello", templateData: ["name": "<Ann>"]))
         #expect(message.subject == "Hello <Ann>")
         #expect(message.text == "Hi <Ann> & welcome")
         #expect(message.html == "<p>Hi &lt;Ann&gt;</p>")
-        #expect(throws: TaskFailure.self) { try handler.compose(.init(to: ["a@example.com"], template: "missing")) }
-        #expect(throws: TaskFailure.self) {
-            try handler.compose(.init(to: ["not an address"], subject: "s", body: "b"))
+        #expect(
+            try composer.message(
+                .init(to: ["a@example.com"], template: "hello", templateData: ["name": "A", "plan": "pro"])
+            )
+            .text == "Hi A & welcome, plan pro")
+        #expect(throws: InvalidEmail("no email template named missing (expected missing.text.mustache)")) {
+            try composer.message(.init(to: ["a@example.com"], template: "missing"))
         }
-        #expect(throws: TaskFailure.self) {
-            try handler.compose(.init(to: ["a@example.com"], subject: "x\r\nBcc: evil@example.com", body: "b"))
+        #expect(throws: InvalidEmail("template hello needs name, which the data lacks")) {
+            try composer.message(.init(to: ["a@example.com"], template: "hello", templateData: ["plan": "x"]))
         }
+        #expect(throws: InvalidEmail.self) {
+            try composer.message(.init(to: ["not an address"], subject: "s", body: "b"))
+        }
+        #expect(throws: InvalidEmail.self) {
+            try composer.message(.init(to: ["a@example.com"], subject: "x\r\nBcc: evil@example.com", body: "b"))
+        }
+        var headers = EmailContent(subject: "s", body: "b", headers: ["X-Evil": "a\r\nBcc: evil@example.com"])
+        #expect(throws: InvalidEmail.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
+        headers.headers = nil
+        headers.tags = ["1", "2", "3", "4"]
+        #expect(throws: InvalidEmail.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
     }
 
-    @Test("the file mailer writes one complete .eml per message")
-    func fileMailer() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
-        let mailer = FileMailer(directory: directory)
-        let receipt = try await mailer.send(
-            EmailMessage(
-                to: ["a@example.com", "b@example.com"], from: "noreply@example.com", fromName: "Envoyou Café",
-                subject: "Grüße", text: "Line 1\nLine 2", html: "<b>hi</b>"))
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-        #expect(files.count == 1 && files[0].hasSuffix(".eml"))
-        let contents = try String(contentsOf: directory.appendingPathComponent(files[0]), encoding: .utf8)
-        #expect(contents.contains("Message-ID: \(receipt.messageID)"))
-        #expect(contents.contains("To: a@example.com, b@example.com"))
-        #expect(contents.contains("Subject: =?utf-8?B?"))
-        #expect(contents.contains("Line 1\r\nLine 2"))
-        #expect(contents.contains("Content-Type: multipart/alternative"))
-    }
-
-    @Test("the repository's welcome template renders")
+    @Test("the repository's templates all render, and each names what it needs")
     func repositoryTemplates() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -58,5 +68,143 @@ struct MailTests {
         #expect(rendered.subject == "Welcome to Envoyou, Ann")
         #expect(rendered.text.contains("ann@example.com"))
         #expect(rendered.html?.contains("<strong>ann@example.com</strong>") == true)
+        let needs: [String: [String: String]] = [
+            "password_reset": ["name": "A", "reset_url": "https://x/r?a=1&b=2", "expires_minutes": "30"],
+            "payment_receipt": [
+                "name": "A", "amount": "10.00", "currency": "USD", "plan": "basic", "transaction_id": "txn_1",
+                "paid_at": "2026-12-01",
+            ],
+            "payment_failed": ["name": "A", "amount": "10.00", "currency": "USD", "plan": "basic"],
+            "subscription_changed": ["name": "A", "new_plan": "premium", "status": "active"],
+        ]
+        for (name, data) in needs {
+            let email = try loaded.render(name, data: data)
+            #expect(email.subject?.isEmpty == false && email.html != nil, "\(name)")
+            for key in data.keys {
+                var partial = data
+                partial[key] = nil
+                #expect(throws: InvalidEmail.self, "\(name) without \(key)") { try loaded.render(name, data: partial) }
+            }
+        }
+        let reset = try loaded.render("password_reset", data: needs["password_reset"]!)
+        #expect(reset.html?.contains("https://x/r?a=1&amp;b=2") == true)
+        #expect(reset.text.contains("https://x/r?a=1&b=2"))
+    }
+
+    @Test("bulk: every recipient needs their placeholders; HTML gets escaped copies of the values")
+    func bulkComposing() throws {
+        let recipients = [
+            SendBulkEmail.Recipient(address: "a@example.com", variables: ["first": "<Ann>"]),
+            SendBulkEmail.Recipient(address: "b@example.com", variables: ["first": "Bob"]),
+        ]
+        let content = EmailContent(template: "news", templateData: ["topic": "v2"])
+        let message = try composer.message(SendBulkEmail.Payload(recipients: recipients, content: content))
+        #expect(message.to == ["a@example.com", "b@example.com"])
+        #expect(message.html == "<p>Dear %recipient.first__html%</p>")
+        #expect(message.recipientVariables?["a@example.com"] == ["first": "<Ann>", "first__html": "&lt;Ann&gt;"])
+        var missing = recipients
+        missing[1].variables = [:]
+        #expect(throws: InvalidEmail("recipient b@example.com has no value for %recipient.first%")) {
+            try composer.message(SendBulkEmail.Payload(recipients: missing, content: content))
+        }
+    }
+
+    @Test("the file mailer writes one complete .eml per message, and one per recipient for a batch")
+    func fileMailer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
+        let mailer = FileMailer(directory: directory)
+        var message = EmailMessage(
+            to: ["a@example.com", "b@example.com"], from: "noreply@example.com", fromName: "Envoyou Café",
+            subject: "Grüße", text: "Line 1\nLine 2", html: "<b>hi</b>")
+        message.cc = ["c@example.com"]
+        let receipt = try await mailer.send(message)
+        var files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files.count == 1 && files[0].hasSuffix(".eml"))
+        let contents = try String(contentsOf: directory.appendingPathComponent(files[0]), encoding: .utf8)
+        #expect(contents.contains("Message-ID: \(receipt.messageID)"))
+        #expect(contents.contains("To: a@example.com, b@example.com"))
+        #expect(contents.contains("Cc: c@example.com"))
+        #expect(contents.contains("Subject: =?utf-8?B?"))
+        #expect(contents.contains("Line 1\r\nLine 2"))
+        #expect(contents.contains("Content-Type: multipart/alternative"))
+
+        let batch = try composer.message(
+            SendBulkEmail.Payload(
+                recipients: [
+                    .init(address: "a@example.com", variables: ["first": "<Ann>"]),
+                    .init(address: "b@example.com", variables: ["first": "Bob"]),
+                ], content: EmailContent(template: "news", templateData: ["topic": "v2"])))
+        try FileManager.default.removeItem(at: directory)
+        _ = try await mailer.send(batch)
+        files = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(files.count == 2)
+        let first = try String(contentsOf: directory.appendingPathComponent(files[0]), encoding: .utf8)
+        #expect(first.contains("To: a@example.com\r\n") && !first.contains("b@example.com"))
+        #expect(first.contains("Dear <Ann>, v2 is out.") && first.contains("<p>Dear &lt;Ann&gt;</p>"))
+        #expect(first.contains("Subject: News for <Ann>"))
+    }
+
+    @Test("EmailQueue refuses bad email when it is queued, and queues nothing")
+    func enqueueTimeChecks() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        let emails = EmailQueue(queue: queue, composer: composer)
+        await #expect(throws: InvalidEmail.self) {
+            try await emails.send(.init(to: ["a@example.com"], template: "hello"))
+        }
+        await #expect(throws: InvalidEmail.self) {
+            try await emails.sendBulk(
+                .init(
+                    recipients: [
+                        .init(address: "a@example.com", variables: ["first": "A"]), .init(address: "b@example.com"),
+                    ],
+                    content: EmailContent(template: "news", templateData: ["topic": "x"])))
+        }
+        await #expect(throws: InvalidEmail("A@example.com is listed twice")) {
+            try await emails.sendBulk(
+                .init(
+                    recipients: [.init(address: "a@example.com"), .init(address: "A@example.com")],
+                    content: EmailContent(subject: "s", body: "b")))
+        }
+        #expect(try await queue.stats().allSatisfy { $0.ready == 0 })
+        let result = try await emails.send(.init(to: ["a@example.com"], template: "hello", templateData: ["name": "A"]))
+        guard case .enqueued = result else { Issue.record("not queued"); return }
+    }
+
+    @Test("a bulk task above 1000 recipients splits into batch tasks once, even when it runs twice")
+    func bulkSplitting() async throws {
+        let fixture = QueueFixture()
+        let queue = try fixture.open()
+        let mailer = RecordingMailer()
+        let handler = SendBulkEmail(mailer: mailer, composer: composer, queue: queue)
+        let recipients = (0..<2500).map {
+            SendBulkEmail.Recipient(address: "user\($0)@example.com", variables: ["first": "U\($0)"])
+        }
+        let payload = SendBulkEmail.Payload(
+            recipients: recipients, content: EmailContent(template: "news", templateData: ["topic": "t"]))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let context = TaskContext(taskID: "parent", attempt: 1, logger: logger)
+        try await handler.handle(payload, context: context)
+        try await handler.handle(payload, context: context)  // a worker died after splitting: it runs again
+        #expect(mailer.sent.isEmpty)
+        var batches: [SendBulkEmail.Payload] = []
+        while let task = try await queue.claim(queues: ["email"], lease: .seconds(30)) {
+            batches.append(try JSONDecoder().decode(SendBulkEmail.Payload.self, from: Data(task.payload)))
+        }
+        #expect(batches.map(\.recipients.count) == [1000, 1000, 500])
+        #expect(Set(batches.flatMap(\.recipients).map(\.address)).count == 2500)
+        for batch in batches { try await handler.handle(batch, context: context) }
+        #expect(mailer.sent.map(\.to.count) == [1000, 1000, 500])
+        #expect(mailer.sent.allSatisfy { $0.recipientVariables?.count == $0.to.count })
+    }
+
+    @Test("payloads keep their JSON shape: content fields sit beside the recipients")
+    func payloadShape() throws {
+        let payload = SendEmail.Payload(to: ["a@example.com"], template: "hello", templateData: ["name": "A"])
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(payload)) as? [String: Any]
+        #expect(object?["template"] as? String == "hello")
+        let old = #"{"to":["a@example.com"],"template":"welcome","templateData":{"name":"A"}}"#
+        #expect(try JSONDecoder().decode(SendEmail.Payload.self, from: Data(old.utf8)).content.template == "welcome")
     }
 }

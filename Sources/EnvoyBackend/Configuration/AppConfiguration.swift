@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoyPlugins
 import Foundation
 import HTTPTypes
 import Logging
@@ -23,8 +24,8 @@ public struct AppConfiguration: Sendable {
     public var jwtSecret: String?
     /// How long an access token is valid.
     public var accessTokenLifetime: Duration = .seconds(3600)
-    /// Mailgun key and domain; nil: mail goes to `mailOutboxDirectory`.
-    public var mailgun: (apiKey: String, domain: String, baseURL: String)?
+    /// Mailgun account and region; nil: mail goes to `mailOutboxDirectory`.
+    public var mailgun: MailgunMailer.Configuration?
     /// Where the file mailer writes `.eml` files.
     public var mailOutboxDirectory = "./mail-outbox"
     /// Where the email templates live.
@@ -122,7 +123,13 @@ public struct AppConfiguration: Sendable {
             guard let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw ConfigurationError(variable: "MAILGUN_API_BASE_URL", problem: "must be an http(s) URL")
             }
-            self.mailgun = (key, domain, base)
+            var mailgun = MailgunMailer.Configuration(apiKey: key, domain: domain, baseURL: base)
+            switch value("MAILGUN_TEST_MODE")?.lowercased() {
+            case nil, "false", "0", "no": break
+            case "true", "1", "yes": mailgun.testMode = true
+            case .some: throw ConfigurationError(variable: "MAILGUN_TEST_MODE", problem: "must be true or false")
+            }
+            self.mailgun = mailgun
         case (nil, .some):
             throw ConfigurationError(variable: "MAILGUN_API_KEY", problem: "is required when MAILGUN_DOMAIN is set")
         case (.some, nil):
@@ -236,7 +243,8 @@ public struct AppConfiguration: Sendable {
             "ratelimit.store": redisURL == nil ? "memory" : "redis (memory fallback)",
             "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
             "queue": redisURL == nil ? "sqlite" : "redis",
-            "mailer": mailgun == nil ? "file \(mailOutboxDirectory)" : "mailgun",
+            "mailer": mailgun.map { "mailgun \($0.domain) via \($0.baseURL)\($0.testMode ? " (test mode)" : "")" }
+                ?? "file \(mailOutboxDirectory)",
             "paddle.webhook": paddleWebhookSecrets.isEmpty
                 ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
             "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",

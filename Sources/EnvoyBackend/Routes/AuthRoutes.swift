@@ -55,8 +55,7 @@ extension Backend {
                 throw Problem(.conflict, detail: "An account with this email already exists.")
             }
             do {
-                try await taskQueue.enqueue(
-                    SendEmail.self,
+                try await emails.send(
                     SendEmail.Payload(
                         to: [user.email], template: "welcome", templateData: ["name": user.name, "email": user.email]))
             } catch {

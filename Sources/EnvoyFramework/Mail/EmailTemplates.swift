@@ -2,14 +2,24 @@ import Foundation
 import Mustache
 import NIOPosix
 
-/// Mustache email templates from a directory: `NAME.text.mustache` (required), `NAME.html.mustache`
-/// and `NAME.subject.mustache` (optional). Text parts use `{{{triple}}}` braces; HTML parts `{{double}}` (escaped).
+/// Mustache email templates: `NAME.text.mustache` (required), `NAME.html.mustache` and `NAME.subject.mustache`
+/// (optional). Text parts and subjects use `{{{triple}}}` braces; HTML parts `{{double}}` (escaped).
+/// A variable used outside any `{{#section}}` is required: sending without it is an error, not a blank.
 public struct EmailTemplates: Sendable {
     private let library: MustacheLibrary
+    private let required: [String: Set<String>]
 
-    /// Templates registered in code (tests, plugins).
-    public init(library: MustacheLibrary) {
-        self.library = library
+    /// Templates from source texts keyed `NAME.text`, `NAME.html`, `NAME.subject` (tests, plugins).
+    public init(sources: [String: String]) throws {
+        var templates: [String: MustacheTemplate] = [:]
+        var required: [String: Set<String>] = [:]
+        for (key, text) in sources {
+            templates[key] = try MustacheTemplate(string: text)
+            let name = key.split(separator: ".").dropLast().joined(separator: ".")
+            required[name, default: []].formUnion(Self.topLevelVariables(text))
+        }
+        self.library = MustacheLibrary(templates: templates)
+        self.required = required
     }
 
     /// Loads every `.mustache` file under `directory` (read off the concurrency threads).
@@ -17,26 +27,54 @@ public struct EmailTemplates: Sendable {
         guard FileManager.default.fileExists(atPath: directory) else {
             throw EmailTemplateError.missingDirectory(directory)
         }
-        let templates = try await NIOThreadPool.singleton.runIfActive {
-            var templates: [String: MustacheTemplate] = [:]
-            let files = try FileManager.default.contentsOfDirectory(atPath: directory)
-            for file in files where file.hasSuffix(".mustache") {
-                let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
-                templates[String(file.dropLast(".mustache".count))] = try MustacheTemplate(string: text)
+        return try await NIOThreadPool.singleton.runIfActive {
+            var sources: [String: String] = [:]
+            for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".mustache")
+            {
+                sources[String(file.dropLast(".mustache".count))] = try String(
+                    contentsOfFile: directory + "/" + file, encoding: .utf8)
             }
-            return templates
+            return try EmailTemplates(sources: sources)
         }
-        return EmailTemplates(library: MustacheLibrary(templates: templates))
     }
 
-    /// Renders template `name` with `data`; a missing template is a permanent task failure.
-    public func render(_ name: String, data: [String: String]) throws(TaskFailure) -> RenderedEmail {
-        guard let text = library.render(data, withTemplate: "\(name).text") else {
-            throw .permanent("no email template named \(name) (expected \(name).text.mustache)")
+    /// Renders template `name` with `data`; a missing template or required variable is an `InvalidEmail`.
+    public func render(_ name: String, data: [String: String]) throws(InvalidEmail) -> RenderedEmail {
+        guard let required = required[name], let text = library.render(data, withTemplate: "\(name).text") else {
+            throw InvalidEmail("no email template named \(name) (expected \(name).text.mustache)")
+        }
+        let missing = required.subtracting(data.keys).sorted()
+        guard missing.isEmpty else {
+            throw InvalidEmail("template \(name) needs \(missing.joined(separator: ", ")), which the data lacks")
         }
         let subject = library.render(data, withTemplate: "\(name).subject")?.trimmingCharacters(
             in: .whitespacesAndNewlines)
         return RenderedEmail(subject: subject, text: text, html: library.render(data, withTemplate: "\(name).html"))
+    }
+
+    /// Names of the variables a template uses outside sections (`{{x}}`, `{{{x}}}`, `{{&x}}`).
+    static func topLevelVariables(_ source: String) -> Set<String> {
+        var names: Set<String> = []
+        var depth = 0
+        var rest = Substring(source)
+        while let open = rest.range(of: "{{") {
+            let triple = rest[open.upperBound...].hasPrefix("{")
+            let tagStart = triple ? rest.index(after: open.upperBound) : open.upperBound
+            guard let close = rest[tagStart...].range(of: triple ? "}}}" : "}}") else { break }
+            let tag = rest[tagStart..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            rest = rest[close.upperBound...]
+            guard let sigil = tag.first else { continue }
+            switch sigil {
+            case "#", "^": depth += 1
+            case "/": depth = max(0, depth - 1)
+            case "!", ">", "=": continue
+            case "&":
+                if depth == 0 { names.insert(tag.dropFirst().trimmingCharacters(in: .whitespaces)) }
+            default:
+                if depth == 0 && tag != "." { names.insert(tag) }
+            }
+        }
+        return names
     }
 }
 
@@ -48,6 +86,18 @@ public struct RenderedEmail: Sendable, Equatable {
     public var text: String
     /// The HTML body, if the template has one.
     public var html: String?
+}
+
+/// An email that cannot be sent as asked (bad address, unknown template, missing variable): refused when it is
+/// queued, and a permanent failure if it is found only when sent.
+public struct InvalidEmail: PermanentError, CustomStringConvertible, Sendable, Equatable {
+    /// What is wrong, in one line.
+    public var description: String
+
+    /// An error saying `description`.
+    public init(_ description: String) {
+        self.description = description
+    }
 }
 
 /// Template loading failures.

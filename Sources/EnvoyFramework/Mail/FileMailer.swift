@@ -2,7 +2,9 @@ import Foundation
 import NIOPosix
 
 /// The embedded `Mailer`: writes each message as an RFC 5322 `.eml` file into a directory.
-/// Files appear atomically (written aside, then renamed), so a reader never sees half a message.
+/// Files appear atomically (written aside, then renamed), so a reader never sees half a message. A message with
+/// recipient variables becomes one file per recipient with their `%recipient.NAME%` values filled in, as Mailgun
+/// would send it; a stored provider template is recorded by name with its variables.
 public struct FileMailer: Mailer {
     /// The directory the files go to (created if missing).
     public let directory: URL
@@ -12,23 +14,46 @@ public struct FileMailer: Mailer {
         self.directory = directory
     }
 
-    /// Writes the message off the concurrency threads and returns its Message-ID.
+    /// Writes the message off the concurrency threads and returns its (first file's) Message-ID.
     public func send(_ message: EmailMessage) async throws -> MailReceipt {
         try message.validate()
         let id = UUID().uuidString.lowercased()
         let domain = message.from.split(separator: "@").last.map(String.init) ?? "localhost"
-        let messageID = "<\(id)@\(domain)>"
-        let contents = Self.render(message, messageID: messageID, date: Date())
-        let stamp = Int(Date().timeIntervalSince1970 * 1000)
-        let target = directory.appendingPathComponent("\(stamp)-\(id).eml")
+        let date = Date()
+        let copies =
+            message.recipientVariables.map { variables in
+                message.to.map { Self.personalised(message, for: $0, values: variables[$0] ?? [:]) }
+            } ?? [message]
+        let files = copies.enumerated().map { index, copy in
+            let messageID = copies.count == 1 ? "<\(id)@\(domain)>" : "<\(id).\(index)@\(domain)>"
+            return (messageID, Self.render(copy, messageID: messageID, date: date))
+        }
+        let stamp = Int(date.timeIntervalSince1970 * 1000)
         let directory = self.directory
         try await NIOThreadPool.singleton.runIfActive {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let partial = directory.appendingPathComponent(".\(id).eml.partial")
-            try Data(contents.utf8).write(to: partial)
-            try FileManager.default.moveItem(at: partial, to: target)
+            for (index, file) in files.enumerated() {
+                let partial = directory.appendingPathComponent(".\(id).\(index).eml.partial")
+                try Data(file.1.utf8).write(to: partial)
+                try FileManager.default.moveItem(
+                    at: partial, to: directory.appendingPathComponent("\(stamp)-\(id)-\(index).eml"))
+            }
         }
-        return MailReceipt(messageID: messageID)
+        return MailReceipt(messageID: files[0].0)
+    }
+
+    /// The copy one recipient of a batch gets: only their address, their values substituted.
+    static func personalised(_ message: EmailMessage, for address: String, values: [String: String]) -> EmailMessage {
+        func fill(_ text: String) -> String {
+            values.reduce(text) { $0.replacingOccurrences(of: "%recipient.\($1.key)%", with: $1.value) }
+        }
+        var copy = message
+        copy.to = [address]
+        copy.recipientVariables = nil
+        copy.subject = fill(message.subject)
+        copy.text = message.text.map(fill)
+        copy.html = message.html.map(fill)
+        return copy
     }
 
     /// The message as MIME text (multipart/alternative when there is an HTML body).
@@ -38,30 +63,48 @@ public struct FileMailer: Mailer {
         dateFormatter.timeZone = TimeZone(identifier: "UTC")
         dateFormatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
         let from = message.fromName.map { "\(encodeHeader($0)) <\(message.from)>" } ?? message.from
-        var lines = [
-            "From: \(from)",
-            "To: \(message.to.joined(separator: ", "))",
+        var lines = ["From: \(from)", "To: \(message.to.joined(separator: ", "))"]
+        if !message.cc.isEmpty { lines.append("Cc: \(message.cc.joined(separator: ", "))") }
+        if !message.bcc.isEmpty { lines.append("Bcc: \(message.bcc.joined(separator: ", "))") }
+        lines += [
             "Subject: \(encodeHeader(message.subject))",
             "Date: \(dateFormatter.string(from: date))",
             "Message-ID: \(messageID)",
             "MIME-Version: 1.0",
         ]
+        lines += message.tags.map { "X-Mailgun-Tag: \(encodeHeader($0))" }
+        if !message.variables.isEmpty { lines.append("X-Mailgun-Variables: \(json(message.variables))") }
+        if message.testMode { lines.append("X-Mailgun-Drop-Message: yes") }
+        lines += message.headers.sorted { $0.key < $1.key }.map { "\($0.key): \(encodeHeader($0.value))" }
+        if let template = message.storedTemplate {
+            lines += [
+                "X-Mailgun-Template-Name: \(template.name)",
+                "X-Mailgun-Template-Variables: \(json(template.variables))",
+            ]
+        }
+        let text =
+            message.text ?? (message.storedTemplate.map { "(rendered by the provider from template \($0.name))" } ?? "")
         if let html = message.html {
             let boundary = "envoy-\(UUID().uuidString)"
             lines +=
                 [
                     "Content-Type: multipart/alternative; boundary=\"\(boundary)\"", "",
                     "--\(boundary)", "Content-Type: text/plain; charset=utf-8",
-                ] + body(message.text) + [
+                ] + body(text) + [
                     "", "--\(boundary)", "Content-Type: text/html; charset=utf-8",
                 ] + body(html) + [
                     "",
                     "--\(boundary)--",
                 ]
         } else {
-            lines += ["Content-Type: text/plain; charset=utf-8"] + body(message.text)
+            lines += ["Content-Type: text/plain; charset=utf-8"] + body(text)
         }
         return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    private static func json(_ values: [String: String]) -> String {
+        let data = try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys])
+        return data.map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     /// RFC 2047 encoded-word for non-ASCII header text.

@@ -1,7 +1,11 @@
-/// An email ready to send: recipients, sender, subject and rendered bodies.
-public struct EmailMessage: Codable, Sendable, Equatable {
+/// An email ready to send: recipients, sender, subject, bodies (or a provider-stored template) and options.
+public struct EmailMessage: Sendable, Equatable {
     /// Recipient addresses.
     public var to: [String]
+    /// Copy recipients.
+    public var cc: [String] = []
+    /// Blind copy recipients.
+    public var bcc: [String] = []
     /// The sender's address.
     public var from: String
     /// The sender's display name.
@@ -9,13 +13,27 @@ public struct EmailMessage: Codable, Sendable, Equatable {
     /// The subject line.
     public var subject: String
     /// The plain-text body.
-    public var text: String
-    /// An optional HTML body, sent as an alternative to the text.
+    public var text: String?
+    /// An HTML body, sent as an alternative to the text.
     public var html: String?
+    /// A template stored at the provider (Mailgun's `template`), rendered there with its variables.
+    public var storedTemplate: StoredTemplate?
+    /// Provider tags for analytics (Mailgun's `o:tag`, at most 3).
+    public var tags: [String] = []
+    /// Asks the provider to accept but not deliver (Mailgun's `o:testmode`).
+    public var testMode = false
+    /// Custom data attached to the message and echoed in provider events (Mailgun's `v:NAME`).
+    public var variables: [String: String] = [:]
+    /// Extra MIME headers (Mailgun's `h:NAME`).
+    public var headers: [String: String] = [:]
+    /// Per-recipient values for `%recipient.NAME%` placeholders. When set, every recipient gets a copy of their
+    /// own and sees no other recipient (Mailgun batch sending); every `to` address needs an entry.
+    public var recipientVariables: [String: [String: String]]?
 
-    /// A message with the given parts.
-    public init(to: [String], from: String, fromName: String? = nil, subject: String, text: String, html: String? = nil)
-    {
+    /// A message with the given parts; set the optional fields afterwards.
+    public init(
+        to: [String], from: String, fromName: String? = nil, subject: String, text: String?, html: String? = nil
+    ) {
         self.to = to
         self.from = from
         self.fromName = fromName
@@ -24,22 +42,49 @@ public struct EmailMessage: Codable, Sendable, Equatable {
         self.html = html
     }
 
-    /// Checks what a provider would reject or what could forge headers; the error is permanent.
-    public func validate() throws(TaskFailure) {
-        if to.isEmpty { throw .permanent("an email needs at least one recipient") }
-        for address in to + [from] where !EmailAddress.isValid(address) {
-            throw .permanent("not a valid email address: \(address)")
+    /// Every recipient: to, cc and bcc.
+    public var recipientCount: Int { to.count + cc.count + bcc.count }
+
+    /// Checks what a provider would reject or what could forge headers.
+    public func validate() throws(InvalidEmail) {
+        if to.isEmpty { throw InvalidEmail("an email needs at least one recipient") }
+        for address in to + cc + bcc + [from] where !EmailAddress.isValid(address) {
+            throw InvalidEmail("not a valid email address: \(address)")
         }
-        for header in [subject, fromName ?? ""]
+        if text == nil && html == nil && storedTemplate == nil {
+            throw InvalidEmail("an email needs a text or HTML body or a stored template")
+        }
+        for header in [subject, fromName ?? ""] + Array(headers.keys) + Array(headers.values)
         where header.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) {
-            throw .permanent("line breaks are not allowed in a header")
+            throw InvalidEmail("line breaks are not allowed in a header")
         }
+        for name in headers.keys where name.isEmpty || name.contains(where: { $0 == ":" || $0.isWhitespace }) {
+            throw InvalidEmail("not a valid header name: \(name)")
+        }
+        if tags.count > 3 { throw InvalidEmail("at most 3 tags per message, got \(tags.count)") }
+        if let recipientVariables, let missing = to.first(where: { recipientVariables[$0] == nil }) {
+            throw InvalidEmail("recipient variables are missing for \(missing)")
+        }
+    }
+}
+
+/// A template kept at the provider, named, with the values it is rendered with.
+public struct StoredTemplate: Codable, Sendable, Equatable {
+    /// The template's name at the provider.
+    public var name: String
+    /// Values for its placeholders (Mailgun's `t:variables`).
+    public var variables: [String: String]
+
+    /// A stored template reference.
+    public init(name: String, variables: [String: String] = [:]) {
+        self.name = name
+        self.variables = variables
     }
 }
 
 /// What a provider says about a message it accepted.
 public struct MailReceipt: Sendable, Equatable {
-    /// The provider's message id (Mailgun's `id`, or the `.eml` file's Message-ID).
+    /// The provider's message id (Mailgun's `id`, or the `.eml` file's Message-ID; a batch's first file's).
     public var messageID: String
 
     /// A receipt for `messageID`.

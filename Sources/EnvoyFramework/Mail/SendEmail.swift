@@ -14,31 +14,55 @@ public struct EmailSender: Sendable, Equatable {
     }
 }
 
-/// The `send_email` task: renders a template (or takes a literal body) and hands it to the `Mailer`.
+/// The `send_email` task: renders a template (or takes a literal body) and hands the message to the `Mailer`.
 public struct SendEmail: TaskHandler {
-    /// What application code queues: recipients, and either a body or a template with its data.
+    /// What application code queues: recipients and the content (flattened into one JSON object).
     public struct Payload: Codable, Sendable, Equatable {
         /// Recipient addresses.
         public var to: [String]
-        /// The subject; a template's own subject is used when this is nil.
-        public var subject: String?
-        /// A literal plain-text body (when no template is named).
-        public var body: String?
-        /// The template's name under `templates/email/`.
-        public var template: String?
-        /// Values for the template's placeholders.
-        public var templateData: [String: String]
+        /// Copy recipients.
+        public var cc: [String]?
+        /// Blind copy recipients.
+        public var bcc: [String]?
+        /// What the email says.
+        public var content: EmailContent
 
-        /// A payload for one recipient or several.
+        /// A payload for one recipient or several, with a literal body or a template and its data.
         public init(
             to: [String], subject: String? = nil, body: String? = nil, template: String? = nil,
             templateData: [String: String] = [:]
         ) {
+            self.init(
+                to: to,
+                content: EmailContent(subject: subject, body: body, template: template, templateData: templateData))
+        }
+
+        /// A payload with every option.
+        public init(to: [String], cc: [String]? = nil, bcc: [String]? = nil, content: EmailContent) {
             self.to = to
-            self.subject = subject
-            self.body = body
-            self.template = template
-            self.templateData = templateData
+            self.cc = cc
+            self.bcc = bcc
+            self.content = content
+        }
+
+        private enum CodingKeys: String, CodingKey { case to, cc, bcc }
+
+        /// Decodes recipients and the content's fields from one object.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            to = try container.decode([String].self, forKey: .to)
+            cc = try container.decodeIfPresent([String].self, forKey: .cc)
+            bcc = try container.decodeIfPresent([String].self, forKey: .bcc)
+            content = try EmailContent(from: decoder)
+        }
+
+        /// Encodes recipients and the content's fields into one object.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(to, forKey: .to)
+            try container.encodeIfPresent(cc, forKey: .cc)
+            try container.encodeIfPresent(bcc, forKey: .bcc)
+            try content.encode(to: encoder)
         }
     }
 
@@ -48,42 +72,27 @@ public struct SendEmail: TaskHandler {
     public static let queue = "email"
 
     let mailer: any Mailer
-    let templates: EmailTemplates
-    let sender: EmailSender
+    let composer: EmailComposer
 
-    /// A handler sending through `mailer` as `sender`.
-    public init(mailer: any Mailer, templates: EmailTemplates, sender: EmailSender) {
+    /// A handler sending through `mailer` what `composer` makes of each payload.
+    public init(mailer: any Mailer, composer: EmailComposer) {
         self.mailer = mailer
-        self.templates = templates
-        self.sender = sender
+        self.composer = composer
     }
 
     /// Renders and sends; logs the recipient count, the provider's message id and the outcome.
     public func handle(_ payload: Payload, context: TaskContext) async throws {
-        let message = try compose(payload)
-        let receipt = try await mailer.send(message)
-        context.logger.info(
-            "email sent",
-            metadata: ["mail.recipients": "\(message.to.count)", "mail.message_id": "\(receipt.messageID)"])
+        try await deliver(composer.message(payload), mailer: mailer, context: context)
     }
+}
 
-    /// The message a payload describes.
-    public func compose(_ payload: Payload) throws(TaskFailure) -> EmailMessage {
-        var subject = payload.subject
-        var text = payload.body
-        var html: String?
-        if let name = payload.template {
-            let rendered = try templates.render(name, data: payload.templateData)
-            subject = subject ?? rendered.subject
-            text = rendered.text
-            html = rendered.html
-        }
-        guard let subject, let text else {
-            throw .permanent("an email needs a subject and a body or template")
-        }
-        let message = EmailMessage(
-            to: payload.to, from: sender.address, fromName: sender.name, subject: subject, text: text, html: html)
-        try message.validate()
-        return message
-    }
+/// Sends `message` and logs what happened (never the message's content or any credential).
+func deliver(_ message: EmailMessage, mailer: any Mailer, context: TaskContext) async throws {
+    let receipt = try await mailer.send(message)
+    context.logger.info(
+        "email sent",
+        metadata: [
+            "mail.recipients": "\(message.recipientCount)", "mail.message_id": "\(receipt.messageID)",
+            "mail.outcome": "accepted",
+        ])
 }

@@ -39,6 +39,9 @@ public struct TaskContext: Sendable {
     }
 }
 
+/// An error that retrying cannot fix, like `TaskFailure.permanent`: the worker dead-letters the task at once.
+public protocol PermanentError: Error {}
+
 /// Failures that steer the retry decision.
 public enum TaskFailure: Error, CustomStringConvertible, Sendable {
     /// Retrying cannot help (bad address, rejected request): straight to the dead-letter queue.

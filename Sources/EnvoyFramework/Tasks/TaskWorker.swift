@@ -132,7 +132,7 @@ public struct TaskWorker: Service {
 
     private func fail(_ task: ClaimedTask, error: any Error, policy: RetryPolicy, logger: Logger) async {
         let reason = "\(error)"
-        if case .permanent = error as? TaskFailure {
+        if error is any PermanentError || { if case .permanent = error as? TaskFailure { true } else { false } }() {
             logger.error("task failed permanently; dead-lettered", metadata: ["error": "\(reason)"])
             await settle(task, logger: logger, outcome: "dead") { try await queue.bury(task, error: reason) }
             return

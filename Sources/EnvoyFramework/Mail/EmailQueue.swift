@@ -1,0 +1,34 @@
+/// Queues email for the worker after checking it, so that a bad address, an unknown template or a missing
+/// variable fails the caller now (`InvalidEmail`) instead of a task later.
+public struct EmailQueue: Sendable {
+    let queue: any TaskQueue
+    let composer: EmailComposer
+
+    /// Email queued on `queue`, checked with `composer`.
+    public init(queue: any TaskQueue, composer: EmailComposer) {
+        self.queue = queue
+        self.composer = composer
+    }
+
+    /// Checks and queues one email (`send_email`).
+    @discardableResult
+    public func send(_ payload: SendEmail.Payload, deduplicationKey: String? = nil) async throws -> EnqueueResult {
+        _ = try composer.message(payload)
+        return try await queue.enqueue(SendEmail.self, payload, deduplicationKey: deduplicationKey)
+    }
+
+    /// Checks and queues a bulk email (`send_bulk_email`): every recipient is checked now; the worker sends
+    /// batches of at most `SendBulkEmail.batchSize`.
+    @discardableResult
+    public func sendBulk(_ payload: SendBulkEmail.Payload, deduplicationKey: String? = nil) async throws
+        -> EnqueueResult
+    {
+        guard !payload.recipients.isEmpty else { throw InvalidEmail("a bulk email needs at least one recipient") }
+        var seen = Set<String>()
+        if let twice = payload.recipients.first(where: { !seen.insert($0.address.lowercased()).inserted }) {
+            throw InvalidEmail("\(twice.address) is listed twice")
+        }
+        for batch in payload.batches { _ = try composer.message(batch) }
+        return try await queue.enqueue(SendBulkEmail.self, payload, deduplicationKey: deduplicationKey)
+    }
+}
