@@ -92,6 +92,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -161,6 +162,7 @@ let package = Package(
             name: "EnvoyPluginsTests",
             dependencies: [
                 "EnvoyPlugins",
+                "EnvoySim",
                 "EnvoyTestSupport",
                 "EnvoyFramework",
                 .product(name: "Logging", package: "swift-log"),
@@ -173,6 +175,9 @@ let package = Package(
             name: "EnvoyBackendTests",
             dependencies: [
                 "EnvoyBackend",
+                "EnvoyFramework",
+                "EnvoyPlugins",
+                "EnvoySim",
                 "EnvoyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,4 +1,5 @@
 import EnvoyBackend
+import EnvoyPlugins
 import EnvoyFramework
 import Foundation
 import Logging
@@ -50,7 +51,18 @@ struct ConfigurationTests {
             (["TRUSTED_PROXIES": "10.0.0.0/99"], "TRUSTED_PROXIES"),
             (["PROFILE_CACHE_TTL": "-1"], "PROFILE_CACHE_TTL"), (["LOG_LEVEL": "loud"], "LOG_LEVEL"),
             (["LOG_FORMAT": "xml"], "LOG_FORMAT"), (["MAILGUN_API_KEY": "key-hunter2"], "MAILGUN_DOMAIN"),
-            (["EMAIL_FROM": "nobody"], "EMAIL_FROM"), (["RATE_LIMITS_FILE": "/nonexistent.json"], "RATE_LIMITS_FILE"),
+            (["EMAIL_FROM": "nobody"], "EMAIL_FROM"),
+            (
+                [
+                    "MAILGUN_API_KEY": "key-hunter2", "MAILGUN_DOMAIN": "d.example.com",
+                    "MAILGUN_API_BASE_URL": "ftp://x",
+                ],
+                "MAILGUN_API_BASE_URL"
+            ),
+            (
+                ["MAILGUN_API_KEY": "key-hunter2", "MAILGUN_DOMAIN": "d.example.com", "MAILGUN_TEST_MODE": "maybe"],
+                "MAILGUN_TEST_MODE"
+            ), (["RATE_LIMITS_FILE": "/nonexistent.json"], "RATE_LIMITS_FILE"),
         ]
         for (environment, variable) in cases {
             do {
@@ -62,6 +74,18 @@ struct ConfigurationTests {
                 #expect(!error.description.contains("\n"))
             }
         }
+    }
+
+    @Test("MAILGUN_* select the Mailgun mailer (EU base, test mode); the start-up summary never shows the key")
+    func mailgun() throws {
+        let configuration = try AppConfiguration(environment: [
+            "MAILGUN_API_KEY": "key-hunter2", "MAILGUN_DOMAIN": "mg.example.com",
+            "MAILGUN_API_BASE_URL": "https://api.eu.mailgun.net", "MAILGUN_TEST_MODE": "true",
+        ])
+        #expect(configuration.mailgun?.domain == "mg.example.com" && configuration.mailgun?.testMode == true)
+        #expect(configuration.mailgun?.baseURL == "https://api.eu.mailgun.net")
+        #expect(!"\(configuration.summary)".contains("hunter2"))
+        #expect("\(configuration.summary)".contains("mailgun mg.example.com via https://api.eu.mailgun.net"))
     }
 
     @Test("RATE_LIMITS_FILE replaces the policies and is validated")

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import Synchronization
 
@@ -9,13 +10,15 @@ import Synchronization
 public final class MockServer: Sendable {
     /// The port it listens on.
     public let port: Int
+    private let services: ServiceGroup
     private let task: Task<Void, any Error>
 
     /// `http://127.0.0.1:PORT`.
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(port: Int, task: Task<Void, any Error>) {
+    private init(port: Int, services: ServiceGroup, task: Task<Void, any Error>) {
         self.port = port
+        self.services = services
         self.task = task
     }
 
@@ -30,17 +33,19 @@ public final class MockServer: Sendable {
                 continuation.yield(channel.localAddress?.port ?? 0)
                 continuation.finish()
             }, logger: logger)
-        let task = Task { try await application.runService(gracefulShutdownSignals: []) }
+        let services = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await services.run() }
         guard let port = await ports.first(where: { _ in true }), port > 0 else {
             task.cancel()
             throw MockServerError.didNotStart(name)
         }
-        return MockServer(port: port, task: task)
+        return MockServer(port: port, services: services, task: task)
     }
 
     /// Stops accepting and closes the server.
     public func stop() async {
-        task.cancel()
+        await services.triggerGracefulShutdown()
         _ = try? await task.value
     }
 }
