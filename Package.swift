@@ -88,6 +88,7 @@ let package = Package(
             name: "EnvoySim",
             dependencies: [
                 "EnvoyFramework",
+                "EnvoyPlugins",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

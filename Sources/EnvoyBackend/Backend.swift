@@ -33,6 +33,8 @@ public struct Backend: Sendable {
     public let rateLimitStore: any RateLimitStore
     /// The background task queue.
     public let taskQueue: any TaskQueue
+    /// Subscriptions, payments and processed Paddle events.
+    public let billing: BillingStore
     /// Email, checked and queued.
     public let emails: EmailQueue
     /// The task types this backend runs.
@@ -109,9 +111,21 @@ public struct Backend: Sendable {
             providers.mailer ?? configuration.mailgun.map { MailgunMailer(configuration: $0) }
             ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
         let composer = EmailComposer(templates: templates, sender: configuration.sender)
+        let emails = EmailQueue(queue: queue, composer: composer)
+        let profileCache = ScopedCache<UserProfile>(
+            name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics)
+        let billing = BillingStore(database: database, pricePlans: configuration.paddlePricePlans)
+        let paddle = configuration.paddleAPIKey.map {
+            PaddleClient(
+                configuration: .init(
+                    apiKey: $0, environment: configuration.paddleEnvironment, baseURL: configuration.paddleAPIBaseURL))
+        }
         var tasks = TaskRegistry()
         tasks.register(SendEmail(mailer: mailer, composer: composer))
         tasks.register(SendBulkEmail(mailer: mailer, composer: composer, queue: queue))
+        tasks.register(
+            ProcessPaddleWebhook(
+                store: billing, paddle: paddle, emails: emails, profiles: profileCache, metrics: metrics))
         return Backend(
             configuration: configuration,
             logger: logger,
@@ -120,8 +134,7 @@ public struct Backend: Sendable {
             users: SQLiteUserStore(database: database),
             notifications: SQLiteNotificationStore(database: database),
             cacheProvider: cache,
-            profileCache: ScopedCache(
-                name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics),
+            profileCache: profileCache,
             notificationsCache: ScopedCache(
                 name: "notifications", provider: cache, ttl: configuration.notificationsCacheTTL, logger: logger,
                 metrics: metrics),
@@ -129,7 +142,8 @@ public struct Backend: Sendable {
                 ?? redis.map { RedisRateLimitStore(client: $0, prefix: configuration.redisKeyPrefix) }
                 ?? MemoryRateLimitStore(),
             taskQueue: queue,
-            emails: EmailQueue(queue: queue, composer: composer),
+            billing: billing,
+            emails: emails,
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
             passwords: try await PasswordHasher(cost: configuration.bcryptCost),
@@ -140,7 +154,8 @@ public struct Backend: Sendable {
         )
     }
 
-    /// Every route, behind the middleware chain: metrics → problems → client address → (token → limiter → routes).
+    /// Every route, behind the middleware chain: metrics → problems → client address → (token → limiter → routes);
+    /// health, metrics and the Paddle webhook are not limited.
     public func router() -> Router<EnvoyRequestContext> {
         let router = Router(context: EnvoyRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -149,6 +164,7 @@ public struct Backend: Sendable {
             middleware: ClientAddressMiddleware(
                 resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies)))
         addSystemRoutes(to: router.group())
+        addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
         let limited = router.group()
             .add(middleware: AuthenticationMiddleware(tokens: tokens))
             .add(
@@ -157,7 +173,6 @@ public struct Backend: Sendable {
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited)
         addNotificationRoutes(to: limited)
-        addPaymentRoutes(to: limited)
         return router
     }
 

@@ -94,7 +94,10 @@ struct ErrorTests {
 
     @Test("random bytes, wrong types and odd paths never produce a 5xx")
     func garbageNeverCrashes() async throws {
-        let stack = try TestStack { $0.rateLimitPolicies = [] }
+        let stack = try TestStack {
+            $0.rateLimitPolicies = []
+            $0.paddleWebhookSecrets = ["whsec-garbage-test"]
+        }
         let app = try await stack.backend().application()
         try await app.test(.ahc(.http)) { client in
             let token = try await client.signUp()

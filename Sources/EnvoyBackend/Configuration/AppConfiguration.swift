@@ -36,8 +36,12 @@ public struct AppConfiguration: Sendable {
     public var paddleAPIKey: String?
     /// `sandbox` or `production`.
     public var paddleEnvironment = "sandbox"
+    /// Overrides the API base the environment selects (a mock).
+    public var paddleAPIBaseURL: String?
     /// Webhook secrets (several during rotation); empty: the webhook route answers 503.
     public var paddleWebhookSecrets: [String] = []
+    /// How old a webhook signature may be.
+    public var paddleWebhookTolerance: Duration = .seconds(5)
     /// Price id → plan.
     public var paddlePricePlans: [String: String] = [:]
     /// Networks whose forwarding headers are believed.
@@ -152,6 +156,19 @@ public struct AppConfiguration: Sendable {
             }
             self.paddleEnvironment = environment
         }
+        if let base = value("PADDLE_API_BASE_URL") {
+            guard let url = URL(string: base), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw ConfigurationError(variable: "PADDLE_API_BASE_URL", problem: "must be an http(s) URL")
+            }
+            self.paddleAPIBaseURL = base
+        }
+        if let tolerance = value("PADDLE_WEBHOOK_TOLERANCE") {
+            guard let seconds = Int(tolerance), (1...3600).contains(seconds) else {
+                throw ConfigurationError(
+                    variable: "PADDLE_WEBHOOK_TOLERANCE", problem: "must be seconds from 1 to 3600")
+            }
+            self.paddleWebhookTolerance = .seconds(seconds)
+        }
         self.paddleWebhookSecrets =
             value("PADDLE_WEBHOOK_SECRET").map {
                 $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -247,6 +264,7 @@ public struct AppConfiguration: Sendable {
                 ?? "file \(mailOutboxDirectory)",
             "paddle.webhook": paddleWebhookSecrets.isEmpty
                 ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
+            "paddle.api": paddleAPIKey == nil ? "not configured" : "\(paddleEnvironment) \(paddleAPIBaseURL ?? "")",
             "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
             "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
         ]

@@ -39,17 +39,4 @@ extension Backend {
                 body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
         }
     }
-
-    /// `POST /v1/payments/webhook`: Paddle processing arrives with its own issue; until then it says so.
-    func addPaymentRoutes(to router: RouterGroup<EnvoyRequestContext>) {
-        router.post("/v1/payments/webhook") { _, _ -> Response in
-            if configuration.paddleWebhookSecrets.isEmpty {
-                throw Problem(
-                    .serviceUnavailable, detail: "Paddle webhooks are not configured (PADDLE_WEBHOOK_SECRET is unset).")
-            }
-            throw Problem(
-                .serviceUnavailable,
-                detail: "Paddle webhook processing is not available in this build yet; nothing was queued.")
-        }
-    }
 }

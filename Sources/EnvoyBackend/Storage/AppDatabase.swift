@@ -64,6 +64,7 @@ public struct AppDatabase: Sendable {
                     CREATE INDEX notifications_by_user ON notifications (user_id, created_at DESC);
                     """)
         }
+        BillingStore.registerMigrations(&migrator)
         SQLiteTaskQueue.registerMigrations(&migrator)
         return migrator
     }

@@ -13,14 +13,7 @@ public struct JSONBody: Sendable {
 
     /// Decodes the body as `T`, mapping each failure to the problem a client expects.
     public func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: limit)
-        } catch {
-            throw Problem(
-                .contentTooLarge, detail: "The request body is larger than \(limit) bytes.")
-        }
+        let buffer = try await bytes(of: request)
         guard buffer.readableBytes > 0 else {
             throw Problem.malformedJSON("The request body is empty; a JSON object is expected.")
         }
@@ -28,6 +21,16 @@ public struct JSONBody: Sendable {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             throw Self.problem(for: error)
+        }
+    }
+
+    /// The body's bytes as sent (for signature checks), or 413 when it is over the limit.
+    public func bytes(of request: Request) async throws -> ByteBuffer {
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch {
+            throw Problem(.contentTooLarge, detail: "The request body is larger than \(limit) bytes.")
         }
     }
 

@@ -1,0 +1,149 @@
+import EnvoyFramework
+import Foundation
+
+/// Paddle Billing's API over libcurl: Bearer key, sandbox or production base, Paddle's error envelope parsed,
+/// 429 (`Retry-After`) and 5xx retried a few times before the error reaches the caller.
+public struct PaddleClient: Sendable {
+    /// Key, base and retry limits.
+    public struct Configuration: Sendable {
+        /// The API key (sent as a Bearer token; never logged).
+        public var apiKey: String
+        /// `https://sandbox-api.paddle.com`, `https://api.paddle.com`, or a mock.
+        public var baseURL: String
+        /// One request's deadline.
+        public var timeout: Duration
+        /// Attempts per call, the first included.
+        public var maxAttempts: Int
+        /// The longest wait between attempts (a longer `Retry-After` ends the retries).
+        public var maxRetryDelay: Duration
+
+        /// A configuration for `environment` (`sandbox` or `production`) unless `baseURL` overrides it.
+        public init(
+            apiKey: String, environment: String = "sandbox", baseURL: String? = nil, timeout: Duration = .seconds(10),
+            maxAttempts: Int = 3, maxRetryDelay: Duration = .seconds(5)
+        ) {
+            self.apiKey = apiKey
+            self.baseURL =
+                baseURL ?? (environment == "production" ? "https://api.paddle.com" : "https://sandbox-api.paddle.com")
+            self.timeout = timeout
+            self.maxAttempts = maxAttempts
+            self.maxRetryDelay = maxRetryDelay
+        }
+    }
+
+    let configuration: Configuration
+    let client: CurlHTTPClient
+
+    /// A client for `configuration`, sharing `client`'s connections.
+    public init(configuration: Configuration, client: CurlHTTPClient = CurlHTTPClient()) {
+        self.configuration = configuration
+        self.client = client
+    }
+
+    /// `GET /subscriptions/{id}`.
+    public func subscription(id: String) async throws -> PaddleSubscription {
+        try await get("/subscriptions/\(try Self.pathSegment(id))")
+    }
+
+    /// `GET /customers/{id}`.
+    public func customer(id: String) async throws -> PaddleCustomer {
+        try await get("/customers/\(try Self.pathSegment(id))")
+    }
+
+    /// GETs `path` and decodes the envelope's `data`, retrying 429 and 5xx.
+    public func get<T: Decodable>(_ path: String) async throws -> T {
+        let base =
+            configuration.baseURL.hasSuffix("/") ? String(configuration.baseURL.dropLast()) : configuration.baseURL
+        let request = OutboundRequest(
+            method: "GET", url: base + path,
+            headers: [("Authorization", "Bearer \(configuration.apiKey)"), ("Accept", "application/json")],
+            timeout: configuration.timeout)
+        var attempt = 1
+        while true {
+            let outcome: Result<OutboundResponse, PaddleAPIError>
+            do {
+                outcome = .success(try await client.execute(request))
+            } catch let error as OutboundHTTPError {
+                outcome = .failure(.unreachable("\(error)"))
+            }
+            switch outcome {
+            case .success(let response) where (200..<300).contains(response.status):
+                do {
+                    return try JSONDecoder().decode(Envelope<T>.self, from: Data(response.body)).data
+                } catch {
+                    throw PaddleAPIError.unexpectedReply("\(T.self) did not decode: \(error)")
+                }
+            case .success(let response):
+                let error = PaddleAPIError(response: response)
+                let wait: Duration
+                switch response.status {
+                case 429: wait = .seconds(Int(response.header("Retry-After") ?? "") ?? 1)
+                case 500...: wait = .milliseconds(200 * (1 << (attempt - 1)))
+                default: throw error
+                }
+                guard attempt < configuration.maxAttempts, wait <= configuration.maxRetryDelay else { throw error }
+                try await Task.sleep(for: wait)
+            case .failure(let error):
+                guard attempt < configuration.maxAttempts else { throw error }
+                try await Task.sleep(for: .milliseconds(200 * (1 << (attempt - 1))))
+            }
+            attempt += 1
+        }
+    }
+
+    /// An id as one path segment; ids with anything but letters, digits, `_` and `-` are refused.
+    static func pathSegment(_ id: String) throws(PaddleAPIError) -> String {
+        guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+        else { throw .invalidID(id) }
+        return id
+    }
+
+    private struct Envelope<T: Decodable>: Decodable {
+        var data: T
+    }
+}
+
+/// Paddle API failures, with Paddle's own error code and detail when it sent them.
+public enum PaddleAPIError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// Paddle answered with an error envelope (`error.code`, `error.detail`).
+    case rejected(status: Int, code: String, detail: String)
+    /// No response (timeout, refused, TLS).
+    case unreachable(String)
+    /// A 2xx whose body was not what the endpoint returns.
+    case unexpectedReply(String)
+    /// An id that cannot be a Paddle id.
+    case invalidID(String)
+
+    init(response: OutboundResponse) {
+        struct Body: Decodable {
+            struct Detail: Decodable {
+                var code: String?
+                var detail: String?
+            }
+            var error: Detail?
+        }
+        let body = try? JSONDecoder().decode(Body.self, from: Data(response.body))
+        self = .rejected(
+            status: response.status, code: body?.error?.code ?? "http_\(response.status)",
+            detail: body?.error?.detail ?? String(decoding: response.body.prefix(200), as: UTF8.self))
+    }
+
+    /// Whether the caller may try again later (rate limits, server errors, no response).
+    public var isTransient: Bool {
+        switch self {
+        case .rejected(let status, _, _): status == 429 || status >= 500
+        case .unreachable: true
+        case .unexpectedReply, .invalidID: false
+        }
+    }
+
+    /// One line, without the key.
+    public var description: String {
+        switch self {
+        case .rejected(let status, let code, let detail): "paddle \(status) \(code): \(detail)"
+        case .unreachable(let detail): "paddle unreachable: \(detail)"
+        case .unexpectedReply(let detail): "paddle reply not understood: \(detail)"
+        case .invalidID(let id): "not a Paddle id: \(id.prefix(64))"
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Crypto
+import EnvoyFramework
+import Foundation
+
+/// Paddle Billing's webhook signature, `Paddle-Signature: ts=UNIX;h1=HEX[;h1=HEX…]`, where each `h1` is
+/// hex(HMAC-SHA256(secret, "ts:rawbody")). Verified as Paddle's SDKs do, with several secrets (rotation) and any
+/// `h1` matching, compared in constant time, and a timestamp older than the tolerance rejected (replays).
+public struct PaddleSignature: Sendable {
+    /// Why a signature was not accepted (never carries a secret or the expected digest).
+    public enum Rejection: Error, Equatable, CustomStringConvertible, Sendable {
+        /// No `Paddle-Signature` header.
+        case missing
+        /// The header lacks `ts` or `h1`, or `ts` is not a number.
+        case malformed
+        /// Signed more than the tolerance ago.
+        case expired
+        /// No `h1` matches any configured secret.
+        case mismatch
+
+        /// One word for logs and metrics.
+        public var description: String {
+            switch self {
+            case .missing: "missing"
+            case .malformed: "malformed"
+            case .expired: "expired"
+            case .mismatch: "mismatch"
+            }
+        }
+    }
+
+    private let keys: [SymmetricKey]
+    /// How old a signature may be.
+    public let tolerance: Duration
+
+    /// A verifier for `secrets` (any may match); signatures older than `tolerance` are rejected.
+    public init(secrets: [String], tolerance: Duration = .seconds(5)) {
+        keys = secrets.map { SymmetricKey(data: Data($0.utf8)) }
+        self.tolerance = tolerance
+    }
+
+    /// Checks `header` against `body` at time `now`; throws the rejection.
+    public func verify(header: String?, body: some Collection<UInt8>, now: Date = Date()) throws(Rejection) {
+        guard let header, !header.isEmpty else { throw .missing }
+        var timestamp: Substring?
+        var digests: [Substring] = []
+        for field in header.split(separator: ";") {
+            let pair = field.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2 else { continue }
+            switch pair[0].trimmingCharacters(in: .whitespaces) {
+            case "ts": timestamp = pair[1]
+            case "h1": digests.append(pair[1])
+            default: continue  // future schemes (h2…) are ignored, as the SDKs do
+            }
+        }
+        guard let timestamp, let seconds = Int(timestamp), !digests.isEmpty else { throw .malformed }
+        guard now.timeIntervalSince1970 <= Double(seconds) + tolerance.inSeconds else { throw .expired }
+        let signed = Array("\(seconds):".utf8) + Array(body)
+        for key in keys {
+            let expected = Array(HMAC<SHA256>.authenticationCode(for: signed, using: key))
+            for digest in digests where Self.equalsHex(expected, digest) { return }
+        }
+        throw .mismatch
+    }
+
+    /// The header Paddle would send for `body` signed with `secret` at `time` (the mock and tests use it).
+    public static func header(body: some Collection<UInt8>, secret: String, at time: Date = Date()) -> String {
+        let seconds = Int(time.timeIntervalSince1970)
+        let code = HMAC<SHA256>.authenticationCode(
+            for: Array("\(seconds):".utf8) + Array(body), using: SymmetricKey(data: Data(secret.utf8)))
+        return "ts=\(seconds);h1=" + code.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Compares a MAC with a hex string without stopping at the first difference.
+    static func equalsHex(_ mac: [UInt8], _ hex: Substring) -> Bool {
+        let hexBytes = Array(hex.utf8)
+        var difference = UInt8(hexBytes.count == mac.count * 2 ? 0 : 1)
+        for (index, byte) in mac.enumerated() {
+            let high = index * 2 < hexBytes.count ? hexValue(hexBytes[index * 2]) : 0xFF
+            let low = index * 2 + 1 < hexBytes.count ? hexValue(hexBytes[index * 2 + 1]) : 0xFF
+            difference |= (high ^ (byte >> 4)) | (low ^ (byte & 0x0F))
+        }
+        return difference == 0
+    }
+
+    /// A hex digit's value (either case), or 0xFF for a non-digit (which never matches a nibble).
+    private static func hexValue(_ character: UInt8) -> UInt8 {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+        default: 0xFF
+        }
+    }
+}
