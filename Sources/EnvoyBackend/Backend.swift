@@ -176,7 +176,7 @@ public struct Backend: Sendable {
         return router
     }
 
-    /// Changes a user's plan (billing) and invalidates their cached profile, so every instance shows it at once.
+    /// Changes a user's plan outside Paddle (an admin grant) and invalidates their cached profile on every instance.
     @discardableResult
     public func changePlan(userID: String, to plan: String) async throws -> UserProfile? {
         let profile = try await users.setPlan(id: userID, plan: plan)
