@@ -2,33 +2,95 @@ import ArgumentParser
 import EnvoySim
 import Foundation
 
-/// `envoy sim`: validates scenarios now; replay against the real stack is not in this build yet (exit 3).
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `envoy sim`: replays scenarios against the real stack and writes reports.
+/// Exit: 0 every expectation held, 1 one failed, 2 a run was invalid (the generator fell behind), 3 the tool failed.
 struct Sim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Replay traffic scenarios against the real stack and write reports (replay: not in this build yet).")
+        abstract: "Replay traffic scenarios against the real stack (redis-server, envoy serve, envoy worker, mock "
+            + "Mailgun and Paddle) and write reports.",
+        discussion: "Exit status: 0 all expectations held, 1 an expectation failed, 2 a run was invalid (the load "
+            + "generator could not keep its schedule), 3 the tool failed.")
 
     @Argument(help: "Scenario JSON files.")
     var scenarios: [String]
 
-    @Option(help: "Where reports go (SPEC option; no report is written until replay exists).")
+    @Option(help: "Where reports go: DIR/NAME/report.json, report.md, report.html.")
     var reportDir = "./sim-reports"
 
-    @Flag(help: "Search for the highest sustainable rate (SPEC option; not built yet, exits 3 like replay).")
+    @Flag(help: "Shorter runs (each scenario's `quick` settings), as CI replays them.")
+    var quick = false
+
+    @Flag(help: "Only validate the scenario files.")
+    var validate = false
+
+    @Flag(help: "Keep each run's directory (database, logs) in the temporary directory.")
+    var keep = false
+
+    @Flag(help: "Search for the highest sustainable rate (not built yet: exits 3).")
     var capacity = false
 
     func run() async throws {
+        ProcessReaper.installSignalHandlers(exitStatus: 3)
+        var loaded: [(String, Scenario)] = []
         for path in scenarios {
             do {
-                let scenario = try Scenario.load(path: path)
-                print(
-                    "\(path): valid scenario \"\(scenario.name)\" (\(scenario.phases.count) phase(s), \(scenario.expectations.count) expectation(s))"
-                )
+                loaded.append((path, try Scenario.load(path: path)))
             } catch {
-                print("envoy sim: \(path): \(error)")
+                printError("\(path): \(error)")
                 throw ExitCode(3)
             }
         }
-        print("envoy sim: replaying scenarios is not in this build yet; the scenarios above were only validated")
-        throw ExitCode(3)
+        if validate {
+            for (path, scenario) in loaded { print("\(path): valid scenario \"\(scenario.name)\"") }
+            return
+        }
+        if capacity {
+            printError("--capacity is not built yet; run the scenarios without it")
+            throw ExitCode(3)
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let templates = URL(fileURLWithPath: environment["EMAIL_TEMPLATES_DIR"] ?? "./templates/email").standardized
+            .path
+        guard FileManager.default.fileExists(atPath: templates) else {
+            printError("no email templates at \(templates); run from the repository or set EMAIL_TEMPLATES_DIR")
+            throw ExitCode(3)
+        }
+        let simulator = Simulator(
+            options: .init(
+                envoy: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                templates: templates, quick: quick,
+                progress: isatty(STDERR_FILENO) == 1, keepDirectory: keep))
+        var status: Int32 = 0
+        for (path, scenario) in loaded {
+            let report: Report
+            do {
+                report = try await simulator.run(scenario)
+            } catch {
+                printError("\(path): \(error)")
+                throw ExitCode(3)
+            }
+            let directory = URL(fileURLWithPath: reportDir).appendingPathComponent(scenario.name)
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                try report.json().write(to: directory.appendingPathComponent("report.json"))
+                try Data(report.markdown().utf8).write(to: directory.appendingPathComponent("report.md"))
+                try Data(report.html().utf8).write(to: directory.appendingPathComponent("report.html"))
+            } catch {
+                printError("cannot write the report to \(directory.path): \(error)")
+                throw ExitCode(3)
+            }
+            print(report.terminalSummary())
+            print("  report: \(directory.path)/report.{json,md,html}")
+            status = max(status, !report.valid ? 2 : report.passed ? 0 : 1)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func printError(_ message: String) {
+        FileHandle.standardError.write(Data("envoy sim: \(message)\n".utf8))
     }
 }

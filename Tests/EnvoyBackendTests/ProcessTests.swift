@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import EnvoySim
 import EnvoyTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import EnvoyBackend
 import EnvoyFramework
+import EnvoySim
 import EnvoyTestSupport
 import Foundation
 import HTTPTypes

@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoySim
 import EnvoyTestSupport
 import Foundation
 import Testing

@@ -2,6 +2,7 @@ import EnvoyFramework
 import Foundation
 import Logging
 import Testing
+import EnvoySim
 import EnvoyTestSupport
 
 @testable import EnvoyPlugins

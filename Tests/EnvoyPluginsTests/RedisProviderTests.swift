@@ -5,6 +5,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 import Testing
+import EnvoySim
 import EnvoyTestSupport
 
 @testable import EnvoyPlugins

@@ -187,6 +187,12 @@ public struct AppConfiguration: Sendable {
             }
         }
         if let file = value("RATE_LIMITS_FILE") { self.rateLimitPolicies = try Self.loadPolicies(file) }
+        if let cost = value("BCRYPT_COST") {
+            guard let parsed = UInt8(cost), (4...31).contains(parsed) else {
+                throw ConfigurationError(variable: "BCRYPT_COST", problem: "must be 4…31")
+            }
+            self.bcryptCost = parsed
+        }
         if let ttl = try seconds("PROFILE_CACHE_TTL") { self.profileCacheTTL = ttl }
         if let ttl = try seconds("NOTIFICATIONS_CACHE_TTL") { self.notificationsCacheTTL = ttl }
         if let level = value("LOG_LEVEL") {

@@ -5,7 +5,7 @@ import Synchronization
     import Glibc
 #endif
 
-/// A real `redis-server` started for a test, on a free loopback port (or a Unix socket), stopped on deinit.
+/// A real `redis-server` on a free loopback port (or a Unix socket), for the simulator and the tests; killed on deinit.
 public final class RedisServer: Sendable {
     private let process: Mutex<Process>
     /// The TCP port (plain or TLS).
@@ -41,6 +41,7 @@ public final class RedisServer: Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
+        ProcessReaper.adopt(process.processIdentifier)
         return process
     }
 
@@ -62,6 +63,7 @@ public final class RedisServer: Sendable {
         process.withLock { process in
             Glibc.kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            ProcessReaper.release(process.processIdentifier)
         }
     }
 
@@ -72,9 +74,18 @@ public final class RedisServer: Sendable {
         try waitUntilListening()
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: the server holds every connection open and answers nothing (a blackhole).
+    public func pause(_ paused: Bool) {
+        process.withLock { _ = Glibc.kill($0.processIdentifier, paused ? SIGSTOP : SIGCONT) }
+    }
+
     deinit {
         process.withLock { process in
-            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning {
+                Glibc.kill(process.processIdentifier, SIGCONT)
+                Glibc.kill(process.processIdentifier, SIGKILL)
+            }
+            ProcessReaper.release(process.processIdentifier)
         }
         try? FileManager.default.removeItem(at: directory)
     }
@@ -135,23 +146,4 @@ public final class RedisServer: Sendable {
 struct RedisServerError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
-}
-
-/// One redis-server shared by a test process: the one `scripts/test` started (`ENVOY_TEST_REDIS_URL`), or our own.
-public enum SharedRedis {
-    private static let configured = ProcessInfo.processInfo.environment["ENVOY_TEST_REDIS_URL"]
-    private static let own: RedisServer? = {
-        guard configured == nil else { return nil }
-        let server = try! RedisServer()
-        // A static is never deinitialised: stop the server when the test process exits.
-        ownPID.store(server.pid, ordering: .relaxed)
-        atexit { kill(ownPID.load(ordering: .relaxed), SIGKILL) }
-        return server
-    }()
-    private static let ownPID = Atomic<Int32>(0)
-    /// The shared server's URL.
-    public static let url: String = configured ?? own!.url
-
-    /// A key prefix no other test uses.
-    public static func prefix() -> String { "t\(UUID().uuidString.prefix(8))" }
 }

@@ -5,12 +5,12 @@ import Synchronization
     import Glibc
 #endif
 
-/// A child process of the tests (a binary built next to the test bundle), its output captured.
+/// A child process (`envoy serve`, `envoy worker`, a test binary), its output captured; killed on deinit.
 public final class ChildProcess: Sendable {
     let process: Process
     let output = OutputBuffer()
 
-    /// A product built next to the running test bundle.
+    /// A product built next to the running executable or test bundle.
     public static func sibling(_ name: String) -> URL {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
     }
@@ -31,6 +31,7 @@ public final class ChildProcess: Sendable {
             if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
         }
         try process.run()
+        ProcessReaper.adopt(process.processIdentifier)
     }
 
     /// Everything it printed so far.
@@ -58,10 +59,19 @@ public final class ChildProcess: Sendable {
     /// Sends `signal` (SIGKILL, SIGTERM…).
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// The process id.
+    public var pid: Int32 { process.processIdentifier }
+
     /// Whether it is still running.
     public var isRunning: Bool { process.isRunning }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGCONT)
+            kill(process.processIdentifier, SIGKILL)
+        }
+        ProcessReaper.release(process.processIdentifier)
+    }
 }
 
 final class OutputBuffer: Sendable {

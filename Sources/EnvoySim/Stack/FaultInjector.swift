@@ -1,0 +1,73 @@
+import EnvoyFramework
+import Foundation
+import Synchronization
+
+/// Applies a scenario's faults at their times and remembers when each really began and ended.
+final class FaultInjector: Sendable {
+    /// A fault as it happened, seconds from the run's start.
+    struct Applied: Sendable {
+        var kind: String
+        var at: Double
+        var duration: Double
+    }
+
+    let faults: [Scenario.Fault]
+    let stack: SimStack
+    private let applied = Mutex<[Applied]>([])
+
+    init(_ faults: [Scenario.Fault], stack: SimStack) {
+        self.faults = faults
+        self.stack = stack
+    }
+
+    /// The faults applied so far, in time order.
+    var timeline: [Applied] { applied.withLock { $0.sorted { $0.at < $1.at } } }
+
+    /// Runs every fault at `origin + at`, concurrently; returns when the last has ended.
+    func run(origin: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            for fault in faults {
+                group.addTask {
+                    try? await Task.sleep(until: origin + .seconds(fault.at), clock: .continuous)
+                    let began = (ContinuousClock.now - origin).inSeconds
+                    await self.apply(fault)
+                    let ended = (ContinuousClock.now - origin).inSeconds
+                    self.applied.withLock { $0.append(Applied(kind: fault.kind, at: began, duration: ended - began)) }
+                }
+            }
+        }
+    }
+
+    private func apply(_ fault: Scenario.Fault) async {
+        let hold = Duration.milliseconds(Int(fault.duration * 1000))
+        switch fault.kind {
+        case "redis_down":
+            stack.redis?.kill()
+            try? await Task.sleep(for: hold)
+            try? stack.redis?.restart()
+        case "redis_blackhole":
+            stack.redis?.pause(true)
+            try? await Task.sleep(for: hold)
+            stack.redis?.pause(false)
+        case "server_stall":
+            stack.stallServer(true)
+            try? await Task.sleep(for: hold)
+            stack.stallServer(false)
+        case "worker_kill":
+            stack.killWorkers()
+            try? await Task.sleep(for: hold)
+            try? stack.restartWorkers()
+        case "mailgun_errors", "paddle_errors":
+            let reset = Int(Date().timeIntervalSince1970) + 1
+            let headers = fault.status == 429 ? ["X-RateLimit-Reset": "\(reset)", "Retry-After": "1"] : [:]
+            let faults = fault.kind == "mailgun_errors" ? stack.mailgun.faults : stack.paddle.faults
+            faults.fail(next: fault.count, status: fault.status, headers: headers, message: "simulated \(fault.status)")
+        case "mailgun_slow":
+            stack.mailgun.faults.setLatency(.milliseconds(fault.latencyMs))
+            try? await Task.sleep(for: hold)
+            stack.mailgun.faults.setLatency(.zero)
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import AsyncHTTPClient
+import EnvoyBackend
+import EnvoyFramework
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The real stack a run drives: a `redis-server` on a free port, `envoy serve --no-worker`, `envoy worker`
+/// processes, and the mock Mailgun and Paddle they talk to — all in a fresh directory, all stopped at the end.
+public final class SimStack: Sendable {
+    /// The run's directory (database, outbox, logs).
+    public let directory: URL
+    /// The Redis server, when the scenario uses one.
+    public let redis: RedisServer?
+    /// The mock Mailgun.
+    public let mailgun: MockMailgun
+    /// The mock Paddle.
+    public let paddle: MockPaddle
+    /// `http://127.0.0.1:PORT` of `envoy serve`.
+    public let baseURL: String
+    /// The environment `envoy serve` and `envoy worker` run with.
+    public let environment: [String: String]
+    let binary: URL
+    let server: ChildProcess
+    let workers: Mutex<[ChildProcess?]>
+
+    private init(
+        directory: URL, redis: RedisServer?, mailgun: MockMailgun, paddle: MockPaddle, baseURL: String,
+        environment: [String: String], binary: URL, server: ChildProcess, workers: [ChildProcess?]
+    ) {
+        self.directory = directory
+        self.redis = redis
+        self.mailgun = mailgun
+        self.paddle = paddle
+        self.baseURL = baseURL
+        self.environment = environment
+        self.binary = binary
+        self.server = server
+        self.workers = Mutex(workers)
+    }
+
+    /// Starts everything and waits until `envoy serve` answers `/health`.
+    public static func start(
+        _ stack: Scenario.Stack, envoy binary: URL, templates: String, client: HTTPClient
+    ) async throws -> SimStack {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-sim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let redis = stack.redis ? try RedisServer() : nil
+        let mailgun = try await MockMailgun.start()
+        let paddle = try await MockPaddle.start()
+        let port = try RedisServer.freePort()
+        var environment = [
+            "HOST": "127.0.0.1", "PORT": "\(port)", "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
+            "JWT_SECRET": "envoy-sim-jwt-secret-0123456789abcdef", "MAIL_OUTBOX_DIR": "\(directory.path)/outbox",
+            "MAILGUN_API_KEY": mailgun.apiKey, "MAILGUN_DOMAIN": "sim.envoy.test",
+            "MAILGUN_API_BASE_URL": mailgun.baseURL,
+            "PADDLE_WEBHOOK_SECRET": paddle.webhookSecret, "PADDLE_API_KEY": paddle.apiKey,
+            "PADDLE_API_BASE_URL": paddle.baseURL, "EMAIL_TEMPLATES_DIR": templates, "TRUSTED_PROXIES": "127.0.0.1/32",
+            "LOG_LEVEL": "error",
+        ]
+        if let redis { environment["REDIS_URL"] = redis.url }
+        environment.merge(stack.env) { $1 }
+        let server = try ChildProcess(
+            binary: binary, arguments: ["serve"] + (stack.workers > 0 ? ["--no-worker"] : []), directory: directory,
+            environment: environment)
+        let baseURL = "http://127.0.0.1:\(port)"
+        let started = SimStack(
+            directory: directory, redis: redis, mailgun: mailgun, paddle: paddle, baseURL: baseURL,
+            environment: environment, binary: binary, server: server, workers: [])
+        try await started.waitUntilHealthy(client: client)
+        try started.startWorkers(stack.workers)
+        return started
+    }
+
+    /// Polls `/health` until it answers 200, or fails with the server's output.
+    func waitUntilHealthy(client: HTTPClient, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !server.isRunning { throw SimError.stack("envoy serve exited: \(server.log.suffix(2000))") }
+            if let response = try? await client.execute(
+                HTTPClientRequest(url: baseURL + "/health"), timeout: .seconds(2)),
+                response.status == .ok
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw SimError.stack("envoy serve did not become healthy in \(timeout): \(server.log.suffix(2000))")
+    }
+
+    /// Starts `count` `envoy worker` processes.
+    func startWorkers(_ count: Int) throws {
+        let launched = try (0..<count).map { _ in
+            try ChildProcess(binary: binary, arguments: ["worker"], directory: directory, environment: environment)
+        }
+        workers.withLock { $0 = launched }
+    }
+
+    /// SIGKILLs every worker (the fault `worker_kill`); returns how many were running.
+    @discardableResult
+    func killWorkers() -> Int {
+        workers.withLock { workers in
+            let running = workers.compactMap { $0 }.filter(\.isRunning)
+            for worker in running { worker.signal(SIGKILL) }
+            let count = running.count
+            workers = Array(repeating: nil, count: workers.count)
+            return count
+        }
+    }
+
+    /// Starts as many workers as there were before `killWorkers`.
+    func restartWorkers() throws {
+        let count = workers.withLock { $0.count }
+        try startWorkers(count)
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT `envoy serve` (the fault `server_stall`).
+    func stallServer(_ stalled: Bool) {
+        server.signal(stalled ? SIGSTOP : SIGCONT)
+    }
+
+    /// The application's database, read by the report (processed Paddle events live there).
+    func database() throws -> AppDatabase {
+        try AppDatabase(
+            path: directory.appendingPathComponent("envoy.db").path, component: "sim",
+            metrics: NOOPMetricsHandler.instance)
+    }
+
+    /// Stops every process and mock, and removes the directory unless `keep`.
+    public func stop(keep: Bool = false) async {
+        server.signal(SIGCONT)
+        server.signal(SIGTERM)
+        _ = await server.wait(timeout: .seconds(5))
+        for worker in workers.withLock({ $0 }).compactMap({ $0 }) {
+            worker.signal(SIGTERM)
+            _ = await worker.wait(timeout: .seconds(5))
+        }
+        redis?.pause(false)
+        await mailgun.stop()
+        await paddle.stop()
+        if !keep { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// What `envoy serve` printed (for a failed run's report).
+    public var serverLog: String { server.log }
+}
+
+/// Why a run could not be made (exit 3).
+public enum SimError: Error, CustomStringConvertible {
+    /// The stack did not start or broke.
+    case stack(String)
+    /// Something else failed.
+    case run(String)
+
+    /// One line.
+    public var description: String {
+        switch self {
+        case .stack(let detail): "the stack failed: \(detail)"
+        case .run(let detail): detail
+        }
+    }
+}
