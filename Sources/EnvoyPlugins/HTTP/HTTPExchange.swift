@@ -37,6 +37,13 @@ public struct OutboundRequest: Sendable {
     }
 }
 
+extension OutboundRequest {
+    /// `base` (with or without a trailing slash) joined with `path` (starting with `/`).
+    public static func url(_ base: String, _ path: String) -> String {
+        (base.hasSuffix("/") ? String(base.dropLast()) : base) + path
+    }
+}
+
 /// What came back.
 public struct OutboundResponse: Sendable {
     /// The HTTP status code.

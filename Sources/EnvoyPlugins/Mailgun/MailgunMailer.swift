@@ -44,14 +44,13 @@ public struct MailgunMailer: Mailer {
     /// Sends `message`; returns Mailgun's message id.
     public func send(_ message: EmailMessage) async throws -> MailReceipt {
         try message.validate()
-        let base =
-            configuration.baseURL.hasSuffix("/") ? String(configuration.baseURL.dropLast()) : configuration.baseURL
         let domain = configuration.domain.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
         let response: OutboundResponse
         do {
             response = try await client.execute(
                 OutboundRequest(
-                    method: "POST", url: "\(base)/v3/\(domain)/messages", headers: [("Accept", "application/json")],
+                    method: "POST", url: OutboundRequest.url(configuration.baseURL, "/v3/\(domain)/messages"),
+                    headers: [("Accept", "application/json")],
                     body: .form(Self.form(message, testMode: configuration.testMode)),
                     basicAuth: ("api", configuration.apiKey), timeout: configuration.timeout))
         } catch let error as OutboundHTTPError {

@@ -52,10 +52,8 @@ public struct PaddleClient: Sendable {
 
     /// GETs `path` and decodes the envelope's `data`, retrying 429 and 5xx.
     public func get<T: Decodable>(_ path: String) async throws -> T {
-        let base =
-            configuration.baseURL.hasSuffix("/") ? String(configuration.baseURL.dropLast()) : configuration.baseURL
         let request = OutboundRequest(
-            method: "GET", url: base + path,
+            method: "GET", url: OutboundRequest.url(configuration.baseURL, path),
             headers: [("Authorization", "Bearer \(configuration.apiKey)"), ("Accept", "application/json")],
             timeout: configuration.timeout)
         var attempt = 1

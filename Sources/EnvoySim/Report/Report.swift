@@ -102,6 +102,10 @@ public struct Report: Codable, Sendable {
         public var window: Double
         /// Whether admissions were checked against it (sliding-log policies the sim's requests match).
         public var checked: Bool
+        /// Requests admitted (not 429) that counted against it, over every key.
+        public var admitted: Int
+        /// Keys (users, addresses) it counted.
+        public var keys: Int
     }
 
     /// A fault and its aftermath.

@@ -68,7 +68,12 @@ struct ReportBuilder {
         let totals = names.reduce(into: [String: Report.Figures]()) { $0[$1] = figures("*", $1, seconds: total) }
 
         let limits = policies.filter { $0.algorithm == .slidingLog && !$0.shadow }
-        let checked = Set(state.admitted.keys.compactMap { $0.split(separator: "\u{1F}").first.map(String.init) })
+        var admitted: [String: (requests: Int, keys: Int)] = [:]
+        for (key, admissions) in state.admitted {
+            let policy = String(key.split(separator: "\u{1F}").first ?? "")
+            admitted[policy, default: (0, 0)].requests += admissions.count
+            admitted[policy, default: (0, 0)].keys += 1
+        }
         let overAdmission = recorder.overAdmission(
             limits: limits.reduce(into: [:]) { $0[$1.name] = ($1.limit, $1.window) })
         let lagP99 = Double(state.lag.valueAtPercentile(99)) / 1000
@@ -107,7 +112,9 @@ struct ReportBuilder {
             stack: .init(redis: scenario.stack.redis, workers: scenario.stack.workers, users: scenario.users.count),
             phases: phases, totals: totals, figures: run,
             rateLimits: limits.map {
-                .init(name: $0.name, limit: $0.limit, window: $0.window, checked: checked.contains($0.name))
+                .init(
+                    name: $0.name, limit: $0.limit, window: $0.window, checked: admitted[$0.name] != nil,
+                    admitted: admitted[$0.name]?.requests ?? 0, keys: admitted[$0.name]?.keys ?? 0)
             },
             faults: faultReports,
             timeline: state.seconds.keys.sorted().map { second in

@@ -94,7 +94,8 @@ public struct Scenario: Codable, Sendable, Equatable {
     public struct Fault: Codable, Sendable, Equatable {
         /// Seconds from the start of the first phase.
         public var at: Double
-        /// `redis_down` (SIGKILL, restarted after `duration`), `redis_blackhole` (SIGSTOP for `duration`),
+        /// `redis_down` (SIGKILL, restarted after `duration`), `redis_blackhole` (the proxy holds every byte for
+        /// `duration`), `redis_latency` (the proxy delays each byte `latencyMs`), `redis_stop` (SIGSTOP),
         /// `server_stall` (SIGSTOP `envoy serve` for `duration`), `worker_kill` (SIGKILL every worker, restarted
         /// after `duration`), `mailgun_errors` / `paddle_errors` (the next `count` requests answer `status`),
         /// `mailgun_slow` (every request waits `latencyMs` for `duration`).
@@ -105,7 +106,7 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var status: Int = 503
         /// For provider errors: how many requests fail.
         public var count: Int = 1
-        /// For `mailgun_slow`: milliseconds of delay.
+        /// For `mailgun_slow` and `redis_latency`: milliseconds of delay.
         public var latencyMs: Int = 0
     }
 
@@ -123,10 +124,12 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var max: Double?
     }
 
-    /// `--quick`: phases scaled down in time, fewer users.
+    /// `--quick`: phases scaled down in time (and optionally in rate), fewer users.
     public struct Quick: Codable, Sendable, Equatable {
         /// Multiplies every phase's duration and fault time.
         public var durationScale: Double = 0.3
+        /// Multiplies every phase's rates (for scenarios whose full rate needs a release build).
+        public var rateScale: Double = 1
         /// At most this many users.
         public var maxUsers: Int = 20
     }
@@ -140,7 +143,8 @@ public struct Scenario: Codable, Sendable, Equatable {
     ]
 
     static let faultKinds: Set<String> = [
-        "redis_down", "redis_blackhole", "server_stall", "worker_kill", "mailgun_errors", "paddle_errors",
+        "redis_down", "redis_blackhole", "redis_latency", "redis_stop", "server_stall", "worker_kill", "mailgun_errors",
+        "paddle_errors",
         "mailgun_slow",
     ]
 }
@@ -267,6 +271,9 @@ extension Scenario {
         guard quick.durationScale > 0 && quick.durationScale <= 1 else {
             throw ScenarioError(path: "quick.duration_scale", "must be 0 < scale ≤ 1")
         }
+        guard quick.rateScale > 0 && quick.rateScale <= 1 else {
+            throw ScenarioError(path: "quick.rate_scale", "must be 0 < scale ≤ 1")
+        }
     }
 
     /// The scenario `--quick` runs: phases and faults scaled in time, at most `quick.maxUsers` users.
@@ -275,6 +282,8 @@ extension Scenario {
         copy.phases = phases.map { phase in
             var phase = phase
             phase.duration = max(1, phase.duration * quick.durationScale)
+            phase.rate *= quick.rateScale
+            phase.rampTo = phase.rampTo.map { $0 * quick.rateScale }
             return phase
         }
         copy.faults = faults.map { fault in
@@ -464,12 +473,13 @@ extension Scenario.Fault {
 }
 
 extension Scenario.Quick {
-    enum CodingKeys: String, CodingKey { case durationScale, maxUsers }
+    enum CodingKeys: String, CodingKey { case durationScale, rateScale, maxUsers }
 
     /// Decodes with defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         durationScale = try c.value(.durationScale, or: 0.3)
+        rateScale = try c.value(.rateScale, or: 1)
         maxUsers = try c.value(.maxUsers, or: 20)
     }
 }

@@ -46,6 +46,14 @@ final class FaultInjector: Sendable {
             try? await Task.sleep(for: hold)
             try? stack.redis?.restart()
         case "redis_blackhole":
+            stack.redisProxy?.set(.blackhole)
+            try? await Task.sleep(for: hold)
+            stack.redisProxy?.set(.pass)
+        case "redis_latency":
+            stack.redisProxy?.set(.latency(.milliseconds(fault.latencyMs)))
+            try? await Task.sleep(for: hold)
+            stack.redisProxy?.set(.pass)
+        case "redis_stop":
             stack.redis?.pause(true)
             try? await Task.sleep(for: hold)
             stack.redis?.pause(false)

@@ -19,6 +19,8 @@ public final class SimStack: Sendable {
     public let directory: URL
     /// The Redis server, when the scenario uses one.
     public let redis: RedisServer?
+    /// The proxy the app reaches Redis through (latency and blackhole faults).
+    public let redisProxy: FaultProxy?
     /// The mock Mailgun.
     public let mailgun: MockMailgun
     /// The mock Paddle.
@@ -32,11 +34,13 @@ public final class SimStack: Sendable {
     let workers: Mutex<[ChildProcess?]>
 
     private init(
-        directory: URL, redis: RedisServer?, mailgun: MockMailgun, paddle: MockPaddle, baseURL: String,
+        directory: URL, redis: RedisServer?, redisProxy: FaultProxy?, mailgun: MockMailgun, paddle: MockPaddle,
+        baseURL: String,
         environment: [String: String], binary: URL, server: ChildProcess, workers: [ChildProcess?]
     ) {
         self.directory = directory
         self.redis = redis
+        self.redisProxy = redisProxy
         self.mailgun = mailgun
         self.paddle = paddle
         self.baseURL = baseURL
@@ -53,6 +57,8 @@ public final class SimStack: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-sim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let redis = stack.redis ? try RedisServer() : nil
+        var redisProxy: FaultProxy?
+        if let redis { redisProxy = try await FaultProxy.start(targetPort: redis.port) }
         let mailgun = try await MockMailgun.start()
         let paddle = try await MockPaddle.start()
         let port = try RedisServer.freePort()
@@ -65,14 +71,15 @@ public final class SimStack: Sendable {
             "PADDLE_API_BASE_URL": paddle.baseURL, "EMAIL_TEMPLATES_DIR": templates, "TRUSTED_PROXIES": "127.0.0.1/32",
             "LOG_LEVEL": "error",
         ]
-        if let redis { environment["REDIS_URL"] = redis.url }
+        if let redisProxy { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy.port)" }
         environment.merge(stack.env) { $1 }
         let server = try ChildProcess(
             binary: binary, arguments: ["serve"] + (stack.workers > 0 ? ["--no-worker"] : []), directory: directory,
             environment: environment)
         let baseURL = "http://127.0.0.1:\(port)"
         let started = SimStack(
-            directory: directory, redis: redis, mailgun: mailgun, paddle: paddle, baseURL: baseURL,
+            directory: directory, redis: redis, redisProxy: redisProxy, mailgun: mailgun, paddle: paddle,
+            baseURL: baseURL,
             environment: environment, binary: binary, server: server, workers: [])
         try await started.waitUntilHealthy(client: client)
         try started.startWorkers(stack.workers)
@@ -143,6 +150,7 @@ public final class SimStack: Sendable {
             _ = await worker.wait(timeout: .seconds(5))
         }
         redis?.pause(false)
+        await redisProxy?.stop()
         await mailgun.stop()
         await paddle.stop()
         if !keep { try? FileManager.default.removeItem(at: directory) }
