@@ -55,6 +55,12 @@ public struct Simulator: Sendable {
     /// Starts the stack, replays `scenario`, drains its tasks, stops everything, and returns the report.
     public func run(_ original: Scenario) async throws -> Report {
         let scenario = options.quick ? original.quickened : original
+        return try await withStack(scenario) { stack, client in try await replay(scenario, on: stack, client: client) }
+    }
+
+    /// Runs `body` with the scenario's stack and an HTTP client; stops both afterwards (keeping the directory when
+    /// `body` failed, for inspection).
+    func withStack<T>(_ scenario: Scenario, _ body: (SimStack, HTTPClient) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
@@ -63,10 +69,10 @@ public struct Simulator: Sendable {
             let stack = try await SimStack.start(
                 scenario.stack, envoy: options.envoy, templates: options.templates, client: client)
             do {
-                let report = try await replay(scenario, on: stack, client: client)
+                let result = try await body(stack, client)
                 await stack.stop(keep: options.keepDirectory)
                 try await client.shutdown()
-                return report
+                return result
             } catch {
                 await stack.stop(keep: true)
                 throw error
@@ -77,8 +83,8 @@ public struct Simulator: Sendable {
         }
     }
 
-    private func replay(_ scenario: Scenario, on stack: SimStack, client: HTTPClient) async throws -> Report {
-        let startedAt = Date()
+    /// Users, the policies in force, and a driver for the scenario's requests (a Redis client for bulk email).
+    func prepare(_ scenario: Scenario, on stack: SimStack, client: HTTPClient) async throws -> (Driver, RedisClient?) {
         let users = try await register(scenario.users, on: stack, client: client)
         let policies =
             (try? AppConfiguration(environment: stack.environment).rateLimitPolicies) ?? RateLimitPolicy.defaults
@@ -102,15 +108,14 @@ public struct Simulator: Sendable {
         driver.accounting.withLock { accounting in
             for user in users { accounting.expectedEmails[user.email] = user.registeredAt }
         }
-        let before = try await ServerMetrics.scrape(stack.baseURL, client: client)
-        let recorder = Recorder()
-        let arrivals = Schedule.arrivals(for: scenario.phases, seed: scenario.seed)
-        let origin = ContinuousClock.now
-        let faults = FaultInjector(scenario.faults, stack: stack)
-        let faultTask = Task { await faults.run(origin: origin) }
-        let progress =
-            options.progress ? Task { await Self.showProgress(recorder, scenario: scenario, origin: origin) } : nil
-        let phaseNames = scenario.phases.map(\.name)
+        return (driver, redisClient)
+    }
+
+    /// Sends every arrival at its intended time (from `origin`), recording outcomes; true if the in-flight limit
+    /// was hit (the generator fell behind).
+    static func drive(
+        _ arrivals: [Arrival], phases: [String], driver: Driver, recorder: Recorder, origin: ContinuousClock.Instant
+    ) async -> Bool {
         let maxInFlight = 4096
         var overloaded = false
         await withTaskGroup(of: Void.self) { group in
@@ -129,17 +134,34 @@ public struct Simulator: Sendable {
                 inFlight += 1
                 group.addTask {
                     let outcome = await driver.execute(arrival, origin: origin)
-                    recorder.record(outcome, phase: phaseNames[arrival.phase])
+                    recorder.record(outcome, phase: phases[arrival.phase])
                 }
             }
         }
+        return overloaded
+    }
+
+    private func replay(_ scenario: Scenario, on stack: SimStack, client: HTTPClient) async throws -> Report {
+        let startedAt = Date()
+        let (driver, redisClient) = try await prepare(scenario, on: stack, client: client)
+        defer { redisClient?.shutdown() }
+        let before = try await ServerMetrics.scrape(stack.baseURL, client: client)
+        let recorder = Recorder()
+        let arrivals = Schedule.arrivals(for: scenario.phases, seed: scenario.seed)
+        let origin = ContinuousClock.now
+        let faults = FaultInjector(scenario.faults, stack: stack)
+        let faultTask = Task { await faults.run(origin: origin) }
+        let progress =
+            options.progress ? Task { await Self.showProgress(recorder, scenario: scenario, origin: origin) } : nil
+        let overloaded = await Self.drive(
+            arrivals, phases: scenario.phases.map(\.name), driver: driver, recorder: recorder, origin: origin)
         let loadEnd = (ContinuousClock.now - origin).inSeconds
         await faultTask.value
         progress?.cancel()
         if options.progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let tasks = try await drain(scenario, stack: stack, driver: driver)
+        let policies = driver.policies
         let after = try await ServerMetrics.scrape(stack.baseURL, client: client)
-        redisClient?.shutdown()
         return ReportBuilder(
             scenario: scenario, quick: options.quick, startedAt: startedAt, recorder: recorder, policies: policies,
             tasks: tasks, server: after.delta(from: before), faults: faults.timeline, loadEnd: loadEnd,

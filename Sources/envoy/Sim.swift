@@ -30,7 +30,7 @@ struct Sim: AsyncParsableCommand {
     @Flag(help: "Keep each run's directory (database, logs) in the temporary directory.")
     var keep = false
 
-    @Flag(help: "Search for the highest sustainable rate (not built yet: exits 3).")
+    @Flag(help: "Search for the highest rate meeting each scenario's `capacity` objective, and plan for its target.")
     var capacity = false
 
     func run() async throws {
@@ -48,10 +48,6 @@ struct Sim: AsyncParsableCommand {
             for (path, scenario) in loaded { print("\(path): valid scenario \"\(scenario.name)\"") }
             return
         }
-        if capacity {
-            printError("--capacity is not built yet; run the scenarios without it")
-            throw ExitCode(3)
-        }
         let environment = ProcessInfo.processInfo.environment
         let templates = URL(fileURLWithPath: environment["EMAIL_TEMPLATES_DIR"] ?? "./templates/email").standardized
             .path
@@ -64,6 +60,10 @@ struct Sim: AsyncParsableCommand {
                 envoy: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
                 templates: templates, quick: quick,
                 progress: isatty(STDERR_FILENO) == 1, keepDirectory: keep))
+        if capacity {
+            try await searchCapacity(loaded, simulator: simulator)
+            return
+        }
         var status: Int32 = 0
         for (path, scenario) in loaded {
             let report: Report
@@ -86,6 +86,33 @@ struct Sim: AsyncParsableCommand {
             print(report.terminalSummary())
             print("  report: \(directory.path)/report.{json,md,html}")
             status = max(status, !report.valid ? 2 : report.passed ? 0 : 1)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// `--capacity`: one search per scenario; exit 1 when a scenario meets its objective at no rate tried.
+    private func searchCapacity(_ loaded: [(String, Scenario)], simulator: Simulator) async throws {
+        var status: Int32 = 0
+        for (path, scenario) in loaded {
+            let report: CapacityReport
+            do {
+                report = try await simulator.capacity(scenario)
+            } catch {
+                printError("\(path): \(error)")
+                throw ExitCode(3)
+            }
+            let directory = URL(fileURLWithPath: reportDir).appendingPathComponent(scenario.name)
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                try report.json().write(to: directory.appendingPathComponent("capacity.json"))
+                try Data(report.markdown().utf8).write(to: directory.appendingPathComponent("capacity.md"))
+            } catch {
+                printError("cannot write the report to \(directory.path): \(error)")
+                throw ExitCode(3)
+            }
+            print(report.markdown())
+            print("report: \(directory.path)/capacity.{json,md}")
+            if report.sustainableRps == nil { status = 1 }
         }
         if status != 0 { throw ExitCode(status) }
     }

@@ -39,6 +39,7 @@ final class Driver: Sendable {
     let stack: SimStack
     let client: HTTPClient
     let users: [SimUser]
+    let policies: [RateLimitPolicy]
     let limits: [(policy: RateLimitPolicy, name: String)]
     let emails: EmailQueue?
     let sequence = Atomic<Int>(0)
@@ -53,6 +54,7 @@ final class Driver: Sendable {
         self.stack = stack
         self.client = client
         self.users = users
+        self.policies = policies
         self.limits = policies.filter { $0.algorithm == .slidingLog && !$0.shadow }.map { ($0, $0.name) }
         self.emails = emails
     }

@@ -26,6 +26,30 @@ public struct Scenario: Codable, Sendable, Equatable {
     public var quick: Quick
     /// Seed of every random choice (arrivals, mix), so a run can be repeated.
     public var seed: UInt64
+    /// How `envoy sim --capacity` searches for the highest sustainable rate.
+    public var capacity: Capacity
+
+    /// The capacity search: the objective a rate must meet, the search's bounds, and the load to plan for.
+    public struct Capacity: Codable, Sendable, Equatable {
+        /// The phase whose request mix is offered (default: the first).
+        public var phase: String?
+        /// p99 latency (from intended send time) a sustainable rate keeps under, ms.
+        public var objectiveP99Ms: Double = 100
+        /// Share of requests that may fail (5xx or no answer).
+        public var errorBudget: Double = 0.001
+        /// The first rate tried.
+        public var startRate: Double = 50
+        /// The search stops here.
+        public var maxRate: Double = 50_000
+        /// Seconds each probe offers load.
+        public var stepSeconds: Double = 8
+        /// The search stops when the bracket is this narrow (relative).
+        public var precision: Double = 0.1
+        /// Times the found rate is re-run to confirm it.
+        public var confirmations: Int = 2
+        /// Requests per second to plan for (instances, Redis capacity).
+        public var targetRps: Double?
+    }
 
     /// The processes a run starts.
     public struct Stack: Codable, Sendable, Equatable {
@@ -151,11 +175,21 @@ public struct Scenario: Codable, Sendable, Equatable {
 
 extension Scenario {
     /// Reads and validates a scenario file; errors name the JSON path of the bad field.
+    /// Relative paths in `stack.env` variables ending in `_FILE` are resolved against the file's directory.
     public static func load(path: String) throws(ScenarioError) -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ScenarioError(path: "", "cannot read \(path)")
         }
-        return try decode(data)
+        var scenario = try decode(data)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        for (name, value) in scenario.stack.env where name.hasSuffix("_FILE") && !value.hasPrefix("/") {
+            let resolved = directory.appendingPathComponent(value).standardized.path
+            guard FileManager.default.fileExists(atPath: resolved) else {
+                throw ScenarioError(path: "stack.env.\(name)", "no file at \(resolved)")
+            }
+            scenario.stack.env[name] = resolved
+        }
+        return scenario
     }
 
     /// Decodes and validates scenario JSON.
@@ -271,6 +305,14 @@ extension Scenario {
         guard quick.durationScale > 0 && quick.durationScale <= 1 else {
             throw ScenarioError(path: "quick.duration_scale", "must be 0 < scale ≤ 1")
         }
+        if let phase = capacity.phase, !phaseNames.contains(phase) {
+            throw ScenarioError(path: "capacity.phase", "names no phase")
+        }
+        guard capacity.startRate > 0, capacity.maxRate >= capacity.startRate else {
+            throw ScenarioError(path: "capacity.start_rate", "must be positive and at most max_rate")
+        }
+        guard capacity.stepSeconds >= 1, capacity.precision > 0, capacity.precision < 1, capacity.confirmations >= 0
+        else { throw ScenarioError(path: "capacity", "needs step_seconds ≥ 1, 0 < precision < 1, confirmations ≥ 0") }
         guard quick.rateScale > 0 && quick.rateScale <= 1 else {
             throw ScenarioError(path: "quick.rate_scale", "must be 0 < scale ≤ 1")
         }
@@ -293,6 +335,8 @@ extension Scenario {
             return fault
         }
         copy.users.count = min(users.count, quick.maxUsers)
+        copy.capacity.stepSeconds = max(2, capacity.stepSeconds * quick.durationScale)
+        copy.capacity.confirmations = min(capacity.confirmations, 1)
         return copy
     }
 }
@@ -300,7 +344,7 @@ extension Scenario {
 // Decoding with defaults: every field but name, requests and phases may be left out.
 extension Scenario {
     enum CodingKeys: String, CodingKey {
-        case schema, name, description, stack, users, requests, phases, faults, expect, quick, seed
+        case schema, name, description, stack, users, requests, phases, faults, expect, quick, seed, capacity
     }
 
     /// Decodes with defaults for optional sections.
@@ -317,6 +361,7 @@ extension Scenario {
         expect = try c.decodeIfPresent([Expectation].self, forKey: .expect) ?? []
         quick = try c.decodeIfPresent(Quick.self, forKey: .quick) ?? Quick()
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 1
+        capacity = try c.decodeIfPresent(Capacity.self, forKey: .capacity) ?? Capacity()
     }
 }
 
@@ -469,6 +514,26 @@ extension Scenario.Fault {
         status = try c.value(.status, or: 503)
         count = try c.value(.count, or: 1)
         latencyMs = try c.value(.latencyMs, or: 0)
+    }
+}
+
+extension Scenario.Capacity {
+    enum CodingKeys: String, CodingKey {
+        case phase, objectiveP99Ms, errorBudget, startRate, maxRate, stepSeconds, precision, confirmations, targetRps
+    }
+
+    /// Decodes with defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        phase = try c.decodeIfPresent(String.self, forKey: .phase)
+        objectiveP99Ms = try c.value(.objectiveP99Ms, or: 100)
+        errorBudget = try c.value(.errorBudget, or: 0.001)
+        startRate = try c.value(.startRate, or: 50)
+        maxRate = try c.value(.maxRate, or: 50_000)
+        stepSeconds = try c.value(.stepSeconds, or: 8)
+        precision = try c.value(.precision, or: 0.1)
+        confirmations = try c.value(.confirmations, or: 2)
+        targetRps = try c.decodeIfPresent(Double.self, forKey: .targetRps)
     }
 }
 

@@ -1,0 +1,332 @@
+import AsyncHTTPClient
+import EnvoyFramework
+import EnvoyPlugins
+import Foundation
+import Histogram
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The result of `envoy sim --capacity` (JSON schema version 1).
+public struct CapacityReport: Codable, Sendable {
+    /// The report format's version.
+    public var schemaVersion = 1
+    /// The scenario.
+    public var scenario: String
+    /// The phase whose mix was offered.
+    public var phase: String
+    /// The objective: p99 under this, ms.
+    public var objectiveP99Ms: Double
+    /// The error budget.
+    public var errorBudget: Double
+    /// Every probe, in the order run.
+    public var probes: [Probe]
+    /// The highest rate that met the objective and was confirmed (nil: not even the start rate did).
+    public var sustainableRps: Double?
+    /// What stopped a higher rate.
+    public var limitingResource: String
+    /// Redis commands per request, by request (INFO commandstats, script internals included).
+    public var redisCommandsPerRequest: [String: Double]
+    /// Redis CPU per command at the sustainable rate, microseconds.
+    public var redisCPUMicrosPerCommand: Double?
+    /// Processor cores of this machine.
+    public var cores: Int
+    /// The plan for `capacity.target_rps`, if given.
+    public var projection: Projection?
+
+    /// One rate tried.
+    public struct Probe: Codable, Sendable {
+        /// Offered requests per second.
+        public var rate: Double
+        /// Requests sent.
+        public var sent: Int
+        /// Answered (not 5xx, not failed) per second, until the last answer.
+        public var achievedRps: Double
+        /// Latency from intended send time.
+        public var p50Ms: Double
+        /// p99 of the same.
+        public var p99Ms: Double
+        /// Failed share (5xx, no answer).
+        public var errorRatio: Double
+        /// The generator's own p99 lag behind schedule.
+        public var scheduleLagP99Ms: Double
+        /// CPU cores used per process during the probe (`envoy serve`, `envoy worker`, `redis-server`, `generator`).
+        public var cpuCores: [String: Double]
+        /// Redis commands per second.
+        public var redisCommandsPerSecond: Double
+        /// Whether it met the objective.
+        public var passed: Bool
+        /// Why not.
+        public var reason: String?
+    }
+
+    /// What the target load needs.
+    public struct Projection: Codable, Sendable {
+        /// Requests per second planned for.
+        public var targetRps: Double
+        /// `envoy serve` instances of this machine's size (each with its share of the sustainable rate).
+        public var appInstances: Int
+        /// Redis commands per second at the target.
+        public var redisCommandsPerSecond: Double
+        /// Redis CPU at the target, cores (one Redis process uses at most one core for commands).
+        public var redisCores: Double
+        /// One line of advice.
+        public var note: String
+    }
+
+    /// The JSON encoding (snake_case keys, sorted).
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// The report for people.
+    public func markdown() -> String {
+        var out = "# Capacity: \(scenario)\n\n"
+        out += "Objective: p99 ≤ \(Report.number(objectiveP99Ms)) ms from intended send time, errors ≤ "
+        out +=
+            "\(Report.number(errorBudget * 100)) %, achieved ≥ 99 % of offered; mix of phase `\(phase)`; \(cores) cores.\n\n"
+        out +=
+            "**Sustainable rate: \(sustainableRps.map { Report.number($0) + " requests/s" } ?? "below the start rate")**"
+        out += " — limited by \(limitingResource).\n\n"
+        out +=
+            "| offered/s | achieved/s | p50 ms | p99 ms | errors | lag p99 ms | CPU cores | Redis cmd/s | verdict |\n"
+        out += "|---|---|---|---|---|---|---|---|---|\n"
+        for p in probes {
+            let cpu = p.cpuCores.sorted { $0.key < $1.key }.map { "\($0.key) \(Report.number($0.value))" }
+                .joined(separator: ", ")
+            out += "| \(Report.number(p.rate)) | \(Report.number(p.achievedRps)) | \(Report.number(p.p50Ms)) | "
+            out +=
+                "\(Report.number(p.p99Ms)) | \(Report.number(p.errorRatio * 100)) % | \(Report.number(p.scheduleLagP99Ms)) | "
+            out +=
+                "\(cpu) | \(Report.number(p.redisCommandsPerSecond)) | \(p.passed ? "pass" : "fail: \(p.reason ?? "")") |\n"
+        }
+        out += "\n## Redis\n\n| request | commands per request |\n|---|---|\n"
+        for (name, value) in redisCommandsPerRequest.sorted(by: { $0.key < $1.key }) {
+            out += "| \(name) | \(Report.number(value)) |\n"
+        }
+        if let cpu = redisCPUMicrosPerCommand { out += "\nRedis CPU per command: \(Report.number(cpu)) µs.\n" }
+        if let projection {
+            out += "\n## Plan for \(Report.number(projection.targetRps)) requests/s\n\n"
+            out += "- `envoy serve` instances (this machine's size): \(projection.appInstances)\n"
+            out += "- Redis: \(Report.number(projection.redisCommandsPerSecond)) commands/s, "
+            out += "\(Report.number(projection.redisCores)) cores\n- \(projection.note)\n"
+        }
+        return out
+    }
+}
+
+/// CPU time of processes, from `/proc/PID/stat`.
+enum CPUClock {
+    /// Seconds of CPU (user + system) `pid` has used; 0 if unreadable.
+    static func seconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+extension Simulator {
+    /// Finds the highest rate of the scenario's mix that meets its capacity objective: doubles from the start
+    /// rate until a probe fails, bisects the bracket to the precision, then re-runs the result to confirm it
+    /// (stepping down when a confirmation fails). Measures Redis commands per request type and per-process CPU.
+    public func capacity(_ original: Scenario) async throws -> CapacityReport {
+        let scenario = options.quick ? original.quickened : original
+        let settings = scenario.capacity
+        let phase = scenario.phases.first { $0.name == settings.phase } ?? scenario.phases[0]
+        return try await withStack(scenario) { stack, client in
+            let (driver, redisClient) = try await prepare(scenario, on: stack, client: client)
+            defer { redisClient?.shutdown() }
+            let statsClient = try stack.redis.map { redis in
+                try RedisClient(
+                    configuration: .init(endpoint: try RedisEndpoint(url: redis.url), commandTimeout: .seconds(2)),
+                    logger: .init(label: "envoy.sim.capacity"))
+            }
+            defer { statsClient?.shutdown() }
+            var probes: [CapacityReport.Probe] = []
+            func probe(_ rate: Double, mix: [String: Double]? = nil, seconds: Double? = nil) async
+                -> CapacityReport.Probe
+            {
+                let result = await self.probe(
+                    rate: rate, mix: mix ?? phase.mix, seconds: seconds ?? settings.stepSeconds, driver: driver,
+                    stack: stack, redis: statsClient, settings: settings)
+                if mix == nil { probes.append(result) }
+                try? await Task.sleep(for: .seconds(1))  // let queues and connections settle between probes
+                return result
+            }
+            // Warm up (caches, connections, JIT-free but cold paths) at the start rate; not part of the search.
+            _ = await probe(settings.startRate, mix: phase.mix, seconds: max(2, settings.stepSeconds / 2))
+            var low: Double?
+            var high: Double?
+            var rate = settings.startRate
+            while rate <= settings.maxRate {
+                if await probe(rate).passed {
+                    low = rate
+                    rate *= 2
+                } else {
+                    high = rate
+                    break
+                }
+            }
+            if let lowRate = low, let highRate = high {
+                var (lo, hi) = (lowRate, highRate)
+                while (hi - lo) / lo > settings.precision {
+                    let middle = (lo + hi) / 2
+                    if await probe(middle).passed { lo = middle } else { hi = middle }
+                }
+                low = lo
+            }
+            var confirmed = low
+            var attempts = 0
+            while let candidate = confirmed, attempts < 3 {
+                var held = true
+                for _ in 0..<settings.confirmations where !(await probe(candidate).passed) { held = false }
+                if held { break }
+                attempts += 1
+                confirmed =
+                    candidate * (1 - settings.precision) >= settings.startRate
+                    ? candidate * (1 - settings.precision) : nil
+            }
+            // Redis commands per request, one request type at a time at a gentle rate.
+            var perRequest: [String: Double] = [:]
+            if let statsClient {
+                for name in phase.mix.keys.sorted() where scenario.requests[name]?.kind != "bulk_email" {
+                    let before = await Self.redisCalls(statsClient)
+                    let single = await probe(
+                        max(10, min(100, (confirmed ?? settings.startRate) / 4)), mix: [name: 1], seconds: 2)
+                    let after = await Self.redisCalls(statsClient)
+                    if single.sent > 0 { perRequest[name] = Double(after - before) / Double(single.sent) }
+                }
+            }
+            let best = probes.last { $0.passed && $0.rate == confirmed }
+            let failing = probes.filter { !$0.passed }.min { $0.rate < $1.rate }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let report = CapacityReport(
+                scenario: scenario.name, phase: phase.name, objectiveP99Ms: settings.objectiveP99Ms,
+                errorBudget: settings.errorBudget, probes: probes, sustainableRps: confirmed,
+                limitingResource: Self.limitingResource(failing ?? best, cores: cores),
+                redisCommandsPerRequest: perRequest,
+                redisCPUMicrosPerCommand: best.flatMap {
+                    $0.redisCommandsPerSecond > 0
+                        ? ($0.cpuCores["redis-server"] ?? 0) / $0.redisCommandsPerSecond * 1e6 : nil
+                },
+                cores: cores, projection: nil)
+            return Self.project(report, target: settings.targetRps, mix: phase.mix)
+        }
+    }
+
+    private func probe(
+        rate: Double, mix: [String: Double], seconds: Double, driver: Driver, stack: SimStack, redis: RedisClient?,
+        settings: Scenario.Capacity
+    ) async -> CapacityReport.Probe {
+        let phase = Scenario.Phase(
+            name: "probe", duration: seconds, rate: rate, rampTo: nil, arrival: "poisson", mix: mix)
+        let arrivals = Schedule.arrivals(for: [phase], seed: UInt64(rate * 1000))
+        let recorder = Recorder()
+        var pids = [
+            "envoy serve": [stack.server.pid], "envoy worker": stack.workers.withLock { $0.compactMap { $0?.pid } },
+        ]
+        if let server = stack.redis { pids["redis-server"] = [server.pid] }
+        pids["generator"] = [getpid()]
+        let cpuBefore = pids.mapValues { $0.map(CPUClock.seconds).reduce(0, +) }
+        var redisBefore: Int?
+        if let redis { redisBefore = await Self.redisCalls(redis) }
+        let origin = ContinuousClock.now
+        let overloaded = await Self.drive(
+            arrivals, phases: ["probe"], driver: driver, recorder: recorder, origin: origin)
+        let elapsed = (ContinuousClock.now - origin).inSeconds
+        let cpu = pids.mapValues { $0.map(CPUClock.seconds).reduce(0, +) }.reduce(into: [String: Double]()) {
+            $0[$1.key] = ($1.value - (cpuBefore[$1.key] ?? 0)) / elapsed
+        }
+        var redisAfter: Int?
+        if let redis { redisAfter = await Self.redisCalls(redis) }
+        let state = recorder.state.withLock { $0 }
+        let cell = state.cells[Recorder.key("*", "*")]
+        let sent = cell?.sent ?? 0
+        let failed = (cell?.statuses.filter { $0.key >= 500 }.values.reduce(0, +) ?? 0) + (cell?.transportErrors ?? 0)
+        let answered = Double(sent - failed)
+        let p99 = Double(cell?.corrected.valueAtPercentile(99) ?? 0) / 1000
+        let lag = Double(state.lag.valueAtPercentile(99)) / 1000
+        let errorRatio = sent > 0 ? Double(failed) / Double(sent) : 0
+        let achieved = answered / max(elapsed, seconds)
+        let offered = Double(sent) / seconds
+        var reason: String?
+        if overloaded || lag > options.maxScheduleLag.inSeconds * 1000 {
+            reason = "the generator fell behind (lag p99 \(Report.number(lag)) ms)"
+        } else if errorRatio > settings.errorBudget {
+            reason = "errors \(Report.number(errorRatio * 100)) %"
+        } else if p99 > settings.objectiveP99Ms {
+            reason = "p99 \(Report.number(p99)) ms"
+        } else if achieved < 0.99 * offered {
+            reason = "achieved \(Report.number(achieved))/s of \(Report.number(offered))/s"
+        }
+        let commands =
+            if let before = redisBefore, let after = redisAfter { Double(after - before) / elapsed } else { 0.0 }
+        return CapacityReport.Probe(
+            rate: rate, sent: sent, achievedRps: achieved,
+            p50Ms: Double(cell?.corrected.valueAtPercentile(50) ?? 0) / 1000,
+            p99Ms: p99, errorRatio: errorRatio, scheduleLagP99Ms: lag, cpuCores: cpu, redisCommandsPerSecond: commands,
+            passed: reason == nil, reason: reason)
+    }
+
+    /// Total commands Redis has run (`INFO commandstats`, every command's `calls`).
+    static func redisCalls(_ client: RedisClient) async -> Int {
+        guard case .bulk(let bytes?)? = try? await client.send("INFO", "commandstats") else { return 0 }
+        var calls = 0
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\r\n") where line.hasPrefix("cmdstat_") {
+            if let range = line.range(of: "calls="), let end = line[range.upperBound...].firstIndex(of: ",") {
+                calls += Int(line[range.upperBound..<end]) ?? 0
+            }
+        }
+        return calls
+    }
+
+    /// Names what ran out at `probe`: the machine's CPU, one process, the generator, or latency before any.
+    static func limitingResource(_ probe: CapacityReport.Probe?, cores: Int) -> String {
+        guard let probe else { return "nothing measured" }
+        let used = probe.cpuCores.values.reduce(0, +)
+        let busiest = probe.cpuCores.max { $0.value < $1.value }
+        let detail = probe.cpuCores.sorted { $0.value > $1.value }.map { "\($0.key) \(Report.number($0.value))" }
+            .joined(separator: ", ")
+        if probe.reason?.hasPrefix("the generator") == true {
+            return "the load generator on this machine (CPU cores: \(detail))"
+        }
+        if let redis = probe.cpuCores["redis-server"], redis >= 0.9 {
+            return "redis-server, single-threaded at \(Report.number(redis)) core (CPU cores: \(detail))"
+        }
+        if used >= 0.85 * Double(cores) {
+            return
+                "CPU: the machine's \(cores) cores are saturated, \(busiest?.key ?? "?") the busiest (CPU cores: \(detail))"
+        }
+        return "latency (\(probe.reason ?? "p99")) before CPU saturation (CPU cores: \(detail))"
+    }
+
+    /// Adds the plan for `target` requests per second.
+    static func project(_ report: CapacityReport, target: Double?, mix: [String: Double]) -> CapacityReport {
+        guard let target, let sustainable = report.sustainableRps, sustainable > 0 else { return report }
+        var report = report
+        let totalWeight = mix.values.reduce(0, +)
+        let commandsPerRequest = mix.reduce(0.0) { sum, entry in
+            sum + (report.redisCommandsPerRequest[entry.key] ?? 0) * entry.value / max(totalWeight, 1e-9)
+        }
+        let commands = target * commandsPerRequest
+        let redisCores = report.redisCPUMicrosPerCommand.map { commands * $0 / 1e6 } ?? 0
+        let note =
+            redisCores > 0.8
+            ? "one Redis would be saturated: shard (Redis Cluster) or cut commands per request"
+            : "one Redis process suffices (\(Report.number(redisCores * 100)) % of a core)"
+        report.projection = .init(
+            targetRps: target, appInstances: Int((target / sustainable).rounded(.up)), redisCommandsPerSecond: commands,
+            redisCores: redisCores, note: note)
+        return report
+    }
+}
