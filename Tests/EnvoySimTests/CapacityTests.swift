@@ -1,0 +1,141 @@
+import EnvoyTestSupport
+import Foundation
+import Testing
+
+@testable import EnvoySim
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("envoy sim --capacity and the simulator's process hygiene")
+struct CapacityTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func probe(_ rate: Double, cpu: [String: Double], passed: Bool, reason: String? = nil)
+        -> CapacityReport.Probe
+    {
+        CapacityReport.Probe(
+            rate: rate, sent: Int(rate), achievedRps: rate, p50Ms: 1, p99Ms: 2, errorRatio: 0, scheduleLagP99Ms: 0,
+            cpuCores: cpu, redisCommandsPerSecond: rate * 4, passed: passed, reason: reason)
+    }
+
+    @Test("the limiting resource names what ran out")
+    func limitingResource() {
+        #expect(
+            Simulator.limitingResource(
+                Self.probe(
+                    900, cpu: ["envoy serve": 1.2, "redis-server": 0.6, "generator": 0.1], passed: false,
+                    reason: "p99 40 ms"), cores: 2
+            )
+            .hasPrefix("CPU: the machine's 2 cores are saturated, envoy serve the busiest"))
+        #expect(
+            Simulator.limitingResource(
+                Self.probe(900, cpu: ["envoy serve": 0.5, "redis-server": 0.95], passed: false, reason: "p99 40 ms"),
+                cores: 8
+            )
+            .hasPrefix("redis-server, single-threaded"))
+        #expect(
+            Simulator.limitingResource(
+                Self.probe(
+                    900, cpu: ["generator": 0.9], passed: false, reason: "the generator fell behind (lag p99 80 ms)"),
+                cores: 2
+            )
+            .hasPrefix("the load generator"))
+        #expect(
+            Simulator.limitingResource(
+                Self.probe(900, cpu: ["envoy serve": 0.3], passed: false, reason: "p99 40 ms"), cores: 8
+            )
+            .hasPrefix("latency (p99 40 ms) before CPU saturation"))
+    }
+
+    @Test(
+        "the projection: instances by the sustainable rate, Redis commands by the mix, Redis cores by CPU per command")
+    func projection() {
+        let report = CapacityReport(
+            scenario: "s", phase: "p", objectiveP99Ms: 10, errorBudget: 0.001, probes: [], sustainableRps: 3000,
+            limitingResource: "CPU", redisCommandsPerRequest: ["read": 2, "write": 10], redisCPUMicrosPerCommand: 5,
+            cores: 2, projection: nil)
+        let planned = Simulator.project(report, target: 10_000, mix: ["read": 3, "write": 1])
+        #expect(planned.projection?.appInstances == 4)
+        #expect(planned.projection?.redisCommandsPerSecond == 40_000)  // 10,000 × (0.75·2 + 0.25·10)
+        #expect(planned.projection.map { abs($0.redisCores - 0.2) < 1e-9 } == true)
+        #expect(planned.markdown().contains("instances (this machine's size): 4"))
+        #expect(Simulator.project(report, target: nil, mix: [:]).projection == nil)
+    }
+
+    @Test("CPU time of a process is read from /proc and grows while it works")
+    func cpuClock() {
+        let before = CPUClock.seconds(getpid())
+        var x = 0.0
+        for i in 0..<20_000_000 { x += Double(i).squareRoot() }
+        #expect(x > 0)
+        #expect(CPUClock.seconds(getpid()) > before)
+        #expect(CPUClock.seconds(-1) == 0)
+    }
+
+    @Test("a short search on the real stack finds a rate, confirms it and counts Redis commands per request")
+    func search() async throws {
+        var scenario = try Scenario.decode(
+            Data(
+                """
+                {"schema": 1, "name": "cap", "stack": {"redis": true, "workers": 1, "env": {"BCRYPT_COST": "4"}},
+                 "users": {"count": 20},
+                 "requests": {"r": {"path": "/v1/user/profile"}},
+                 "phases": [{"name": "p", "duration": 2, "rate": 10, "mix": {"r": 1}}],
+                 "capacity": {"objective_p99_ms": 2000, "start_rate": 20, "max_rate": 40, "step_seconds": 1,
+                              "confirmations": 1, "target_rps": 400}}
+                """.utf8))
+        scenario.capacity.precision = 0.5
+        let report = try await Simulator(
+            options: .init(
+                envoy: ChildProcess.sibling("envoy"),
+                templates: Self.root.appendingPathComponent("templates/email").path)
+        ).capacity(scenario)
+        #expect(report.sustainableRps == 40, "\(report.markdown())")
+        #expect(report.probes.count >= 3)  // 20, 40, the confirmation
+        #expect(report.redisCommandsPerRequest["r"].map { $0 >= 1 } == true)
+        #expect(report.projection?.appInstances == 10)
+        #expect(report.probes.allSatisfy { $0.cpuCores["envoy serve"] != nil })
+    }
+
+    @Test("Ctrl-C: envoy sim exits 3 and every process it started is gone")
+    func interrupt() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sim-int-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let scenario = directory.appendingPathComponent("long.json")
+        try Data(
+            """
+            {"schema": 1, "name": "long", "stack": {"redis": true, "workers": 1},
+             "requests": {"h": {"path": "/health", "auth": "anonymous"}},
+             "phases": [{"name": "p", "duration": 120, "rate": 5, "mix": {"h": 1}}]}
+            """.utf8
+        ).write(to: scenario)
+        let sim = try ChildProcess(
+            binary: ChildProcess.sibling("envoy"), arguments: ["sim", scenario.path, "--report-dir", directory.path],
+            directory: directory,
+            environment: ["EMAIL_TEMPLATES_DIR": Self.root.appendingPathComponent("templates/email").path])
+        var children: [Int32] = []
+        for _ in 0..<200 where children.count < 3 {
+            try await Task.sleep(for: .milliseconds(100))
+            children = Self.children(of: sim.pid)
+        }
+        #expect(children.count >= 3, "redis-server, envoy serve, envoy worker: \(children) \(sim.log)")
+        sim.signal(SIGINT)
+        #expect(await sim.wait(timeout: .seconds(20)) == 3)
+        #expect(await eventually(timeout: .seconds(10)) { children.allSatisfy { kill($0, 0) != 0 } }, "\(children)")
+    }
+
+    /// Processes whose parent is `pid`.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { candidate in
+            guard let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid
+        }
+    }
+}
