@@ -113,6 +113,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "HelloBenchmark",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Sources/HelloBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "QueueBenchmark",
             dependencies: [
                 "EnvoyFramework", "EnvoyPlugins",

@@ -297,8 +297,9 @@ extension Simulator {
         let busiest = probe.cpuCores.max { $0.value < $1.value }
         let detail = probe.cpuCores.sorted { $0.value > $1.value }.map { "\($0.key) \(Report.number($0.value))" }
             .joined(separator: ", ")
-        if probe.reason?.hasPrefix("the generator") == true {
-            return "the load generator on this machine (CPU cores: \(detail))"
+        if probe.reason?.hasPrefix("the generator") == true || (probe.cpuCores["generator"] ?? 0) >= 0.8 {
+            return "the load generator, sharing this machine (CPU cores: \(detail)); run the stack elsewhere for a "
+                + "server-bound figure"
         }
         if let redis = probe.cpuCores["redis-server"], redis >= 0.9 {
             return "redis-server, single-threaded at \(Report.number(redis)) core (CPU cores: \(detail))"
