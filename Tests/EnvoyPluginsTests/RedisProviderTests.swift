@@ -45,6 +45,30 @@ struct RedisProviderTests {
 
     private func cachePrefix(_ cache: RedisCache) -> String { cache.prefix }
 
+    @Test("a cache hit is one round trip: one EVALSHA reading the generation and the entry under it")
+    func oneRoundTripHit() async throws {
+        let server = try RedisServer()
+        let redis = try client(server.url)
+        let profiles = ScopedCache<String>(
+            name: "profile", provider: RedisCache(client: redis, prefix: "p"), ttl: .seconds(60), logger: quiet,
+            metrics: NOOPMetricsHandler.instance)
+        #expect(try await profiles.fetch(scope: "u1") { "v1" } == ("v1", .miss))
+        func calls(_ command: String) async throws -> Int {
+            let info = try await redis.send("INFO", "commandstats").string ?? ""
+            let line = info.split(separator: "\r\n").first { $0.hasPrefix("cmdstat_\(command):") } ?? ""
+            // `cmdstat_get:calls=6,usec=9,…,failed_calls=0`: the first `calls=`.
+            return Int(line.split(separator: "calls=").dropFirst().first?.split(separator: ",").first ?? "0") ?? 0
+        }
+        let (evalsha, get) = (try await calls("evalsha"), try await calls("get"))
+        #expect(try await profiles.fetch(scope: "u1") { "unused" } == ("v1", .hit))
+        #expect(try await calls("evalsha") - evalsha == 1)
+        #expect(try await calls("get") - get == 2)  // both inside the script
+        await profiles.invalidate(scope: "u1")
+        #expect(try await profiles.fetch(scope: "u1") { "v2" } == ("v2", .miss))
+        #expect(try await profiles.cached(scope: "u1") == "v2")
+        redis.shutdown()
+    }
+
     @Test("two instances sharing Redis, 300 concurrent requests: exactly the limit admitted, in one round trip each")
     func rateLimitAcrossInstances() async throws {
         let prefix = SharedRedis.prefix()

@@ -7,4 +7,19 @@ public protocol CacheProvider: Sendable {
     func set(_ key: String, value: [UInt8], ttl: Duration) async throws
     /// Removes `key`; removing an absent key is not an error.
     func delete(_ key: String) async throws
+    /// Reads `first`, then the key `prefix + (value of first) + suffix` — in one round trip where the provider can
+    /// (a scope's generation and the entry under it). The default makes two `get`s.
+    func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws -> (
+        first: [UInt8]?, second: [UInt8]?
+    )
+}
+
+extension CacheProvider {
+    /// Two `get`s, one after the other.
+    public func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws
+        -> (first: [UInt8]?, second: [UInt8]?)
+    {
+        guard let value = try await get(first) else { return (nil, nil) }
+        return (value, try await get(prefix + String(decoding: value, as: UTF8.self) + suffix))
+    }
 }

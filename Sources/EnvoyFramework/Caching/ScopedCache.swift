@@ -70,8 +70,9 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
                 try await publishNewGeneration(scope)
                 pending.withLock { _ = $0.remove(scope) }
             }
-            key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
-            if let bytes = try await provider.get(key), let value = decode(bytes) {
+            let read = try await read(scope: scope, variant: variant)
+            key = read.key
+            if let bytes = read.entry, let value = decode(bytes) {
                 hits.increment()
                 return (value, .hit)
             }
@@ -120,8 +121,19 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// The cached value for `scope`/`variant`, or nil (the seed's `get_cached_user_profile`).
     public func cached(scope: String, variant: String = "") async throws -> Value? {
         if pending.withLock({ $0.contains(scope) }) { return nil }
-        let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
-        return try await provider.get(key).flatMap(decode)
+        return try await read(scope: scope, variant: variant).entry.flatMap(decode)
+    }
+
+    /// The scope's generation and the entry under it, in one provider round trip when the scope has a generation
+    /// (the common case); a scope without one gets a fresh generation, under which nothing is stored yet.
+    private func read(scope: String, variant: String) async throws -> (key: String, entry: [UInt8]?) {
+        let prefix = "\(name):\(scope):"
+        let found = try await provider.get(generationKey(scope), thenPrefix: prefix, suffix: ":\(variant)")
+        if let generation = found.first {
+            return (prefix + String(decoding: generation, as: UTF8.self) + ":\(variant)", found.second)
+        }
+        let key = "\(prefix)\(try await generation(of: scope)):\(variant)"
+        return (key, try await provider.get(key))
     }
 
     /// Tries again every invalidation that could not reach the provider; returns how many are still pending.

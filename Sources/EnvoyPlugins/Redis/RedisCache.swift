@@ -17,12 +17,49 @@ public struct RedisCache: CacheProvider {
 
     /// The stored bytes, or nil (also for a value stored in an earlier server lifetime).
     public func get(_ key: String) async throws -> [UInt8]? {
-        guard let stored = try await client.send("GET", RedisArgument(name(key))).bytes else { return nil }
-        // Read after the reply: a reconnection during the GET has updated it to the answering server's lifetime.
+        let reply = try await client.send("GET", RedisArgument(name(key)))
+        return unstamped(reply)
+    }
+
+    /// A stored value without its stamp, or nil when absent or from another server lifetime. The stamp is read
+    /// after the reply: a reconnection during the call has updated it to the answering server's lifetime.
+    private func unstamped(_ reply: RESPValue) -> [UInt8]? {
         let stamp = Self.stamp(client.serverRunID)
-        guard stored.count >= stamp.count, stored.starts(with: stamp) else { return nil }
+        guard let stored = reply.bytes, stored.count >= stamp.count, stored.starts(with: stamp) else { return nil }
         return Array(stored.dropFirst(stamp.count))
     }
+
+    /// The generation and the entry under it in one `EVALSHA` (the entry's key is built inside the script from the
+    /// generation; it carries the same `{scope}` hash tag, so both keys are in one slot). Values from another
+    /// server lifetime read as absent, the entry under such a generation too.
+    public func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws
+        -> (first: [UInt8]?, second: [UInt8]?)
+    {
+        // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
+        let sample = name(prefix + "\u{0}" + suffix).split(separator: "\u{0}", omittingEmptySubsequences: false)
+        guard sample.count == 2 else {
+            guard let value = try await get(first) else { return (nil, nil) }
+            return (value, try await get(prefix + String(decoding: value, as: UTF8.self) + suffix))
+        }
+        let reply = try await client.run(
+            Self.chainedRead, keys: [name(first)],
+            arguments: [RedisArgument(String(sample[0])), RedisArgument(String(sample[1]))])
+        guard let values = reply.array, values.count == 2 else {
+            throw RedisError.unexpectedReply("chained cache read returned \(reply)")
+        }
+        guard let generation = unstamped(values[0]) else { return (nil, nil) }
+        return (generation, unstamped(values[1]))
+    }
+
+    /// GET the generation; GET the entry whose key is ARGV[1] .. generation (stamp removed) .. ARGV[2].
+    static let chainedRead = RedisScript(
+        """
+        local g = redis.call('GET', KEYS[1])
+        if not g then return {false, false} end
+        local separator = string.find(g, '\\031', 1, true)
+        if not separator then return {g, false} end
+        return {g, redis.call('GET', ARGV[1] .. string.sub(g, separator + 1) .. ARGV[2])}
+        """)
 
     /// Stores with a millisecond TTL, stamped with the server's lifetime.
     public func set(_ key: String, value: [UInt8], ttl: Duration) async throws {
