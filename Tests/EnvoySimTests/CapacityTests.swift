@@ -88,10 +88,12 @@ struct CapacityTests {
                               "confirmations": 1, "target_rps": 400}}
                 """.utf8))
         scenario.capacity.precision = 0.5
+        // Other suites share this process and the 2 cores: the test is about the search, so the generator's lag
+        // bound is loose.
         let report = try await Simulator(
             options: .init(
                 envoy: ChildProcess.sibling("envoy"),
-                templates: Self.root.appendingPathComponent("templates/email").path)
+                templates: Self.root.appendingPathComponent("templates/email").path, maxScheduleLag: .seconds(2))
         ).capacity(scenario)
         #expect(report.sustainableRps == 40, "\(report.markdown())")
         #expect(report.probes.count >= 3)  // 20, 40, the confirmation
