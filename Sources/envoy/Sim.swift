@@ -66,23 +66,12 @@ struct Sim: AsyncParsableCommand {
         }
         var status: Int32 = 0
         for (path, scenario) in loaded {
-            let report: Report
-            do {
-                report = try await simulator.run(scenario)
-            } catch {
-                printError("\(path): \(error)")
-                throw ExitCode(3)
-            }
-            let directory = URL(fileURLWithPath: reportDir).appendingPathComponent(scenario.name)
-            do {
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                try report.json().write(to: directory.appendingPathComponent("report.json"))
-                try Data(report.markdown().utf8).write(to: directory.appendingPathComponent("report.md"))
-                try Data(report.html().utf8).write(to: directory.appendingPathComponent("report.html"))
-            } catch {
-                printError("cannot write the report to \(directory.path): \(error)")
-                throw ExitCode(3)
-            }
+            let report = try await each(path) { try await simulator.run(scenario) }
+            let directory = try write(
+                [
+                    "report.json": try report.json(), "report.md": Data(report.markdown().utf8),
+                    "report.html": Data(report.html().utf8),
+                ], for: scenario)
             print(report.terminalSummary())
             print("  report: \(directory.path)/report.{json,md,html}")
             status = max(status, !report.valid ? 2 : report.passed ? 0 : 1)
@@ -94,27 +83,37 @@ struct Sim: AsyncParsableCommand {
     private func searchCapacity(_ loaded: [(String, Scenario)], simulator: Simulator) async throws {
         var status: Int32 = 0
         for (path, scenario) in loaded {
-            let report: CapacityReport
-            do {
-                report = try await simulator.capacity(scenario)
-            } catch {
-                printError("\(path): \(error)")
-                throw ExitCode(3)
-            }
-            let directory = URL(fileURLWithPath: reportDir).appendingPathComponent(scenario.name)
-            do {
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-                try report.json().write(to: directory.appendingPathComponent("capacity.json"))
-                try Data(report.markdown().utf8).write(to: directory.appendingPathComponent("capacity.md"))
-            } catch {
-                printError("cannot write the report to \(directory.path): \(error)")
-                throw ExitCode(3)
-            }
+            let report = try await each(path) { try await simulator.capacity(scenario) }
+            let directory = try write(
+                ["capacity.json": try report.json(), "capacity.md": Data(report.markdown().utf8)], for: scenario)
             print(report.markdown())
             print("report: \(directory.path)/capacity.{json,md}")
             if report.sustainableRps == nil { status = 1 }
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Runs one scenario's work; a failure of the tool itself is one line and exit 3.
+    private func each<T>(_ path: String, _ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch {
+            printError("\(path): \(error)")
+            throw ExitCode(3)
+        }
+    }
+
+    /// Writes `files` into `--report-dir`/NAME/; a failure is one line and exit 3.
+    private func write(_ files: [String: Data], for scenario: Scenario) throws -> URL {
+        let directory = URL(fileURLWithPath: reportDir).appendingPathComponent(scenario.name)
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for (name, data) in files { try data.write(to: directory.appendingPathComponent(name)) }
+        } catch {
+            printError("cannot write the report to \(directory.path): \(error)")
+            throw ExitCode(3)
+        }
+        return directory
     }
 
     private func printError(_ message: String) {
