@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Paddle webhooks accepted per second: wrk (2 threads, 64 connections) posts pre-signed, distinct events to
+# `envoy serve` (release, Redis queue); afterwards every accepted event must be on the queue. Usage: webhooks.sh [N]
+source "$(dirname "$0")/common.sh"
+events=${1:-60000}
+duration=${DURATION:-5s}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+envoy=$(release_binary envoy)
+start_redis
+port=$(free_port)
+secret=pdl_ntfset_bench_secret
+start_envoy webhooks "$port" REDIS_URL="redis://127.0.0.1:$redis_port" PADDLE_WEBHOOK_SECRET="$secret" \
+    PADDLE_WEBHOOK_TOLERANCE=3600
+
+# N distinct events, each signed as Paddle signs it, as a Lua table wrk cycles through (each event sent once).
+python3 - "$events" "$secret" > "$work/events.lua" <<'PY'
+import hashlib, hmac, json, sys, time
+n, secret = int(sys.argv[1]), sys.argv[2].encode()
+ts = str(int(time.time()))
+print("events = {")
+for i in range(n):
+    body = json.dumps({"event_id": f"evt_bench_{i}", "event_type": "transaction.completed",
+        "occurred_at": "2026-12-01T00:00:00.000Z", "notification_id": f"ntf_bench_{i}",
+        "data": {"id": f"txn_bench_{i}", "status": "completed", "customer_id": "ctm_bench", "currency_code": "USD",
+                 "details": {"totals": {"grand_total": "1000"}}}}, separators=(",", ":"))
+    sig = "ts=" + ts + ";h1=" + hmac.new(secret, (ts + ":" + body).encode(), hashlib.sha256).hexdigest()
+    print("{%s,%s}," % (json.dumps(body), json.dumps(sig)))
+print("}")
+PY
+cat >> "$work/events.lua" <<'LUA'
+local counter = 0
+local threads = 0
+function setup(thread) thread:set("offset", threads); threads = threads + 1 end
+function init(args) counter = offset end
+function request()
+  local event = events[(counter % #events) + 1]
+  counter = counter + 2
+  return wrk.format("POST", "/v1/payments/webhook",
+    {["Content-Type"] = "application/json", ["Paddle-Signature"] = event[2]}, event[1])
+end
+LUA
+echo "machine: $(nproc) cores; wrk -t 2 -c 64 -d $duration; $events distinct signed events; queue on Redis"
+report=$(wrk -t 2 -c 64 -d "$duration" -s "$work/events.lua" "http://127.0.0.1:$port")
+echo "$report" | grep -E 'Requests/sec|requests in|Non-2xx|Latency'
+sent=$(echo "$report" | awk '/requests in/ {print $1}')
+non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
+queued=$(LOG_LEVEL=error REDIS_URL="redis://127.0.0.1:$redis_port" DATABASE_URL="sqlite://$work/stats.db" "$envoy" queues stats --json | python3 -c '
+import json, sys
+print(sum(q["ready"] + q["delayed"] + q["inFlight"] for q in json.load(sys.stdin) if q["queue"] == "payments"))')
+unique=$(( sent < events ? sent : events ))
+echo "accepted: $(( sent - ${non2xx:-0} )) (of which distinct: $unique); on the queue afterwards: $queued"
