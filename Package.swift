@@ -124,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "QueueBenchmark",
             dependencies: [
-                "EnvoyFramework", "EnvoyPlugins",
+                "EnvoyFramework", "EnvoyPlugins", "EnvoySim",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

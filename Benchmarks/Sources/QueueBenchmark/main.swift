@@ -1,8 +1,11 @@
 // No-op tasks through the Redis queue: enqueue N, then drain them with a worker of C lanes; prints tasks/s and
 // Redis round trips per task (from the client's point of view: scripts and commands sent, INFO excluded).
 // Run through Benchmarks/queue.sh, which measures Sidekiq the same way in the same run.
+// With a fourth argument `email`, the tasks are `send_email` sent through MailgunMailer to the mock Mailgun (in
+// this process), timed until the mock has received every message.
 import EnvoyFramework
 import EnvoyPlugins
+import EnvoySim
 import Foundation
 import Logging
 import Metrics
@@ -34,10 +37,11 @@ func commandCalls(_ client: RedisClient) async throws -> Int {
 struct QueueBenchmark {
     static func main() async throws {
         let arguments = CommandLine.arguments
-        guard arguments.count == 4, let count = Int(arguments[2]), let lanes = Int(arguments[3]) else {
-            print("usage: QueueBenchmark REDIS_URL TASKS CONCURRENCY")
+        guard arguments.count >= 4, let count = Int(arguments[2]), let lanes = Int(arguments[3]) else {
+            print("usage: QueueBenchmark REDIS_URL TASKS CONCURRENCY [email]")
             return
         }
+        let email = arguments.count > 4 && arguments[4] == "email"
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let client = try RedisClient(
@@ -45,18 +49,38 @@ struct QueueBenchmark {
             logger: logger)
         let prefix = "bench\(UInt32.random(in: 0...UInt32.max))"
         let queue = RedisTaskQueue(client: client, prefix: prefix)
+        var registry = TaskRegistry()
+        var queues = [Noop.queue]
+        var mock: MockMailgun?
+        if email {
+            let mailgun = try await MockMailgun.start()
+            mock = mailgun
+            let mailer = MailgunMailer(
+                configuration: .init(apiKey: mailgun.apiKey, domain: "bench.envoy.test", baseURL: mailgun.baseURL))
+            let composer = EmailComposer(
+                templates: try EmailTemplates(sources: [:]), sender: .init(address: "noreply@envoyou.com"))
+            registry.register(SendEmail(mailer: mailer, composer: composer))
+            queues = [SendEmail.queue]
+        } else {
+            registry.register(Noop())
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<50 {
                 group.addTask {
-                    for n in stride(from: lane, to: count, by: 50) { try await queue.enqueue(Noop.self, .init(n: n)) }
+                    for n in stride(from: lane, to: count, by: 50) {
+                        if email {
+                            try await queue.enqueue(
+                                SendEmail.self, .init(to: ["user\(n)@bench.envoy.test"], subject: "Hello", body: "Hi \(n)"))
+                        } else {
+                            try await queue.enqueue(Noop.self, .init(n: n))
+                        }
+                    }
                 }
             }
             try await group.waitForAll()
         }
-        var registry = TaskRegistry()
-        registry.register(Noop())
         let worker = TaskWorker(
-            queue: queue, registry: registry, configuration: .init(concurrency: lanes, queues: [Noop.queue]),
+            queue: queue, registry: registry, configuration: .init(concurrency: lanes, queues: queues),
             logger: logger,
             metrics: NOOPMetricsHandler.instance)
         let before = try await commandCalls(client)
@@ -65,16 +89,25 @@ struct QueueBenchmark {
             let services = ServiceGroup(services: [worker], logger: logger)
             group.addTask { try await services.run() }
             while true {
-                let stats = try await queue.stats().first { $0.queue == Noop.queue }
-                if let stats, stats.ready + stats.inFlight + stats.delayed == 0 { break }
+                if let mock {
+                    if mock.messages.count >= count { break }
+                } else {
+                    let stats = try await queue.stats().first { $0.queue == Noop.queue }
+                    if let stats, stats.ready + stats.inFlight + stats.delayed == 0 { break }
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
             let elapsed = ContinuousClock.now - start
             let seconds = elapsed.inSeconds
             let calls = try await commandCalls(client)
+            let kind = email ? "send_email tasks delivered to the mock Mailgun" : "no-op tasks"
             print(
-                "envoy: \(count) no-op tasks, \(lanes) lanes: \(Int(Double(count) / seconds)) tasks/s; "
+                "envoy: \(count) \(kind), \(lanes) lanes: \(Int(Double(count) / seconds)) tasks/s; "
                     + String(format: "%.2f", Double(calls - before) / Double(count)) + " Redis round trips per task")
+            if let mock {
+                print("  mock Mailgun: \(mock.messages.count) messages, \(Set(mock.messages.flatMap(\.to)).count) distinct recipients")
+                await mock.stop()
+            }
             await services.triggerGracefulShutdown()
             try await group.waitForAll()
         }
