@@ -70,7 +70,8 @@ struct QueueBenchmark {
                     for n in stride(from: lane, to: count, by: 50) {
                         if email {
                             try await queue.enqueue(
-                                SendEmail.self, .init(to: ["user\(n)@bench.envoy.test"], subject: "Hello", body: "Hi \(n)"))
+                                SendEmail.self,
+                                .init(to: ["user\(n)@bench.envoy.test"], subject: "Hello", body: "Hi \(n)"))
                         } else {
                             try await queue.enqueue(Noop.self, .init(n: n))
                         }
@@ -105,7 +106,9 @@ struct QueueBenchmark {
                 "envoy: \(count) \(kind), \(lanes) lanes: \(Int(Double(count) / seconds)) tasks/s; "
                     + String(format: "%.2f", Double(calls - before) / Double(count)) + " Redis round trips per task")
             if let mock {
-                print("  mock Mailgun: \(mock.messages.count) messages, \(Set(mock.messages.flatMap(\.to)).count) distinct recipients")
+                print(
+                    "  mock Mailgun: \(mock.messages.count) messages, \(Set(mock.messages.flatMap(\.to)).count) distinct recipients"
+                )
                 await mock.stop()
             }
             await services.triggerGracefulShutdown()
