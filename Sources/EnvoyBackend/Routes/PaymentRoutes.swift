@@ -15,6 +15,17 @@ extension Backend {
             secrets: configuration.paddleWebhookSecrets, tolerance: configuration.paddleWebhookTolerance)
         let rejections = SampledLogger(logger: logger, perSecond: 10)
         let signatureField = HTTPField.Name("Paddle-Signature")!
+        // Made once: the route is a hot path (Paddle storms), and the results are a fixed set.
+        let results =
+            ["accepted", "duplicate", "malformed"]
+            + ["missing", "malformed", "expired", "mismatch"].map { "rejected_\($0)" }
+        let counters = Dictionary(
+            uniqueKeysWithValues: results.map { result in
+                (
+                    result,
+                    Counter(label: "envoy_paddle_webhooks_total", dimensions: [("result", result)], factory: metrics)
+                )
+            })
         router.post("/v1/payments/webhook") { request, context -> Response in
             guard !configuration.paddleWebhookSecrets.isEmpty else {
                 throw Problem(
@@ -24,7 +35,7 @@ extension Backend {
             do {
                 try verifier.verify(header: request.headers[signatureField], body: body.readableBytesView)
             } catch {
-                webhookCounter("rejected_\(error)").increment()
+                counters["rejected_\(error)"]?.increment()
                 rejections.warning(
                     "paddle webhook rejected",
                     metadata: [
@@ -34,14 +45,14 @@ extension Backend {
                 throw Problem.unauthorized("The Paddle-Signature header is \(error).")
             }
             guard let event = PaddleEvent(json: body.readableBytesView) else {
-                webhookCounter("malformed").increment()
+                counters["malformed"]?.increment()
                 throw Problem.malformedJSON(
                     "The body is not a Paddle event (JSON with event_id, event_type, occurred_at and data).")
             }
             let result = try await taskQueue.enqueue(
                 ProcessPaddleWebhook.self, .init(body: String(buffer: body)), deduplicationKey: "paddle:\(event.id)")
             let duplicate = result == .duplicate
-            webhookCounter(duplicate ? "duplicate" : "accepted").increment()
+            counters[duplicate ? "duplicate" : "accepted"]?.increment()
             context.logger.info(
                 "paddle webhook accepted",
                 metadata: [
@@ -50,10 +61,6 @@ extension Backend {
                 ])
             return try JSONResponse.make(WebhookReceipt(received: true, eventID: event.id, duplicate: duplicate))
         }
-    }
-
-    private func webhookCounter(_ result: String) -> Counter {
-        Counter(label: "envoy_paddle_webhooks_total", dimensions: [("result", result)], factory: metrics)
     }
 }
 

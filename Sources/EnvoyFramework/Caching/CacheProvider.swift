@@ -15,8 +15,15 @@ public protocol CacheProvider: Sendable {
 }
 
 extension CacheProvider {
-    /// Two `get`s, one after the other.
+    /// The default: `getOneAfterAnother`.
     public func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws
+        -> (first: [UInt8]?, second: [UInt8]?)
+    {
+        try await getOneAfterAnother(first, thenPrefix: prefix, suffix: suffix)
+    }
+
+    /// The chained read as two `get`s, one after the other (for providers, or keys, without a one-trip form).
+    public func getOneAfterAnother(_ first: String, thenPrefix prefix: String, suffix: String) async throws
         -> (first: [UInt8]?, second: [UInt8]?)
     {
         guard let value = try await get(first) else { return (nil, nil) }

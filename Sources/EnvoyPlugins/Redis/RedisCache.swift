@@ -37,10 +37,7 @@ public struct RedisCache: CacheProvider {
     {
         // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
         let sample = name(prefix + "\u{0}" + suffix).split(separator: "\u{0}", omittingEmptySubsequences: false)
-        guard sample.count == 2 else {
-            guard let value = try await get(first) else { return (nil, nil) }
-            return (value, try await get(prefix + String(decoding: value, as: UTF8.self) + suffix))
-        }
+        guard sample.count == 2 else { return try await getOneAfterAnother(first, thenPrefix: prefix, suffix: suffix) }
         let reply = try await client.run(
             Self.chainedRead, keys: [name(first)],
             arguments: [RedisArgument(String(sample[0])), RedisArgument(String(sample[1]))])
