@@ -3,6 +3,8 @@
 #   sequential:             envoy 1 caller              vs redis-benchmark -c 1  -P 1
 #   multiplexed:            envoy 50 callers, 1 conn    vs redis-benchmark -c 1  -P 50
 #   multiplexed, pooled:    envoy 200 callers, 4 conns  vs redis-benchmark -c 4  -P 50
+#   explicit pipelines:     envoy 1 caller, 1 conn, pipeline(50 commands)   vs redis-benchmark -c 1 -P 50
+#                           envoy 4 callers, 4 conns, pipeline(50 commands) vs redis-benchmark -c 4 -P 50
 source "$(dirname "$0")/common.sh"
 requests=${1:-200000}
 benchmark=$(release_binary RedisClientBenchmark)

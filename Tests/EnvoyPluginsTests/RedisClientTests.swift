@@ -126,6 +126,57 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
+    @Test("pipelines and single calls interleave on one connection; each caller gets its replies in order")
+    func explicitPipelines() async throws {
+        let server = try RedisServer()
+        let redis = try client(server.url, poolSize: 1, timeout: .seconds(5))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    let key = RedisArgument("p\(index)")
+                    let replies = try await redis.pipeline([
+                        ["SET", key, RedisArgument("v\(index)")], ["GET", key], ["NOSUCHCOMMAND"],
+                        ["INCRBY", "total", RedisArgument(index)], ["LRANGE", "missing", 0, -1],
+                    ])
+                    #expect(replies.count == 5)
+                    #expect(replies[0].string == "OK")
+                    #expect(replies[1].string == "v\(index)")
+                    if case .error(let message) = replies[2] {
+                        #expect(message.contains("unknown command"))
+                    } else {
+                        Issue.record("expected an error reply in place, got \(replies[2])")
+                    }
+                    #expect(replies[3].int != nil)
+                    #expect(replies[4] == .array([]))
+                    #expect(try await redis.send("GET", key).string == "v\(index)")
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await redis.send("GET", "total").int == Int64((0..<300).reduce(0, +)))
+        #expect(try await redis.pipeline([]) == [])
+        redis.shutdown()
+    }
+
+    @Test("a pipeline whose replies do not come in time fails at its deadline; late replies do not shift later calls")
+    func pipelineDeadline() async throws {
+        let server = try RedisServer()
+        let redis = try client(server.url, poolSize: 1, timeout: .milliseconds(200))
+        try await redis.send("SET", "k", "v")
+        server.pause(true)
+        let start = ContinuousClock.now
+        await #expect(throws: RedisError.timeout(.milliseconds(200))) {
+            try await redis.pipeline([["GET", "k"], ["INCR", "n"], ["GET", "k"]])
+        }
+        #expect(ContinuousClock.now - start < .seconds(2))
+        server.pause(false)
+        // The stalled pipeline's three replies arrive now and are dropped; the next calls get their own.
+        let replies = try await redis.pipeline([["INCR", "n"], ["GET", "k"]])
+        #expect(replies == [.integer(2), .bulk(Array("v".utf8))])
+        #expect(try await redis.send("GET", "n").int == 2)
+        redis.shutdown()
+    }
+
     @Test("TLS with a CA generated now: trusted with REDIS_TLS_CA_FILE, refused without it")
     func tls() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")

@@ -3,26 +3,33 @@ import NIOCore
 
 /// Encodes commands with hiredis's `redisFormatCommandArgv`.
 enum RESPEncoder {
-    /// Appends the RESP bytes of one command to `buffer`.
+    /// Appends the RESP bytes of one command to `buffer`. The argument table hiredis reads is built in
+    /// temporary storage (on the stack for small commands), so a command costs hiredis's one allocation.
     static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
-        var joined: [UInt8] = []
-        var offsets: [Int] = []
-        var lengths: [Int] = []
-        joined.reserveCapacity(arguments.reduce(1) { $0 + $1.bytes.count })
-        for argument in arguments {
-            offsets.append(joined.count)
-            lengths.append(argument.bytes.count)
-            joined += argument.bytes
-        }
-        joined.append(0)
-        joined.withUnsafeBufferPointer { source in
-            let base = UnsafeRawPointer(source.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
-            var target: UnsafeMutablePointer<CChar>?
-            let length = redisFormatCommandArgv(&target, Int32(arguments.count), &pointers, lengths)
-            guard length > 0, let target else { return }
-            defer { redisFreeCommand(target) }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
+        var total = 1
+        for argument in arguments { total += argument.bytes.count }
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { joined in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: arguments.count) { pointers in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: arguments.count) { lengths in
+                    let base = joined.baseAddress!
+                    var offset = 0
+                    for (index, argument) in arguments.enumerated() {
+                        argument.bytes.withUnsafeBytes { bytes in
+                            UnsafeMutableRawPointer(base + offset).copyMemory(
+                                from: bytes.baseAddress ?? UnsafeRawPointer(base), byteCount: bytes.count)
+                        }
+                        pointers[index] = UnsafePointer(base + offset)
+                        lengths[index] = argument.bytes.count
+                        offset += argument.bytes.count
+                    }
+                    var target: UnsafeMutablePointer<CChar>?
+                    let length = redisFormatCommandArgv(
+                        &target, Int32(arguments.count), pointers.baseAddress, lengths.baseAddress)
+                    guard length > 0, let target else { return }
+                    defer { redisFreeCommand(target) }
+                    buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
+                }
+            }
         }
     }
 

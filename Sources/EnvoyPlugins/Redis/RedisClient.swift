@@ -89,6 +89,14 @@ public final class RedisClient: Sendable {
         return reply
     }
 
+    /// Sends `commands` back to back on one connection in one write and returns their replies in order: one
+    /// round trip for all. Error replies are returned in place, not thrown. Not a transaction (`MULTI`).
+    public func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue] {
+        try await onPooledConnection { connection throws(RedisError) in
+            try await connection.pipeline(commands, timeout: configuration.commandTimeout)
+        }
+    }
+
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
     /// `SCRIPT FLUSH`).
     @discardableResult
@@ -171,13 +179,21 @@ public final class RedisClient: Sendable {
     }
 
     private func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+        try await onPooledConnection { connection throws(RedisError) in
+            try await connection.send(arguments, timeout: configuration.commandTimeout)
+        }
+    }
+
+    /// Runs `call` on the next pooled connection, through the circuit breaker.
+    private func onPooledConnection<T>(_ call: (RedisConnection) async throws(RedisError) -> T)
+        async throws(RedisError) -> T
+    {
         guard breaker.allowCall() else { throw .circuitOpen }
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % poolCount
         do throws(RedisError) {
-            let connection = try await connection(at: index)
-            let reply = try await connection.send(arguments, timeout: configuration.commandTimeout)
+            let result = try await call(try await connection(at: index))
             breaker.recordSuccess()
-            return reply
+            return result
         } catch {
             if error.isTransportFailure { breaker.recordFailure() }
             throw error

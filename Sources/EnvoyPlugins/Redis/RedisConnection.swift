@@ -9,10 +9,12 @@ import Synchronization
 /// matched to callers in order (FIFO), all on the connection's event loop.
 public final class RedisConnection: Sendable {
     let channel: any Channel
-    private let outbound = Mutex([RedisRequest]())
+    /// Commands encoded since the last drain, waiting for one write and one flush on the event loop.
+    private let outbound: Mutex<RedisBatch>
 
     private init(channel: any Channel) {
         self.channel = channel
+        self.outbound = Mutex(RedisBatch(bytes: channel.allocator.buffer(capacity: 0)))
     }
 
     /// Connects, upgrades to TLS if asked, authenticates and selects the database.
@@ -30,9 +32,7 @@ public final class RedisConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(RedisReplyDecoder(maxReplyBytes: maxReplyBytes)))
-                    try channel.pipeline.syncOperations.addHandler(RedisCommandHandler())
+                    try channel.pipeline.syncOperations.addHandler(RedisCommandHandler(maxReplyBytes: maxReplyBytes))
                 }
             }
         let channel: any Channel
@@ -76,13 +76,34 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command and waits up to `timeout` for its reply. An error reply is returned, not thrown.
     public func send(_ arguments: [RedisArgument], timeout: Duration) async throws(RedisError) -> RESPValue {
+        try await enqueue(replies: 1, timeout: timeout) { bytes in RESPEncoder.encode(arguments, into: &bytes) }
+    }
+
+    /// Sends several commands back to back in one write and waits up to `timeout` for all their replies, in
+    /// order: one round trip. Error replies are returned in place, not thrown. Not a transaction: other callers'
+    /// commands may run between them on the server.
+    public func pipeline(_ commands: [[RedisArgument]], timeout: Duration) async throws(RedisError) -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let replies = try await enqueue(replies: commands.count, timeout: timeout) { bytes in
+            for command in commands { RESPEncoder.encode(command, into: &bytes) }
+        }
+        return replies.array ?? []
+    }
+
+    /// Queues commands encoded by `encode` for the next drain and waits for their reply (gathered into an array
+    /// when there is more than one).
+    private func enqueue(replies: Int, timeout: Duration, encode: (inout ByteBuffer) -> Void) async throws(RedisError)
+        -> RESPValue
+    {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        var buffer = channel.allocator.buffer(capacity: 64)
-        RESPEncoder.encode(arguments, into: &buffer)
-        enqueue(
-            RedisRequest(
-                bytes: buffer, promise: promise, deadline: .now() + .nanoseconds(Int64(timeout.inNanoseconds)),
-                timeout: timeout))
+        let scheduleDrain = outbound.withLock { batch in
+            // Deadlines are taken in queue order, so on one connection they never decrease.
+            let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.inNanoseconds))
+            encode(&batch.bytes)
+            batch.replies.append(PendingReply(promise: promise, count: replies, deadline: deadline, timeout: timeout))
+            return batch.replies.count == 1
+        }
+        if scheduleDrain { channel.eventLoop.execute { [self] in drain() } }
         do {
             // A cancelled caller stops waiting; its reply, when it comes, is matched to its slot and dropped.
             return try await withTaskCancellationHandler {
@@ -97,26 +118,19 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    /// Queues a request; the first request into an empty queue schedules one event-loop task that writes
-    /// everything queued by then and flushes once, so concurrent callers share hops and system calls.
-    private func enqueue(_ request: RedisRequest) {
-        let scheduleDrain = outbound.withLock { queue in
-            queue.append(request)
-            return queue.count == 1
+    /// Writes everything queued since the last drain as one buffer and flushes once, so concurrent callers
+    /// share one pipeline pass and one system call. Runs on the event loop.
+    private func drain() {
+        let batch = outbound.withLock { batch in
+            defer { batch = RedisBatch(bytes: channel.allocator.buffer(capacity: batch.bytes.readableBytes)) }
+            return batch
         }
-        guard scheduleDrain else { return }
-        channel.eventLoop.execute { [self] in
-            let batch = outbound.withLock { queue in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
-            }
-            guard channel.isActive else {
-                for request in batch { request.promise.fail(RedisError.connectionFailed("connection closed")) }
-                return
-            }
-            for request in batch { channel.write(request, promise: nil) }
-            channel.flush()
+        // A write that fails (the connection closed meanwhile) fails its callers; completing one twice is a no-op.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            for reply in batch.replies { reply.promise.fail(RedisError.connectionFailed(Self.describe(error))) }
         }
+        channel.writeAndFlush(batch, promise: written)
     }
 
     /// Whether the connection is still open.
@@ -134,53 +148,45 @@ public final class RedisConnection: Sendable {
     }
 }
 
-/// A command on its way to the handler: its bytes, the promise its reply completes, and when to give up.
-struct RedisRequest: Sendable {
+/// Commands on their way to the handler: their RESP bytes, back to back, and who waits for each reply.
+struct RedisBatch: Sendable {
     var bytes: ByteBuffer
+    var replies: [PendingReply] = []
+}
+
+/// A caller waiting for a reply (or for `count` replies, gathered into an array): the promise they complete,
+/// and when to give up.
+struct PendingReply: Sendable {
     var promise: EventLoopPromise<RESPValue>
+    var count: Int
     var deadline: NIODeadline
     var timeout: Duration
 }
 
-/// Turns bytes into `RESPValue`s with hiredis's reader.
-final class RedisReplyDecoder: ByteToMessageDecoder {
-    typealias InboundOut = RESPValue
+/// Decodes replies with hiredis's reader and matches them to callers in order; fails callers whose deadline
+/// passed (their replies, when they come, are still matched and dropped); fails every waiting caller when the
+/// connection breaks or the stream cannot be trusted (malformed, oversized or unsolicited replies).
+final class RedisCommandHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisBatch
+    typealias OutboundOut = ByteBuffer
+
     private let reader: RESPReader
+    private var waiting = CircularBuffer<PendingReply>()
+    /// Replies received so far for the first waiting entry when it expects several.
+    private var gathered: [RESPValue] = []
+    /// The first `expired` entries of `waiting` have been failed for their deadline already.
+    private var expired = 0
+    private var sweeper: RepeatedTask?
 
     init(maxReplyBytes: Int) {
         reader = RESPReader(maxReplyBytes: maxReplyBytes)
     }
 
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        try buffer.withUnsafeReadableBytes { try reader.feed($0) }
-        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-        while let value = try reader.next() {
-            context.fireChannelRead(wrapInboundOut(value))
-        }
-        return .needMoreData
-    }
-
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        try decode(context: context, buffer: &buffer)
-    }
-}
-
-/// Matches replies to requests in order; fails callers whose deadline passed (their replies, when they come,
-/// are still matched and dropped); fails every waiting caller when the connection breaks.
-final class RedisCommandHandler: ChannelDuplexHandler {
-    typealias InboundIn = RESPValue
-    typealias OutboundIn = RedisRequest
-    typealias OutboundOut = ByteBuffer
-
-    private var waiting = CircularBuffer<RedisRequest>()
-    /// The first `expired` entries of `waiting` have been failed for their deadline already.
-    private var expired = 0
-    private var sweeper: RepeatedTask?
-
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let request = unwrapOutboundIn(data)
-        waiting.append(request)
-        context.write(wrapOutboundOut(request.bytes), promise: promise)
+        let batch = unwrapOutboundIn(data)
+        waiting.append(contentsOf: batch.replies)
+        context.write(wrapOutboundOut(batch.bytes), promise: promise)
         if sweeper == nil {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10))
@@ -191,14 +197,28 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let value = unwrapInboundIn(data)
-        guard let request = waiting.popFirst() else {
-            // A reply nobody asked for: the stream is out of step, so nothing after it can be trusted.
-            context.fireErrorCaught(RedisError.protocolError("unsolicited reply"))
-            return
+        let buffer = unwrapInboundIn(data)
+        do {
+            try buffer.withUnsafeReadableBytes { bytes throws(RedisError) in try reader.feed(bytes) }
+            while let value = try reader.next() {
+                guard let first = waiting.first else {
+                    // A reply nobody asked for: the stream is out of step, so nothing after it can be trusted.
+                    throw RedisError.protocolError("unsolicited reply")
+                }
+                var completed = value
+                if first.count > 1 {
+                    gathered.append(value)
+                    guard gathered.count == first.count else { continue }
+                    completed = .array(gathered)
+                    gathered = []
+                }
+                waiting.removeFirst()
+                if expired > 0 { expired -= 1 }
+                first.promise.succeed(completed)
+            }
+        } catch {
+            errorCaught(context: context, error: error)
         }
-        if expired > 0 { expired -= 1 }
-        request.promise.succeed(value)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -217,16 +237,17 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     private func failExpired() {
         let now = NIODeadline.now()
         while expired < waiting.count {
-            let request = waiting[waiting.index(waiting.startIndex, offsetBy: expired)]
-            guard request.deadline <= now else { return }
-            request.promise.fail(RedisError.timeout(request.timeout))
+            let reply = waiting[waiting.index(waiting.startIndex, offsetBy: expired)]
+            guard reply.deadline <= now else { return }
+            reply.promise.fail(RedisError.timeout(reply.timeout))
             expired += 1
         }
     }
 
     private func failAll(_ error: RedisError) {
-        while let request = waiting.popFirst() { request.promise.fail(error) }
+        while let reply = waiting.popFirst() { reply.promise.fail(error) }
         expired = 0
+        gathered = []
     }
 }
 
