@@ -14,6 +14,6 @@ echo "machine: $(nproc) cores, $(uname -m); redis $(redis-server --version | gre
 "$benchmark" "redis://127.0.0.1:$port" "$requests"
 for setting in "1 1 $((requests / 4))" "1 50 $requests" "4 50 $requests"; do
     set -- $setting
-    redis-benchmark -p "$port" -c "$1" -P "$2" -n "$3" -t set,get -q | tr '\r' '\n' | grep -E '^(SET|GET):' \
+    redis-benchmark -p "$port" -c "$1" -P "$2" -n "$3" -t set,get -q | tr '\r' '\n' | grep -E '^(SET|GET): [0-9.]+ requests per second' \
         | sed "s/^/redis-benchmark -c $1 -P $2 /"
 done
