@@ -95,27 +95,16 @@ public final class RedisConnection: Sendable {
     private func enqueue(replies: Int, timeout: Duration, encode: (inout ByteBuffer) -> Void) async throws(RedisError)
         -> RESPValue
     {
-        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        let waiter = ReplyWaiter()
         let scheduleDrain = outbound.withLock { batch in
             // Deadlines are taken in queue order, so on one connection they never decrease.
             let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout.inNanoseconds))
             encode(&batch.bytes)
-            batch.replies.append(PendingReply(promise: promise, count: replies, deadline: deadline, timeout: timeout))
+            batch.replies.append(PendingReply(waiter: waiter, count: replies, deadline: deadline, timeout: timeout))
             return batch.replies.count == 1
         }
         if scheduleDrain { channel.eventLoop.execute { [self] in drain() } }
-        do {
-            // A cancelled caller stops waiting; its reply, when it comes, is matched to its slot and dropped.
-            return try await withTaskCancellationHandler {
-                try await promise.futureResult.get()
-            } onCancel: {
-                promise.fail(RedisError.cancelled)
-            }
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw .connectionFailed(Self.describe(error))
-        }
+        return try await waiter.wait()
     }
 
     /// Writes everything queued since the last drain as one buffer and flushes once, so concurrent callers
@@ -128,7 +117,7 @@ public final class RedisConnection: Sendable {
         // A write that fails (the connection closed meanwhile) fails its callers; completing one twice is a no-op.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            for reply in batch.replies { reply.promise.fail(RedisError.connectionFailed(Self.describe(error))) }
+            for reply in batch.replies { reply.waiter.fail(.connectionFailed(Self.describe(error))) }
         }
         channel.writeAndFlush(batch, promise: written)
     }
@@ -154,10 +143,9 @@ struct RedisBatch: Sendable {
     var replies: [PendingReply] = []
 }
 
-/// A caller waiting for a reply (or for `count` replies, gathered into an array): the promise they complete,
-/// and when to give up.
+/// A caller waiting for a reply (or for `count` replies, gathered into an array), and when to give up.
 struct PendingReply: Sendable {
-    var promise: EventLoopPromise<RESPValue>
+    var waiter: ReplyWaiter
     var count: Int
     var deadline: NIODeadline
     var timeout: Duration
@@ -214,7 +202,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
                 }
                 waiting.removeFirst()
                 if expired > 0 { expired -= 1 }
-                first.promise.succeed(completed)
+                first.waiter.succeed(completed)
             }
         } catch {
             errorCaught(context: context, error: error)
@@ -239,15 +227,76 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         while expired < waiting.count {
             let reply = waiting[waiting.index(waiting.startIndex, offsetBy: expired)]
             guard reply.deadline <= now else { return }
-            reply.promise.fail(RedisError.timeout(reply.timeout))
+            reply.waiter.fail(.timeout(reply.timeout))
             expired += 1
         }
     }
 
     private func failAll(_ error: RedisError) {
-        while let reply = waiting.popFirst() { reply.promise.fail(error) }
+        while let reply = waiting.popFirst() { reply.waiter.fail(error) }
         expired = 0
         gathered = []
+    }
+}
+
+/// Where one caller waits for its reply. Completed exactly once — by the reply, a failure, the deadline or the
+/// caller's cancellation, whichever comes first; later completions are ignored. Safe from any thread, so a reply
+/// resumes its caller straight from the event loop and waiting costs the caller no hop to it.
+final class ReplyWaiter: Sendable {
+    private enum State {
+        case pending
+        case waiting(UnsafeContinuation<RESPValue, any Error>)
+        case completed(Result<RESPValue, RedisError>)
+        case consumed
+    }
+
+    private let state = Mutex(State.pending)
+
+    /// Delivers the reply.
+    func succeed(_ value: RESPValue) { complete(.success(value)) }
+
+    /// Delivers a failure.
+    func fail(_ error: RedisError) { complete(.failure(error)) }
+
+    private func complete(_ result: Result<RESPValue, RedisError>) {
+        let continuation: UnsafeContinuation<RESPValue, any Error>? = state.withLock { state in
+            switch state {
+            case .pending:
+                state = .completed(result)
+                return nil
+            case .waiting(let continuation):
+                state = .consumed
+                return continuation
+            case .completed, .consumed:
+                return nil
+            }
+        }
+        continuation?.resume(with: result.mapError { $0 })
+    }
+
+    /// Suspends until completed; a cancelled caller stops waiting at once (its reply, when it comes, is dropped).
+    func wait() async throws(RedisError) -> RESPValue {
+        do {
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { continuation in
+                    let ready: Result<RESPValue, RedisError>? = state.withLock { state in
+                        guard case .completed(let result) = state else {
+                            state = .waiting(continuation)
+                            return nil
+                        }
+                        state = .consumed
+                        return result
+                    }
+                    if let ready { continuation.resume(with: ready.mapError { $0 }) }
+                }
+            } onCancel: {
+                fail(.cancelled)
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw .connectionFailed(String(describing: error))
+        }
     }
 }
 
