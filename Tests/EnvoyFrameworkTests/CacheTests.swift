@@ -88,6 +88,29 @@ struct CacheTests {
         #expect(status == .miss)
     }
 
+    @Test("a hit serves the stored JSON byte for byte, the same bytes the miss answered and `fetch` decodes")
+    func storedJSON() async throws {
+        let cache = ScopedCache<[String: String]>(
+            name: "j", provider: MemoryCache(), ttl: .seconds(60), logger: logger,
+            metrics: NOOPMetricsHandler.instance)
+        let loads = Mutex(0)
+        let load: @Sendable () async throws -> [String: String] = {
+            loads.withLock { $0 += 1 }
+            return ["url": "https://example.com/a", "b": "2", "a": "1"]
+        }
+        let miss = try await cache.fetchJSON(scope: "u", load: load)
+        let hit = try await cache.fetchJSON(scope: "u", load: load)
+        #expect(miss.status == .miss)
+        #expect(hit.status == .hit)
+        #expect(Array(hit.json) == Array(miss.json))
+        #expect(String(decoding: hit.json, as: UTF8.self) == #"{"a":"1","b":"2","url":"https://example.com/a"}"#)
+        #expect(
+            try await cache.fetch(scope: "u", load: load) == (
+                ["url": "https://example.com/a", "b": "2", "a": "1"], .hit
+            ))
+        #expect(loads.withLock { $0 } == 1)
+    }
+
     @Test("an invalidation that cannot reach the provider is not lost: reads bypass until it lands")
     func deferredInvalidation() async throws {
         let provider = FlakyCache()

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import JWTKit
 import Logging
+import Synchronization
 
 /// The claims of an Envoy access token.
 struct AccessTokenClaims: JWTPayload {
@@ -18,6 +19,7 @@ struct AccessTokenClaims: JWTPayload {
 /// Issues and verifies HS256 access tokens (`sub` = user id, `exp`).
 public struct AccessTokens: Sendable {
     private let keys: JWTKeyCollection
+    private let verified = VerifiedTokens(capacity: 10_000)
     /// How long a token is valid.
     public let lifetime: Duration
 
@@ -37,15 +39,20 @@ public struct AccessTokens: Sendable {
                 iat: .init(value: now)))
     }
 
-    /// The user id of a valid token; throws `TokenRejection` saying why one is not.
-    public func verify(_ token: String) async throws(TokenRejection) -> String {
+    /// The user id of a valid token; throws `TokenRejection` saying why one is not. A token verified before is
+    /// answered from memory until its `exp` (a client sends the same token with every request).
+    public func verify(_ token: String, now: Date = Date()) async throws(TokenRejection) -> String {
+        if let userID = try verified.userID(for: token, at: now) { return userID }
+        let claims: AccessTokenClaims
         do {
-            return try await keys.verify(token, as: AccessTokenClaims.self).sub.value
+            claims = try await keys.verify(token, as: AccessTokenClaims.self)
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
             throw .expired
         } catch {
             throw .invalid
         }
+        verified.insert(token, userID: claims.sub.value, expires: claims.exp.value)
+        return claims.sub.value
     }
 
     /// Reads `JWT_SECRET`, or the secret kept at `path`, generating and persisting one (0600) on first use.
@@ -83,4 +90,34 @@ public enum TokenRejection: Error, Sendable {
 struct AccessTokenSecretError: Error, CustomStringConvertible {
     var path: String
     var description: String { "JWT_SECRET: unset, and a generated secret could not be saved to \(path)" }
+}
+
+/// Tokens whose signature and claims were verified, with their user and expiry. Only verified tokens get in, so
+/// a lookup can only ever answer for a token this process signed; bounded, emptied when full.
+final class VerifiedTokens: Sendable {
+    private let entries = Mutex([String: (userID: String, expires: Date)]())
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// The user of a verified token still valid at `now`; nil if unknown; `.expired` once past its `exp`.
+    func userID(for token: String, at now: Date) throws(TokenRejection) -> String? {
+        guard let entry = entries.withLock({ $0[token] }) else { return nil }
+        // jwt-kit's ExpirationClaim accepts a token while `now < exp`; the same rule here.
+        guard now < entry.expires else {
+            entries.withLock { _ = $0.removeValue(forKey: token) }
+            throw .expired
+        }
+        return entry.userID
+    }
+
+    /// Remembers a verified token.
+    func insert(_ token: String, userID: String, expires: Date) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = (userID, expires)
+        }
+    }
 }

@@ -47,7 +47,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
         let parts = header.split(separator: " ", maxSplits: 1)
         if parts.count == 2, parts[0].lowercased() == "bearer" {
             do {
-                context.identity.userID = try await tokens.verify(String(parts[1]).trimmingCharacters(in: .whitespaces))
+                context.identity.userID = try await tokens.verify(String(parts[1].trimmingSpacesAndTabs()))
             } catch {
                 context.tokenRejection = error
             }

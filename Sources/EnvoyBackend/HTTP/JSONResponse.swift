@@ -9,17 +9,21 @@ enum JSONResponse {
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws
         -> Response
     {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return Response(
-            status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        body(try JSONBody.encode(value)[...], status: status, headers: headers)
     }
 
-    /// A JSON response carrying `X-Cache`.
-    static func cached(_ value: some Encodable, _ status: CacheStatus) throws -> Response {
-        try make(value, headers: [.xCache: status.rawValue])
+    /// A response whose body is JSON already encoded (a cached entry's bytes, served as stored).
+    static func body(_ json: ArraySlice<UInt8>, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:])
+        -> Response
+    {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
+    }
+
+    /// Cached JSON carrying `X-Cache`.
+    static func cached(json: ArraySlice<UInt8>, _ status: CacheStatus) -> Response {
+        body(json, headers: [.xCache: status.rawValue])
     }
 }
 

@@ -20,10 +20,10 @@ extension Backend {
         router.get("/api/notifications") { request, context in
             let userID = try context.requireUser()
             let query = try Self.notificationQuery(request.uri.queryParameters)
-            let (page, status) = try await notificationsCache.fetch(scope: userID, variant: query.cacheVariant) {
+            let (json, status) = try await notificationsCache.fetchJSON(scope: userID, variant: query.cacheVariant) {
                 try await notifications.list(userID: userID, query: query)
             }
-            return try JSONResponse.cached(page, status)
+            return JSONResponse.cached(json: json, status)
         }
 
         router.post("/api/notifications") { request, context in

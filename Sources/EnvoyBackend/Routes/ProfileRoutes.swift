@@ -9,13 +9,13 @@ extension Backend {
     func addProfileRoutes(to router: RouterGroup<EnvoyRequestContext>) {
         router.get("/v1/user/profile") { _, context in
             let userID = try context.requireUser()
-            let (profile, status) = try await profileCache.fetch(scope: userID) {
+            let (json, status) = try await profileCache.fetchJSON(scope: userID) {
                 guard let profile = try await users.profile(id: userID) else {
                     throw Problem.unauthorized("The account for this token no longer exists.")
                 }
                 return profile
             }
-            return try JSONResponse.cached(profile, status)
+            return JSONResponse.cached(json: json, status)
         }
 
         router.put("/v1/user/profile") { request, context in

@@ -26,7 +26,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let logger: Logger
     /// Outage warnings, at most 5 lines a second per cache however many requests bypass.
     private let outageLog: SampledLogger
-    private let loads = SingleFlight<Value>()
+    private let loads = SingleFlight<Entry>()
     private let newGenerations = SingleFlight<String>()
     private let hits: Counter
     private let misses: Counter
@@ -64,6 +64,31 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     public func fetch(scope: String, variant: String = "", load: @Sendable () async throws -> Value)
         async throws -> (Value, CacheStatus)
     {
+        let (entry, status) = try await fetchEntry(scope: scope, variant: variant, load: load)
+        if let value = entry.value { return (value, status) }
+        if let value = try? JSONDecoder().decode(Value.self, from: Data(entry.json)) { return (value, status) }
+        // Stored by this schema version yet unreadable (a Codable change without a version bump): load afresh.
+        return (try await load(), .bypass)
+    }
+
+    /// The value's JSON (as `JSONBody.encode` writes it) for `scope`/`variant`: on a hit, the stored bytes as
+    /// they are — nothing decoded or encoded again — so a cached response costs no JSON work.
+    public func fetchJSON(scope: String, variant: String = "", load: @Sendable () async throws -> Value)
+        async throws -> (json: ArraySlice<UInt8>, status: CacheStatus)
+    {
+        let (entry, status) = try await fetchEntry(scope: scope, variant: variant, load: load)
+        return (entry.json, status)
+    }
+
+    /// A value's JSON, and the value itself when it was just loaded.
+    private struct Entry: Sendable {
+        var json: ArraySlice<UInt8>
+        var value: Value?
+    }
+
+    private func fetchEntry(scope: String, variant: String, load: @Sendable () async throws -> Value)
+        async throws -> (Entry, CacheStatus)
+    {
         let key: String
         do {
             if pending.withLock({ $0.contains(scope) }) {
@@ -72,27 +97,29 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
             }
             let read = try await read(scope: scope, variant: variant)
             key = read.key
-            if let bytes = read.entry, let value = decode(bytes) {
+            if let bytes = read.entry, let json = payload(of: bytes) {
                 hits.increment()
-                return (value, .hit)
+                return (Entry(json: json), .hit)
             }
         } catch {
             bypasses.increment()
             outageLog.warning(
                 "cache unavailable, reading through", metadata: ["cache": "\(name)", "error": "\(error)"])
-            return (try await load(), .bypass)
+            let value = try await load()
+            return (Entry(json: try JSONBody.encode(value)[...], value: value), .bypass)
         }
         misses.increment()
-        let value = try await loads.run(key) {
+        let entry = try await loads.run(key) {
             let value = try await load()
+            let stored = header + (try JSONBody.encode(value))
             do {
-                try await provider.set(key, value: encode(value), ttl: jittered(ttl))
+                try await provider.set(key, value: stored, ttl: jittered(ttl))
             } catch {
                 outageLog.warning("cache store failed", metadata: ["cache": "\(name)", "error": "\(error)"])
             }
-            return value
+            return Entry(json: stored[header.count...], value: value)
         }
-        return (value, .miss)
+        return (entry, .miss)
     }
 
     /// Makes every entry of `scope` unreachable; reads after this returns load afresh.
@@ -115,13 +142,16 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// Stores `value` for `scope`/`variant` (the seed's `cache_user_profile`).
     public func store(_ value: Value, scope: String, variant: String = "") async throws {
         let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
-        try await provider.set(key, value: encode(value), ttl: jittered(ttl))
+        try await provider.set(key, value: header + (try JSONBody.encode(value)), ttl: jittered(ttl))
     }
 
     /// The cached value for `scope`/`variant`, or nil (the seed's `get_cached_user_profile`).
     public func cached(scope: String, variant: String = "") async throws -> Value? {
         if pending.withLock({ $0.contains(scope) }) { return nil }
-        return try await read(scope: scope, variant: variant).entry.flatMap(decode)
+        guard let bytes = try await read(scope: scope, variant: variant).entry, let json = payload(of: bytes) else {
+            return nil
+        }
+        return try? JSONDecoder().decode(Value.self, from: Data(json))
     }
 
     /// The scope's generation and the entry under it, in one provider round trip when the scope has a generation
@@ -174,19 +204,14 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)
     }
 
-    private struct Envelope: Codable {
-        var v: Int
-        var data: Value
-    }
+    /// Entries are `v{schemaVersion}` and a newline, then the value's JSON.
+    private var header: [UInt8] { Array("v\(schemaVersion)\n".utf8) }
 
-    private func encode(_ value: Value) throws -> [UInt8] {
-        Array(try JSONEncoder().encode(Envelope(v: schemaVersion, data: value)))
-    }
-
-    private func decode(_ bytes: [UInt8]) -> Value? {
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(bytes)), envelope.v == schemaVersion
-        else { return nil }
-        return envelope.data
+    /// The JSON of an entry stored under this schema version; nil for any other entry (never misread).
+    private func payload(of entry: [UInt8]) -> ArraySlice<UInt8>? {
+        let header = header
+        guard entry.count > header.count, entry.starts(with: header) else { return nil }
+        return entry[header.count...]
     }
 
     private func jittered(_ ttl: Duration) -> Duration {

@@ -24,6 +24,14 @@ public struct JSONBody: Sendable {
         }
     }
 
+    /// The JSON Envoy writes for `value` (sorted keys, `/` unescaped), shared by responses and cached entries so a
+    /// cached body can be served byte for byte.
+    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
     /// The body's bytes as sent (for signature checks), or 413 when it is over the limit.
     public func bytes(of request: Request) async throws -> ByteBuffer {
         var request = request

@@ -46,7 +46,7 @@ public struct PaddleSignature: Sendable {
         for field in header.split(separator: ";") {
             let pair = field.split(separator: "=", maxSplits: 1)
             guard pair.count == 2 else { continue }
-            switch pair[0].trimmingCharacters(in: .whitespaces) {
+            switch pair[0].trimmingSpacesAndTabs() {
             case "ts": timestamp = pair[1]
             case "h1": digests.append(pair[1])
             default: continue  // future schemes (h2…) are ignored, as the SDKs do
