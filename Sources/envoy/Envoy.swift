@@ -28,18 +28,11 @@ func loadConfiguration() throws -> (AppConfiguration, Logger) {
         throw fail("configuration error: \(error)")
     }
     let level = configuration.logLevel
-    if configuration.logFormat == "json" {
-        LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = level
-            return handler
-        }
-    } else {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+    let format: LineLogHandler.Format = configuration.logFormat == "json" ? .json : .text
+    LoggingSystem.bootstrap { label in
+        var handler = LineLogHandler(label: label, format: format)
+        handler.logLevel = level
+        return handler
     }
     return (configuration, Logger(label: "envoy"))
 }
