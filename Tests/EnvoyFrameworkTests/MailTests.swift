@@ -144,6 +144,30 @@ struct MailTests {
         #expect(first.contains("Subject: News for <Ann>"))
     }
 
+    @Test("a message sent again under the same Message-ID (a task re-run after a crash) leaves one file per copy")
+    func resentMessage() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-\(UUID().uuidString)")
+        let mailer = FileMailer(directory: directory)
+        var message = EmailMessage(
+            to: ["a@example.com"], from: "noreply@example.com", fromName: "Envoy", subject: "Hi", text: "once")
+        message.messageID = "<task-123@example.com>"
+        for _ in 0..<3 { #expect(try await mailer.send(message).messageID == "<task-123@example.com>") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files == ["task-123-0.eml"])
+        let contents = try String(contentsOf: directory.appendingPathComponent(files[0]), encoding: .utf8)
+        #expect(contents.contains("Message-ID: <task-123@example.com>\r\n"))
+
+        var batch = message
+        batch.to = ["a@example.com", "b@example.com"]
+        batch.recipientVariables = ["a@example.com": [:], "b@example.com": [:]]
+        batch.messageID = "<task-456@example.com>"
+        for _ in 0..<2 { _ = try await mailer.send(batch) }
+        let all = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(all == ["task-123-0.eml", "task-456-0.eml", "task-456-1.eml"])
+        let copy = try String(contentsOf: directory.appendingPathComponent("task-456-1.eml"), encoding: .utf8)
+        #expect(copy.contains("Message-ID: <task-456.1@example.com>\r\n"))
+    }
+
     @Test("EmailQueue refuses bad email when it is queued, and queues nothing")
     func enqueueTimeChecks() async throws {
         let fixture = QueueFixture()

@@ -25,7 +25,18 @@ public struct AppDatabase: Sendable {
             db.trace(options: .statement) { _ in queries.increment() }
         }
         self.pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        // Instances starting together would each see a migration missing and both run it; the second then fails
+        // ("table users already exists"). An exclusive lock on a file beside the database lets one migrate while
+        // the others wait, then find nothing left to do.
+        try Self.whileHoldingLock(path + ".migrations.lock") { try Self.migrator.migrate(pool) }
+    }
+
+    private static func whileHoldingLock(_ lockPath: String, _ body: () throws -> Void) throws {
+        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return try body() }  // a read-only directory: no other writer to race
+        defer { close(descriptor) }  // closing releases the lock, also when body throws
+        while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
+        try body()
     }
 
     /// Every table Envoy owns, in order.

@@ -14,32 +14,50 @@ public struct FileMailer: Mailer {
         self.directory = directory
     }
 
-    /// Writes the message off the concurrency threads and returns its (first file's) Message-ID.
+    /// Writes the message off the concurrency threads and returns its (first file's) Message-ID. A message with a
+    /// `messageID` is written under a name made from it, replacing the file a previous send of it wrote.
     public func send(_ message: EmailMessage) async throws -> MailReceipt {
         try message.validate()
-        let id = UUID().uuidString.lowercased()
         let domain = message.from.split(separator: "@").last.map(String.init) ?? "localhost"
+        // `<local@domain>` → `local`: the name of the files, and the stem of each batch copy's own Message-ID.
+        let id =
+            message.messageID.map { messageID in
+                Self.fileSafe(String(messageID.drop { $0 == "<" }.prefix { $0 != "@" && $0 != ">" }))
+            } ?? UUID().uuidString.lowercased()
         let date = Date()
         let copies =
             message.recipientVariables.map { variables in
                 message.to.map { Self.personalised(message, for: $0, values: variables[$0] ?? [:]) }
             } ?? [message]
         let files = copies.enumerated().map { index, copy in
-            let messageID = copies.count == 1 ? "<\(id)@\(domain)>" : "<\(id).\(index)@\(domain)>"
+            let messageID =
+                copies.count == 1 ? (message.messageID ?? "<\(id)@\(domain)>") : "<\(id).\(index)@\(domain)>"
             return (messageID, Self.render(copy, messageID: messageID, date: date))
         }
-        let stamp = Int(date.timeIntervalSince1970 * 1000)
+        let prefix = message.messageID == nil ? "\(Int(date.timeIntervalSince1970 * 1000))-" : ""
         let directory = self.directory
         try await NIOThreadPool.singleton.runIfActive {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for (index, file) in files.enumerated() {
                 let partial = directory.appendingPathComponent(".\(id).\(index).eml.partial")
                 try Data(file.1.utf8).write(to: partial)
-                try FileManager.default.moveItem(
-                    at: partial, to: directory.appendingPathComponent("\(stamp)-\(id)-\(index).eml"))
+                // rename(2) replaces an existing file atomically: a re-sent message leaves one file, never half.
+                let target = directory.appendingPathComponent("\(prefix)\(id)-\(index).eml")
+                guard rename(partial.path, target.path) == 0 else {
+                    throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: target.path])
+                }
             }
         }
         return MailReceipt(messageID: files[0].0)
+    }
+
+    /// A Message-ID reduced to characters safe in a file name.
+    private static func fileSafe(_ messageID: String) -> String {
+        String(
+            messageID.unicodeScalars.map { scalar -> Character in
+                CharacterSet.alphanumerics.contains(scalar) || "-.".unicodeScalars.contains(scalar)
+                    ? Character(scalar) : "_"
+            })
     }
 
     /// The copy one recipient of a batch gets: only their address, their values substituted.

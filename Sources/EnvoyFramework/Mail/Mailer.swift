@@ -26,6 +26,10 @@ public struct EmailMessage: Sendable, Equatable {
     public var variables: [String: String] = [:]
     /// Extra MIME headers (Mailgun's `h:NAME`).
     public var headers: [String: String] = [:]
+    /// The `Message-ID` to send with, e.g. `<task-id@example.com>`; nil lets the provider choose. The send tasks
+    /// derive it from the task, so a task re-run after a crash re-sends under the same id: receivers collapse
+    /// the copies, and the file mailer replaces its file instead of writing a second one.
+    public var messageID: String?
     /// Per-recipient values for `%recipient.NAME%` placeholders. When set, every recipient gets a copy of their
     /// own and sees no other recipient (Mailgun batch sending); every `to` address needs an entry.
     public var recipientVariables: [String: [String: String]]?

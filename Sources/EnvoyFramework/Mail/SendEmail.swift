@@ -88,6 +88,11 @@ public struct SendEmail: TaskHandler {
 
 /// Sends `message` and logs what happened (never the message's content or any credential).
 func deliver(_ message: EmailMessage, mailer: any Mailer, context: TaskContext) async throws {
+    var message = message
+    if message.messageID == nil {
+        let domain = message.from.split(separator: "@").last.map(String.init) ?? "localhost"
+        message.messageID = "<\(context.taskID)@\(domain)>"
+    }
     let receipt = try await mailer.send(message)
     context.logger.info(
         "email sent",

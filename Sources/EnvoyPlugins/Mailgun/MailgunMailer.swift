@@ -76,6 +76,7 @@ public struct MailgunMailer: Mailer {
         if message.testMode || testMode { fields.append(("o:testmode", "yes")) }
         fields += message.variables.sorted { $0.key < $1.key }.map { ("v:\($0.key)", $0.value) }
         fields += message.headers.sorted { $0.key < $1.key }.map { ("h:\($0.key)", $0.value) }
+        if let messageID = message.messageID { fields.append(("h:Message-Id", messageID)) }
         if let variables = message.recipientVariables { fields.append(("recipient-variables", json(variables))) }
         return fields
     }
