@@ -19,12 +19,13 @@ struct AccessTokenClaims: JWTPayload {
 /// Issues and verifies HS256 access tokens (`sub` = user id, `exp`).
 public struct AccessTokens: Sendable {
     private let keys: JWTKeyCollection
-    private let verified = VerifiedTokens(capacity: 10_000)
+    private let verified: VerifiedTokens
     /// How long a token is valid.
     public let lifetime: Duration
 
-    /// Tokens signed with `secret`.
-    public init(secret: String, lifetime: Duration) async {
+    /// Tokens signed with `secret`, remembering up to `remembering` verified tokens (0: verify every time).
+    public init(secret: String, lifetime: Duration, remembering: Int = 10_000) async {
+        self.verified = VerifiedTokens(capacity: remembering)
         self.keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.lifetime = lifetime
@@ -115,6 +116,7 @@ final class VerifiedTokens: Sendable {
 
     /// Remembers a verified token.
     func insert(_ token: String, userID: String, expires: Date) {
+        guard capacity > 0 else { return }
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[token] = (userID, expires)

@@ -2,10 +2,10 @@ import CHiredis
 import NIOCore
 
 /// Encodes commands with hiredis's `redisFormatCommandArgv`.
-enum RESPEncoder {
+public enum RESPEncoder {
     /// Appends the RESP bytes of one command to `buffer`. The argument table hiredis reads is built in
     /// temporary storage (on the stack for small commands), so a command costs hiredis's one allocation.
-    static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
+    public static func encode(_ arguments: [RedisArgument], into buffer: inout ByteBuffer) {
         var total = 1
         for argument in arguments { total += argument.bytes.count }
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { joined in
@@ -34,7 +34,7 @@ enum RESPEncoder {
     }
 
     /// The RESP bytes of one command.
-    static func encode(_ arguments: [RedisArgument]) -> [UInt8] {
+    public static func encode(_ arguments: [RedisArgument]) -> [UInt8] {
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         encode(arguments, into: &buffer)
         return Array(buffer.readableBytesView)
@@ -61,12 +61,12 @@ public struct RedisArgument: Sendable, ExpressibleByStringLiteral, ExpressibleBy
 }
 
 /// Decodes replies with hiredis's `redisReader`, refusing replies larger than a limit.
-final class RESPReader {
+public final class RESPReader {
     private let reader: UnsafeMutablePointer<redisReader>
     private let maxReplyBytes: Int
 
     /// A reader that fails once more than `maxReplyBytes` are buffered for one reply.
-    init(maxReplyBytes: Int) {
+    public init(maxReplyBytes: Int) {
         reader = redisReaderCreate()
         self.maxReplyBytes = maxReplyBytes
     }
@@ -74,7 +74,7 @@ final class RESPReader {
     deinit { redisReaderFree(reader) }
 
     /// Adds received bytes.
-    func feed(_ bytes: UnsafeRawBufferPointer) throws(RedisError) {
+    public func feed(_ bytes: UnsafeRawBufferPointer) throws(RedisError) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         guard redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count) == REDIS_OK else {
             throw .protocolError(readerError)
@@ -85,7 +85,7 @@ final class RESPReader {
     }
 
     /// The next complete reply, or nil if more bytes are needed.
-    func next() throws(RedisError) -> RESPValue? {
+    public func next() throws(RedisError) -> RESPValue? {
         var reply: UnsafeMutableRawPointer?
         guard redisReaderGetReply(reader, &reply) == REDIS_OK else { throw .protocolError(readerError) }
         guard let reply else { return nil }
