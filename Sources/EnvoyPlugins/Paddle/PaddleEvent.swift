@@ -1,6 +1,6 @@
 import Foundation
 
-/// A Paddle Billing notification: the envelope every webhook has, with its `data` kept as raw JSON.
+/// A Paddle Billing notification: the envelope every webhook has; its `data` is decoded on demand.
 public struct PaddleEvent: Sendable, Equatable {
     /// `evt_…`, unique per event (deliveries of one event repeat it).
     public var id: String
@@ -8,27 +8,58 @@ public struct PaddleEvent: Sendable, Equatable {
     public var type: String
     /// When it happened at Paddle (events may arrive out of this order).
     public var occurredAt: Date
-    /// The entity the event is about, as JSON.
-    public var data: [UInt8]
+    /// The notification as received; `data` is read from it by `decode`.
+    private var body: [UInt8]
 
-    /// Decodes a webhook body; nil when it is not a Paddle event envelope.
+    /// Decodes a webhook body (one JSON parse, nothing re-encoded); nil when it is not a Paddle event envelope.
     public init?(json body: some Collection<UInt8>) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-            let id = object["event_id"] as? String, !id.isEmpty,
-            let type = object["event_type"] as? String, !type.isEmpty,
-            let occurred = (object["occurred_at"] as? String).flatMap(PaddleTime.parse),
-            let data = object["data"] as? [String: Any],
-            let dataJSON = try? JSONSerialization.data(withJSONObject: data)
+        let bytes = Array(body)
+        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(bytes)),
+            !envelope.eventID.isEmpty, !envelope.eventType.isEmpty,
+            let occurred = PaddleTime.parse(envelope.occurredAt)
         else { return nil }
-        self.id = id
-        self.type = type
+        self.id = envelope.eventID
+        self.type = envelope.eventType
         self.occurredAt = occurred
-        self.data = Array(dataJSON)
+        self.body = bytes
     }
 
     /// Decodes `data` as `T`.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data(data))
+        try JSONDecoder().decode(DataField<T>.self, from: Data(body)).data
+    }
+
+    /// The envelope's fields; `data` must be an object, whatever it holds.
+    private struct Envelope: Decodable {
+        var eventID: String
+        var eventType: String
+        var occurredAt: String
+        var data: AnyObject
+
+        enum CodingKeys: String, CodingKey {
+            case eventID = "event_id"
+            case eventType = "event_type"
+            case occurredAt = "occurred_at"
+            case data
+        }
+    }
+
+    /// Any JSON object, skipped over without building anything.
+    private struct AnyObject: Decodable {
+        init(from decoder: any Decoder) throws {
+            _ = try decoder.container(keyedBy: AnyKey.self)
+        }
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private struct DataField<T: Decodable>: Decodable {
+        var data: T
     }
 }
 
