@@ -147,7 +147,7 @@ public struct Simulator: Sendable {
         let startedAt = Date()
         let (driver, redisClient) = try await prepare(scenario, on: stack, client: client)
         defer { redisClient?.shutdown() }
-        let before = try await ServerMetrics.scrape(stack.baseURL, client: client)
+        let before = try await ServerMetrics.scrape(stack.baseURLs, client: client)
         let recorder = Recorder()
         let arrivals = Schedule.arrivals(for: scenario.phases, seed: scenario.seed)
         let origin = ContinuousClock.now
@@ -163,7 +163,7 @@ public struct Simulator: Sendable {
         if options.progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         let tasks = try await drain(scenario, stack: stack, driver: driver)
         let policies = driver.policies
-        let after = try await ServerMetrics.scrape(stack.baseURL, client: client)
+        let after = try await ServerMetrics.scrape(stack.baseURLs, client: client)
         return ReportBuilder(
             scenario: scenario, quick: options.quick, startedAt: startedAt, recorder: recorder, policies: policies,
             tasks: tasks, server: after.delta(from: before), faults: faults.timeline, loadEnd: loadEnd,

@@ -193,6 +193,37 @@ struct SimulatorTests {
         #expect(!html.contains("<script"))
     }
 
+    @Test("two instances behind the generator's round robin share one Redis: a per-user limit holds in total")
+    func twoInstances() async throws {
+        let scenario = try Self.scenario(
+            """
+            {"schema": 1, "name": "two", "stack": {"redis": true, "instances": 2, "workers": 0,
+               "env": {"BCRYPT_COST": "4"}},
+             "users": {"count": 1},
+             "requests": {"r": {"path": "/v1/user/profile"}},
+             "phases": [{"name": "p", "duration": 3, "rate": 50, "arrival": "uniform", "mix": {"r": 1}}]}
+            """)
+        #expect(scenario.stack.instances == 2)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let report = try await Simulator(
+            options: .init(
+                envoy: ChildProcess.sibling("envoy"), templates: root.appendingPathComponent("templates/email").path)
+        ).run(scenario)
+        let figures = try #require(report.totals["r"])
+        // The default `authenticated` policy: 100 a minute per user, counted across both instances.
+        #expect(figures.sent == 150 && figures.ok == 100 && figures.statuses["429"] == 50, "\(figures)")
+        #expect(report.stack.instances == 2)
+        #expect(
+            throws: ScenarioError.self,
+            performing: {
+                try Self.scenario(
+                    Self.minimal.replacingOccurrences(
+                        of: #""users": {"count": 1},"#,
+                        with: #""stack": {"redis": false, "instances": 2}, "users": {"count": 1},"#))
+            })
+    }
+
     @Test("a server stalled (SIGSTOP) for 1 s shows in p99 as wrk2 would show it: latency from the intended send time")
     func stalledServer() async throws {
         let scenario = try Self.scenario(

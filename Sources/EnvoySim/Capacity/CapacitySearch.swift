@@ -233,7 +233,8 @@ extension Simulator {
         let arrivals = Schedule.arrivals(for: [phase], seed: UInt64(rate * 1000))
         let recorder = Recorder()
         var pids = [
-            "envoy serve": [stack.server.pid], "envoy worker": stack.workers.withLock { $0.compactMap { $0?.pid } },
+            "envoy serve": stack.servers.map(\.pid),
+            "envoy worker": stack.workers.withLock { $0.compactMap { $0?.pid } },
         ]
         if let server = stack.redis { pids["redis-server"] = [server.pid] }
         pids["generator"] = [getpid()]

@@ -81,7 +81,7 @@ final class Driver: Sendable {
         let user = request.auth == "user" ? users.randomElement() : nil
         let ip = request.clientIP ?? user?.ip ?? "198.18.\(seq / 256 % 256).\(seq % 256)"
         let fill = { (text: String) in Self.fill(text, seq: seq, user: user) }
-        var http = HTTPClientRequest(url: stack.baseURL + fill(request.path))
+        var http = HTTPClientRequest(url: stack.nextBaseURL() + fill(request.path))
         http.method = HTTPMethod(rawValue: request.method)
         http.headers.add(name: "X-Forwarded-For", value: ip)
         if let user { http.headers.add(name: "Authorization", value: "Bearer \(user.token)") }
@@ -124,7 +124,7 @@ final class Driver: Sendable {
             ? sentEvents.withLock { $0.randomElement() } : nil
         let body = repeated ?? Self.event(type: request.eventType ?? "transaction.completed", seq: seq)
         let secret = forged ? "forged-\(seq)" : stack.paddle.webhookSecret
-        var http = HTTPClientRequest(url: stack.baseURL + request.path)
+        var http = HTTPClientRequest(url: stack.nextBaseURL() + request.path)
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
         http.headers.add(name: "Paddle-Signature", value: PaddleSignature.header(body: body, secret: secret))

@@ -41,7 +41,7 @@ extension Report {
         var out = "# \(scenario): \(verdict)\n\n"
         if let description { out += "\(description)\n\n" }
         out += "Started \(startedAt)\(quick ? ", quick run" : ""); Redis \(stack.redis ? "on" : "off"), "
-        out += "\(stack.workers) worker(s), \(stack.users) users.\n\n"
+        out += "\(stack.instances) envoy serve instance(s), \(stack.workers) worker(s), \(stack.users) users.\n\n"
         if let invalidReason { out += "**Invalid run:** \(invalidReason)\n\n" }
         if !expectations.isEmpty {
             out += "## Expectations\n\n| | figure | actual | bound |\n|---|---|---|---|\n"

@@ -36,10 +36,12 @@ public struct Report: Codable, Sendable {
     /// All expectations held (and the run was valid).
     public var passed: Bool
 
-    /// Redis on or off, workers.
+    /// Redis on or off, instances, workers.
     public struct StackSummary: Codable, Sendable {
         /// Whether a redis-server backed the run.
         public var redis: Bool
+        /// `envoy serve` instances the load was spread over.
+        public var instances: Int
         /// `envoy worker` processes.
         public var workers: Int
         /// Users created first.

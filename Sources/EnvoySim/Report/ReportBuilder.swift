@@ -109,7 +109,9 @@ struct ReportBuilder {
             scenario: scenario.name, description: scenario.description,
             startedAt: startedAt.formatted(Date.ISO8601FormatStyle()), quick: quick, valid: invalidReason == nil,
             invalidReason: invalidReason,
-            stack: .init(redis: scenario.stack.redis, workers: scenario.stack.workers, users: scenario.users.count),
+            stack: .init(
+                redis: scenario.stack.redis, instances: scenario.stack.instances, workers: scenario.stack.workers,
+                users: scenario.users.count),
             phases: phases, totals: totals, figures: run,
             rateLimits: limits.map {
                 .init(

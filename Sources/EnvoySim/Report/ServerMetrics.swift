@@ -21,6 +21,18 @@ struct ServerMetrics: Sendable {
         return ServerMetrics(text: String(buffer: body))
     }
 
+    /// Reads `/metrics` of every instance now and adds them up, series by series.
+    static func scrape(_ baseURLs: [String], client: HTTPClient) async throws -> ServerMetrics {
+        var total = ServerMetrics()
+        for baseURL in baseURLs {
+            for (series, sample) in try await scrape(baseURL, client: client).samples {
+                total.samples[series, default: Sample(name: sample.name, labels: sample.labels, value: 0)].value +=
+                    sample.value
+            }
+        }
+        return total
+    }
+
     /// Parses the exposition text (comments and malformed lines are skipped).
     init(text: String) {
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
@@ -42,6 +54,8 @@ struct ServerMetrics: Sendable {
             samples[series] = Sample(name: name, labels: labels, value: value)
         }
     }
+
+    private init() {}
 
     private init(samples: [String: Sample]) {
         self.samples = samples

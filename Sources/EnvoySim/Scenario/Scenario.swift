@@ -55,6 +55,9 @@ public struct Scenario: Codable, Sendable, Equatable {
     public struct Stack: Codable, Sendable, Equatable {
         /// Start a `redis-server` and give the app `REDIS_URL` (else the embedded providers).
         public var redis: Bool = true
+        /// `envoy serve` processes on the same Redis and database; requests go to them in turn, as a load
+        /// balancer's round robin would send them.
+        public var instances: Int = 1
         /// `envoy worker` processes beside `envoy serve --no-worker`.
         public var workers: Int = 1
         /// Extra environment for `envoy serve` and `envoy worker`.
@@ -213,6 +216,11 @@ extension Scenario {
         guard schema == 1 else { throw ScenarioError(path: "schema", "must be 1 (this build reads schema 1)") }
         guard !name.isEmpty else { throw ScenarioError(path: "name", "must not be empty") }
         guard (0...16).contains(stack.workers) else { throw ScenarioError(path: "stack.workers", "must be 0…16") }
+        guard (1...8).contains(stack.instances) else { throw ScenarioError(path: "stack.instances", "must be 1…8") }
+        if stack.instances > 1 && !stack.redis {
+            throw ScenarioError(
+                path: "stack.instances", "several instances share limits and caches through Redis: needs stack.redis")
+        }
         guard users.count >= 0 && users.count <= 100_000 else {
             throw ScenarioError(path: "users.count", "must be 0…100000")
         }
@@ -426,12 +434,13 @@ extension KeyedDecodingContainer {
 }
 
 extension Scenario.Stack {
-    enum CodingKeys: String, CodingKey { case redis, workers, env, drainSeconds }
+    enum CodingKeys: String, CodingKey { case redis, instances, workers, env, drainSeconds }
 
     /// Decodes with defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         redis = try c.value(.redis, or: true)
+        instances = try c.value(.instances, or: 1)
         workers = try c.value(.workers, or: 1)
         env = try c.value(.env, or: [:])
         drainSeconds = try c.value(.drainSeconds, or: 15)

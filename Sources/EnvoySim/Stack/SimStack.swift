@@ -25,28 +25,32 @@ public final class SimStack: Sendable {
     public let mailgun: MockMailgun
     /// The mock Paddle.
     public let paddle: MockPaddle
-    /// `http://127.0.0.1:PORT` of `envoy serve`.
-    public let baseURL: String
+    /// `http://127.0.0.1:PORT` of each `envoy serve` instance.
+    public let baseURLs: [String]
+    /// The first instance's address (set-up and one-off calls).
+    public var baseURL: String { baseURLs[0] }
+    private let nextInstance = Atomic<Int>(0)
     /// The environment `envoy serve` and `envoy worker` run with.
     public let environment: [String: String]
     let binary: URL
-    let server: ChildProcess
+    /// The `envoy serve` instances.
+    let servers: [ChildProcess]
     let workers: Mutex<[ChildProcess?]>
 
     private init(
         directory: URL, redis: RedisServer?, redisProxy: FaultProxy?, mailgun: MockMailgun, paddle: MockPaddle,
-        baseURL: String,
-        environment: [String: String], binary: URL, server: ChildProcess, workers: [ChildProcess?]
+        baseURLs: [String],
+        environment: [String: String], binary: URL, servers: [ChildProcess], workers: [ChildProcess?]
     ) {
         self.directory = directory
         self.redis = redis
         self.redisProxy = redisProxy
         self.mailgun = mailgun
         self.paddle = paddle
-        self.baseURL = baseURL
+        self.baseURLs = baseURLs
         self.environment = environment
         self.binary = binary
-        self.server = server
+        self.servers = servers
         self.workers = Mutex(workers)
     }
 
@@ -61,9 +65,8 @@ public final class SimStack: Sendable {
         if let redis { redisProxy = try await FaultProxy.start(targetPort: redis.port) }
         let mailgun = try await MockMailgun.start()
         let paddle = try await MockPaddle.start()
-        let port = try RedisServer.freePort()
         var environment = [
-            "HOST": "127.0.0.1", "PORT": "\(port)", "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
+            "HOST": "127.0.0.1", "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
             "JWT_SECRET": "envoy-sim-jwt-secret-0123456789abcdef", "MAIL_OUTBOX_DIR": "\(directory.path)/outbox",
             "MAILGUN_API_KEY": mailgun.apiKey, "MAILGUN_DOMAIN": "sim.envoy.test",
             "MAILGUN_API_BASE_URL": mailgun.baseURL,
@@ -73,33 +76,50 @@ public final class SimStack: Sendable {
         ]
         if let redisProxy { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy.port)" }
         environment.merge(stack.env) { $1 }
-        let server = try ChildProcess(
-            binary: binary, arguments: ["serve"] + (stack.workers > 0 ? ["--no-worker"] : []), directory: directory,
-            environment: environment)
-        let baseURL = "http://127.0.0.1:\(port)"
+        var servers: [ChildProcess] = []
+        var baseURLs: [String] = []
+        for _ in 0..<stack.instances {
+            let port = try RedisServer.freePort()
+            var instance = environment
+            instance["PORT"] = "\(port)"
+            servers.append(
+                try ChildProcess(
+                    binary: binary, arguments: ["serve"] + (stack.workers > 0 ? ["--no-worker"] : []),
+                    directory: directory, environment: instance))
+            baseURLs.append("http://127.0.0.1:\(port)")
+        }
         let started = SimStack(
             directory: directory, redis: redis, redisProxy: redisProxy, mailgun: mailgun, paddle: paddle,
-            baseURL: baseURL,
-            environment: environment, binary: binary, server: server, workers: [])
+            baseURLs: baseURLs, environment: environment, binary: binary, servers: servers, workers: [])
         try await started.waitUntilHealthy(client: client)
         try started.startWorkers(stack.workers)
         return started
     }
 
-    /// Polls `/health` until it answers 200, or fails with the server's output.
+    /// The next instance's address, in turn.
+    func nextBaseURL() -> String {
+        baseURLs[nextInstance.wrappingAdd(1, ordering: .relaxed).oldValue % baseURLs.count]
+    }
+
+    /// Polls each instance's `/health` until it answers 200, or fails with the server's output.
     func waitUntilHealthy(client: HTTPClient, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if !server.isRunning { throw SimError.stack("envoy serve exited: \(server.log.suffix(2000))") }
-            if let response = try? await client.execute(
-                HTTPClientRequest(url: baseURL + "/health"), timeout: .seconds(2)),
-                response.status == .ok
-            {
-                return
+        for (server, baseURL) in zip(servers, baseURLs) {
+            while true {
+                if !server.isRunning { throw SimError.stack("envoy serve exited: \(server.log.suffix(2000))") }
+                if let response = try? await client.execute(
+                    HTTPClientRequest(url: baseURL + "/health"), timeout: .seconds(2)),
+                    response.status == .ok
+                {
+                    break
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw SimError.stack(
+                        "envoy serve did not become healthy in \(timeout): \(server.log.suffix(2000))")
+                }
+                try await Task.sleep(for: .milliseconds(50))
             }
-            try await Task.sleep(for: .milliseconds(50))
         }
-        throw SimError.stack("envoy serve did not become healthy in \(timeout): \(server.log.suffix(2000))")
     }
 
     /// Starts `count` `envoy worker` processes.
@@ -128,9 +148,9 @@ public final class SimStack: Sendable {
         try startWorkers(count)
     }
 
-    /// SIGSTOP (`true`) or SIGCONT `envoy serve` (the fault `server_stall`).
+    /// SIGSTOP (`true`) or SIGCONT every `envoy serve` (the fault `server_stall`).
     func stallServer(_ stalled: Bool) {
-        server.signal(stalled ? SIGSTOP : SIGCONT)
+        for server in servers { server.signal(stalled ? SIGSTOP : SIGCONT) }
     }
 
     /// The application's database, read by the report (processed Paddle events live there).
@@ -142,9 +162,11 @@ public final class SimStack: Sendable {
 
     /// Stops every process and mock, and removes the directory unless `keep`.
     public func stop(keep: Bool = false) async {
-        server.signal(SIGCONT)
-        server.signal(SIGTERM)
-        _ = await server.wait(timeout: .seconds(5))
+        for server in servers {
+            server.signal(SIGCONT)
+            server.signal(SIGTERM)
+        }
+        for server in servers { _ = await server.wait(timeout: .seconds(5)) }
         for worker in workers.withLock({ $0 }).compactMap({ $0 }) {
             worker.signal(SIGTERM)
             _ = await worker.wait(timeout: .seconds(5))
@@ -156,8 +178,8 @@ public final class SimStack: Sendable {
         if !keep { try? FileManager.default.removeItem(at: directory) }
     }
 
-    /// What `envoy serve` printed (for a failed run's report).
-    public var serverLog: String { server.log }
+    /// What the `envoy serve` instances printed (for a failed run's report).
+    public var serverLog: String { servers.map(\.log).joined(separator: "\n") }
 }
 
 /// Why a run could not be made (exit 3).
