@@ -65,6 +65,32 @@ struct CapacityTests {
         #expect(Simulator.project(report, target: nil, mix: [:]).projection == nil)
     }
 
+    @Test("the Universal Scalability Law: known costs are recovered, and the plan follows the fitted curve")
+    func scalability() throws {
+        let (lambda, sigma, kappa) = (1000.0, 0.05, 0.002)
+        let points = [1, 2, 4, 8].map { n in
+            Scalability.Point(
+                instances: n,
+                rps: lambda * Double(n) / (1 + sigma * Double(n - 1) + kappa * Double(n) * Double(n - 1)))
+        }
+        let fit = try #require(Scalability(points: points))
+        #expect(abs(fit.lambda - lambda) < 1e-6 && abs(fit.sigma - sigma) < 1e-9 && abs(fit.kappa - kappa) < 1e-9)
+        #expect(fit.peakInstances == 22)  // √((1 − σ)/κ) = √475 ≈ 21.8
+        #expect(abs(fit.throughput(4) - points[2].rps) < 1e-6)
+        let needed = try #require(fit.instances(for: 5000))
+        #expect(fit.throughput(needed) >= 5000 && fit.throughput(needed - 1) < 5000)
+        #expect(fit.instances(for: 1_000_000) == nil)  // beyond the peak: no count gets there
+
+        // Linear scaling: σ = κ = 0, and the plan is the plain ratio.
+        let linear = try #require(Scalability(points: [.init(instances: 1, rps: 600), .init(instances: 2, rps: 1200)]))
+        #expect(linear.sigma == 0 && linear.kappa == 0 && linear.peakInstances == nil)
+        #expect(linear.instances(for: 20_000) == 34)
+        // Better than linear (noise) is clamped, never a negative cost; one count alone fits nothing.
+        let noisy = try #require(Scalability(points: [.init(instances: 1, rps: 600), .init(instances: 2, rps: 1300)]))
+        #expect(noisy.sigma >= 0 && noisy.kappa >= 0)
+        #expect(Scalability(points: [.init(instances: 2, rps: 900)]) == nil)
+    }
+
     @Test("CPU time of a process is read from /proc and grows while it works")
     func cpuClock() {
         let before = CPUClock.seconds(getpid())

@@ -20,6 +20,12 @@ struct SimulatorTests {
     func validation() throws {
         _ = try Self.scenario(Self.minimal)
         let cases: [(String, String)] = [
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "capacity": {"scale_instances": [2, 2]},"#),
+                "capacity.scale_instances"
+            ),
             (Self.minimal.replacingOccurrences(of: #""schema": 1"#, with: #""schema": 2"#), "schema"),
             (Self.minimal.replacingOccurrences(of: #""rate": 10"#, with: #""rate": "fast""#), "phases[0].rate"),
             (Self.minimal.replacingOccurrences(of: #"{"r": 1}"#, with: #"{"nope": 1}"#), "phases[0].mix.nope"),

@@ -36,6 +36,28 @@ public struct CapacityReport: Codable, Sendable {
     public var cores: Int
     /// The plan for `capacity.target_rps`, if given.
     public var projection: Projection?
+    /// Throughput against instance count, when `capacity.scale_instances` asked for it.
+    public var scaling: Scaling?
+
+    /// The searches at several instance counts and the Universal Scalability Law fitted to them.
+    public struct Scaling: Codable, Sendable {
+        /// Sustainable rate per instance count, and the fit (nil when fewer than two counts sustained any rate).
+        public var fit: Scalability?
+        /// Every count's sustainable rate (nil: not even the start rate) and what limited it.
+        public var searches: [Search]
+        /// Instances the fit predicts for `capacity.target_rps` (nil: unreachable, or no target or fit).
+        public var projectedInstances: Int?
+
+        /// One count's search.
+        public struct Search: Codable, Sendable {
+            /// `envoy serve` instances.
+            public var instances: Int
+            /// Their sustainable rate together.
+            public var sustainableRps: Double?
+            /// What stopped a higher rate.
+            public var limitingResource: String
+        }
+    }
 
     /// One rate tried.
     public struct Probe: Codable, Sendable {
@@ -111,6 +133,24 @@ public struct CapacityReport: Codable, Sendable {
             out += "| \(name) | \(Report.number(value)) |\n"
         }
         if let cpu = redisCPUMicrosPerCommand { out += "\nRedis CPU per command: \(Report.number(cpu)) µs.\n" }
+        if let scaling {
+            out += "\n## Scaling with instances\n\n| instances | sustainable/s | limited by |\n|---|---|---|\n"
+            for search in scaling.searches {
+                out += "| \(search.instances) | \(search.sustainableRps.map { Report.number($0) } ?? "—") | "
+                out += "\(search.limitingResource) |\n"
+            }
+            if let fit = scaling.fit {
+                out += "\nUniversal Scalability Law: λ = \(Report.number(fit.lambda)) requests/s per instance, "
+                out += "σ = \(String(format: "%.4f", fit.sigma)), κ = \(String(format: "%.5f", fit.kappa))"
+                out += fit.peakInstances.map { "; throughput peaks at \($0) instances" } ?? ""
+                out += ".\n"
+                if let target = projection?.targetRps {
+                    out +=
+                        scaling.projectedInstances.map { "Instances for \(Report.number(target)) requests/s: \($0).\n" }
+                        ?? "\(Report.number(target)) requests/s is beyond what the fitted curve reaches.\n"
+                }
+            }
+        }
         if let projection {
             out += "\n## Plan for \(Report.number(projection.targetRps)) requests/s\n\n"
             out += "- `envoy serve` instances (this machine's size): \(projection.appInstances)\n"
@@ -139,8 +179,34 @@ extension Simulator {
     /// Finds the highest rate of the scenario's mix that meets its capacity objective: doubles from the start
     /// rate until a probe fails, bisects the bracket to the precision, then re-runs the result to confirm it
     /// (stepping down when a confirmation fails). Measures Redis commands per request type and per-process CPU.
+    /// With `capacity.scale_instances`, searches each instance count on a fresh stack and fits the Universal
+    /// Scalability Law to the sustainable rates; the report is the first count's, with the scaling attached.
     public func capacity(_ original: Scenario) async throws -> CapacityReport {
         let scenario = options.quick ? original.quickened : original
+        guard let counts = scenario.capacity.scaleInstances else { return try await search(scenario) }
+        var reports: [(Int, CapacityReport)] = []
+        for count in counts {
+            var scaled = scenario
+            scaled.stack.instances = count
+            reports.append((count, try await search(scaled)))
+        }
+        let searches = reports.map { count, report in
+            CapacityReport.Scaling.Search(
+                instances: count, sustainableRps: report.sustainableRps, limitingResource: report.limitingResource)
+        }
+        let fit = Scalability(
+            points: searches.compactMap { search in
+                search.sustainableRps.map { .init(instances: search.instances, rps: $0) }
+            })
+        var report = reports[0].1
+        report.scaling = .init(
+            fit: fit, searches: searches,
+            projectedInstances: scenario.capacity.targetRps.flatMap { target in fit?.instances(for: target) })
+        return report
+    }
+
+    /// One configuration's search (the scenario's `stack.instances`).
+    private func search(_ scenario: Scenario) async throws -> CapacityReport {
         let settings = scenario.capacity
         let phase = scenario.phases.first { $0.name == settings.phase } ?? scenario.phases[0]
         return try await withStack(scenario) { stack, client in

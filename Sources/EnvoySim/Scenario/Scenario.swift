@@ -49,6 +49,9 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var confirmations: Int = 2
         /// Requests per second to plan for (instances, Redis capacity).
         public var targetRps: Double?
+        /// Instance counts to search one after another (e.g. `[1, 2, 4]`), fitting the Universal Scalability
+        /// Law to the results; nil searches `stack.instances` only.
+        public var scaleInstances: [Int]?
     }
 
     /// The processes a run starts.
@@ -321,6 +324,13 @@ extension Scenario {
         }
         guard capacity.stepSeconds >= 1, capacity.precision > 0, capacity.precision < 1, capacity.confirmations >= 0
         else { throw ScenarioError(path: "capacity", "needs step_seconds ≥ 1, 0 < precision < 1, confirmations ≥ 0") }
+        if let counts = capacity.scaleInstances {
+            guard counts.count >= 2, Set(counts).count == counts.count, counts.allSatisfy({ (1...8).contains($0) })
+            else { throw ScenarioError(path: "capacity.scale_instances", "needs 2 or more distinct counts of 1…8") }
+            guard stack.redis else {
+                throw ScenarioError(path: "capacity.scale_instances", "several instances need stack.redis")
+            }
+        }
         guard quick.rateScale > 0 && quick.rateScale <= 1 else {
             throw ScenarioError(path: "quick.rate_scale", "must be 0 < scale ≤ 1")
         }
@@ -529,6 +539,7 @@ extension Scenario.Fault {
 extension Scenario.Capacity {
     enum CodingKeys: String, CodingKey {
         case phase, objectiveP99Ms, errorBudget, startRate, maxRate, stepSeconds, precision, confirmations, targetRps
+        case scaleInstances
     }
 
     /// Decodes with defaults.
@@ -543,6 +554,7 @@ extension Scenario.Capacity {
         precision = try c.value(.precision, or: 0.1)
         confirmations = try c.value(.confirmations, or: 2)
         targetRps = try c.decodeIfPresent(Double.self, forKey: .targetRps)
+        scaleInstances = try c.decodeIfPresent([Int].self, forKey: .scaleInstances)
     }
 }
 
