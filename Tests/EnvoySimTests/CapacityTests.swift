@@ -10,9 +10,6 @@ import Testing
 
 @Suite("envoy sim --capacity and the simulator's process hygiene")
 struct CapacityTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
     static func probe(_ rate: Double, cpu: [String: Double], passed: Bool, reason: String? = nil)
         -> CapacityReport.Probe
     {
@@ -116,11 +113,7 @@ struct CapacityTests {
         scenario.capacity.precision = 0.5
         // Other suites share this process and the 2 cores: the test is about the search, so the generator's lag
         // bound is loose.
-        let report = try await Simulator(
-            options: .init(
-                envoy: ChildProcess.sibling("envoy"),
-                templates: Self.root.appendingPathComponent("templates/email").path, maxScheduleLag: .seconds(2))
-        ).capacity(scenario)
+        let report = try await SimTesting.simulator(maxScheduleLag: .seconds(2)).capacity(scenario)
         #expect(report.sustainableRps == 40, "\(report.markdown())")
         #expect(report.probes.count >= 3)  // 20, 40, the confirmation
         #expect(report.redisCommandsPerRequest["r"].map { $0 >= 1 } == true)
@@ -143,7 +136,7 @@ struct CapacityTests {
         let sim = try ChildProcess(
             binary: ChildProcess.sibling("envoy"), arguments: ["sim", scenario.path, "--report-dir", directory.path],
             directory: directory,
-            environment: ["EMAIL_TEMPLATES_DIR": Self.root.appendingPathComponent("templates/email").path])
+            environment: ["EMAIL_TEMPLATES_DIR": SimTesting.root.appendingPathComponent("templates/email").path])
         var children: [Int32] = []
         for _ in 0..<200 where children.count < 3 {
             try await Task.sleep(for: .milliseconds(100))

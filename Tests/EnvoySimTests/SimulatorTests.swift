@@ -64,8 +64,7 @@ struct SimulatorTests {
 
     @Test("every scenario in scenarios/ is valid")
     func repositoryScenarios() throws {
-        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scenarios")
+        let directory = SimTesting.root.appendingPathComponent("scenarios")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
         #expect(files.count >= 7)
         for file in files { _ = try Scenario.load(path: directory.appendingPathComponent(file).path) }
@@ -210,12 +209,7 @@ struct SimulatorTests {
              "phases": [{"name": "p", "duration": 3, "rate": 50, "arrival": "uniform", "mix": {"r": 1}}]}
             """)
         #expect(scenario.stack.instances == 2)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let report = try await Simulator(
-            options: .init(
-                envoy: ChildProcess.sibling("envoy"), templates: root.appendingPathComponent("templates/email").path)
-        ).run(scenario)
+        let report = try await SimTesting.simulator().run(scenario)
         let figures = try #require(report.totals["r"])
         // The default `authenticated` policy: 100 a minute per user, counted across both instances.
         #expect(figures.sent == 150 && figures.ok == 100 && figures.statuses["429"] == 50, "\(figures)")
@@ -240,12 +234,7 @@ struct SimulatorTests {
              "phases": [{"name": "p", "duration": 4, "rate": 50, "arrival": "uniform", "mix": {"r": 1}}],
              "faults": [{"at": 1.5, "kind": "server_stall", "duration": 1}]}
             """)
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let report = try await Simulator(
-            options: .init(
-                envoy: ChildProcess.sibling("envoy"), templates: root.appendingPathComponent("templates/email").path)
-        ).run(scenario)
+        let report = try await SimTesting.simulator().run(scenario)
         let figures = try #require(report.totals["r"])
         #expect(figures.sent == 200 && figures.ok == 200)
         // Requests scheduled during the stall waited for it: about a quarter of them, up to a second.
