@@ -28,6 +28,19 @@ public final class Recorder: Sendable {
         var transportErrors = 0
         var cache: [String: Int] = [:]
         var sent = 0
+
+        /// Counts one outcome (latencies in microseconds).
+        mutating func record(_ outcome: Outcome, corrected: UInt64, service: UInt64) {
+            sent += 1
+            _ = self.corrected.record(corrected)
+            _ = self.service.record(service)
+            if let status = outcome.status {
+                statuses[status, default: 0] += 1
+            } else {
+                transportErrors += 1
+            }
+            if let cache = outcome.cache { self.cache[cache, default: 0] += 1 }
+        }
     }
 
     /// Figures of one second of the run.
@@ -69,24 +82,17 @@ public final class Recorder: Sendable {
                 Self.key(phase, outcome.arrival.request), Self.key(phase, "*"), Self.key("*", outcome.arrival.request),
                 Self.key("*", "*"),
             ] {
-                var cell = state.cells[key] ?? Cell()
-                cell.sent += 1
-                _ = cell.corrected.record(corrected)
-                _ = cell.service.record(service)
-                if let status = outcome.status {
-                    cell.statuses[status, default: 0] += 1
-                } else {
-                    cell.transportErrors += 1
-                }
-                if let cache = outcome.cache { cell.cache[cache, default: 0] += 1 }
-                state.cells[key] = cell
+                // Mutated in place: copying a cell out and back would copy its histograms' counts every time.
+                state.cells[key, default: Cell()].record(outcome, corrected: corrected, service: service)
             }
             let second = Int(outcome.arrival.at)
-            var bucket = state.seconds[second] ?? Second()
-            bucket.sent += 1
-            _ = bucket.latency.record(corrected)
-            if failed { bucket.errors += 1 } else if (200..<300).contains(outcome.status ?? 0) { bucket.ok += 1 }
-            state.seconds[second] = bucket
+            state.seconds[second, default: Second()].sent += 1
+            _ = state.seconds[second, default: Second()].latency.record(corrected)
+            if failed {
+                state.seconds[second, default: Second()].errors += 1
+            } else if (200..<300).contains(outcome.status ?? 0) {
+                state.seconds[second, default: Second()].ok += 1
+            }
             if failed { state.errorTimes.append(outcome.arrival.at) }
             if let status = outcome.status, status != 429, status < 500 {
                 for key in outcome.limitKeys {
