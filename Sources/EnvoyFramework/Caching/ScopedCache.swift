@@ -23,6 +23,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let name: String
     private let ttl: Duration
     private let schemaVersion: Int
+    /// What every entry starts with: `v{schemaVersion}` and a newline, then the value's JSON.
+    private let header: [UInt8]
     private let logger: Logger
     /// Outage warnings, at most 5 lines a second per cache however many requests bypass.
     private let outageLog: SampledLogger
@@ -46,6 +48,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         self.name = name
         self.ttl = ttl
         self.schemaVersion = schemaVersion
+        self.header = Array("v\(schemaVersion)\n".utf8)
         self.logger = logger
         self.outageLog = SampledLogger(logger: logger, perSecond: 5)
         self.hits = Counter(
@@ -66,7 +69,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     {
         let (entry, status) = try await fetchEntry(scope: scope, variant: variant, load: load)
         if let value = entry.value { return (value, status) }
-        if let value = try? JSONDecoder().decode(Value.self, from: Data(entry.json)) { return (value, status) }
+        if let value = decode(entry.json) { return (value, status) }
         // Stored by this schema version yet unreadable (a Codable change without a version bump): load afresh.
         return (try await load(), .bypass)
     }
@@ -111,7 +114,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         misses.increment()
         let entry = try await loads.run(key) {
             let value = try await load()
-            let stored = header + (try JSONBody.encode(value))
+            let stored = try storedBytes(of: value)
             do {
                 try await provider.set(key, value: stored, ttl: jittered(ttl))
             } catch {
@@ -142,7 +145,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// Stores `value` for `scope`/`variant` (the seed's `cache_user_profile`).
     public func store(_ value: Value, scope: String, variant: String = "") async throws {
         let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
-        try await provider.set(key, value: header + (try JSONBody.encode(value)), ttl: jittered(ttl))
+        try await provider.set(key, value: try storedBytes(of: value), ttl: jittered(ttl))
     }
 
     /// The cached value for `scope`/`variant`, or nil (the seed's `get_cached_user_profile`).
@@ -151,7 +154,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         guard let bytes = try await read(scope: scope, variant: variant).entry, let json = payload(of: bytes) else {
             return nil
         }
-        return try? JSONDecoder().decode(Value.self, from: Data(json))
+        return decode(json)
     }
 
     /// The scope's generation and the entry under it, in one provider round trip when the scope has a generation
@@ -204,12 +207,18 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)
     }
 
-    /// Entries are `v{schemaVersion}` and a newline, then the value's JSON.
-    private var header: [UInt8] { Array("v\(schemaVersion)\n".utf8) }
+    /// The entry stored for `value`.
+    private func storedBytes(of value: Value) throws -> [UInt8] {
+        header + (try JSONBody.encode(value))
+    }
+
+    /// The value in an entry's JSON, or nil if it no longer decodes as `Value`.
+    private func decode(_ json: ArraySlice<UInt8>) -> Value? {
+        try? JSONDecoder().decode(Value.self, from: Data(json))
+    }
 
     /// The JSON of an entry stored under this schema version; nil for any other entry (never misread).
     private func payload(of entry: [UInt8]) -> ArraySlice<UInt8>? {
-        let header = header
         guard entry.count > header.count, entry.starts(with: header) else { return nil }
         return entry[header.count...]
     }
