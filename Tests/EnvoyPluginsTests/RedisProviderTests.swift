@@ -19,12 +19,11 @@ struct RedisProviderTests {
         let cache = RedisCache(client: redis, prefix: SharedRedis.prefix())
         try await cache.set("a", value: [1, 2, 3], ttl: .seconds(2))
         #expect(try await cache.get("a") == [1, 2, 3])
+        // The entry carries the TTL (PTTL is -1 without one). Only its upper bound is fixed: how much of it has
+        // passed by now depends on how loaded the machine is (CI once took over a second to get here).
         #expect(
-            try await client(SharedRedis.url, timeout: .seconds(5)).send(
-                "PTTL", RedisArgument("\(cache.prefix):cache:a")
-            )
-            .int.map {
-                $0 > 1000 && $0 <= 2000
+            try await redis.send("PTTL", RedisArgument("\(cache.prefix):cache:a")).int.map {
+                $0 > 0 && $0 <= 2000
             } == true)
         try await Task.sleep(for: .milliseconds(2100))
         #expect(try await cache.get("a") == nil)
