@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
@@ -58,6 +59,7 @@ let package = Package(
             name: "EnvoyPlugins",
             dependencies: [
                 "EnvoyFramework", "CHiredis", "CCurl",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -146,7 +148,9 @@ let package = Package(
         ),
         .target(
             name: "EnvoyTestSupport",
-            dependencies: ["EnvoySim"],
+            dependencies: [
+                "EnvoySim", "EnvoyPlugins", "EnvoyFramework", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/EnvoyTestSupport",
             swiftSettings: strict
         ),

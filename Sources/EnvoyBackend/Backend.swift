@@ -15,8 +15,8 @@ public struct Backend: Sendable {
     public let configuration: AppConfiguration
     /// The root logger.
     public let logger: Logger
-    /// The application's database.
-    public let database: AppDatabase
+    /// The application's database (SQLite or PostgreSQL), migrated.
+    public let database: any SQLDatabase
     /// The Redis client, when `REDIS_URL` is set.
     public let redis: RedisClient?
     /// Users.
@@ -56,7 +56,7 @@ public struct Backend: Sendable {
         public var cache: (any CacheProvider)?
         /// Replaces the in-memory rate-limit store.
         public var rateLimitStore: (any RateLimitStore)?
-        /// Replaces the SQLite task queue.
+        /// Replaces the embedded (SQL) task queue.
         public var taskQueue: (any TaskQueue)?
         /// Replaces the file mailer.
         public var mailer: (any Mailer)?
@@ -79,7 +79,7 @@ public struct Backend: Sendable {
     ) async throws -> Backend {
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
-        let database = try AppDatabase(path: configuration.databasePath, component: "app", metrics: metrics)
+        let database = try await openDatabase(configuration, logger: logger)
         let redis = try await connectRedis(configuration, logger: logger)
         let cache =
             providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) }
@@ -88,16 +88,15 @@ public struct Backend: Sendable {
         if let custom = providers.taskQueue {
             queue = custom
         } else if let redis {
-            let outboxDatabase = try AppDatabase(
-                path: configuration.databasePath, component: "outbox", metrics: metrics)
             queue = OutboxTaskQueue(
                 primary: RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix),
-                outbox: SQLiteTaskQueue(database: outboxDatabase.pool), logger: logger, metrics: metrics)
+                outbox: SQLTaskQueue(database: database.counted(as: "outbox", metrics: metrics)), logger: logger,
+                metrics: metrics)
         } else {
-            // Its own pool, so that worker polling shows apart from request queries in the metrics.
-            let queueDatabase = try AppDatabase(path: configuration.databasePath, component: "queue", metrics: metrics)
-            queue = SQLiteTaskQueue(database: queueDatabase.pool)
+            // Counted apart, so that worker polling shows apart from request queries in the metrics.
+            queue = SQLTaskQueue(database: database.counted(as: "queue", metrics: metrics))
         }
+        let appDatabase = database.counted(as: "app", metrics: metrics)
         let secretPath =
             ((configuration.databasePath as NSString).deletingLastPathComponent.nonEmpty ?? ".") + "/envoy.jwt-secret"
         let secret = try AccessTokens.secret(configured: configuration.jwtSecret, persistedAt: secretPath)
@@ -114,7 +113,7 @@ public struct Backend: Sendable {
         let emails = EmailQueue(queue: queue, composer: composer)
         let profileCache = ScopedCache<UserProfile>(
             name: "profile", provider: cache, ttl: configuration.profileCacheTTL, logger: logger, metrics: metrics)
-        let billing = BillingStore(database: database, pricePlans: configuration.paddlePricePlans)
+        let billing = BillingStore(database: appDatabase, pricePlans: configuration.paddlePricePlans)
         let paddle = configuration.paddleAPIKey.map {
             PaddleClient(
                 configuration: .init(
@@ -129,10 +128,10 @@ public struct Backend: Sendable {
         return Backend(
             configuration: configuration,
             logger: logger,
-            database: database,
+            database: appDatabase,
             redis: redis,
-            users: SQLiteUserStore(database: database),
-            notifications: SQLiteNotificationStore(database: database),
+            users: SQLUserStore(database: appDatabase),
+            notifications: SQLNotificationStore(database: appDatabase),
             cacheProvider: cache,
             profileCache: profileCache,
             notificationsCache: ScopedCache(
@@ -189,6 +188,18 @@ public struct Backend: Sendable {
         TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)
     }
 
+    /// Opens `DATABASE_URL` (PostgreSQL) or the SQLite file, and applies the migrations it lacks.
+    static func openDatabase(_ configuration: AppConfiguration, logger: Logger) async throws -> any SQLDatabase {
+        let database: any SQLDatabase
+        if let url = configuration.postgresURL {
+            database = try PostgresDatabase(url: url, logger: logger)
+        } else {
+            database = try SQLiteDatabase(path: configuration.databasePath)
+        }
+        try await database.migrate(AppSchema.migrations)
+        return database
+    }
+
     /// Connects to `REDIS_URL`, if set, and logs what it found. A bad URL or refused credentials stop
     /// start-up; an unreachable server does not (health says `down`, and each provider degrades as documented).
     static func connectRedis(_ configuration: AppConfiguration, logger: Logger) async throws -> RedisClient? {
@@ -226,7 +237,7 @@ public struct Backend: Sendable {
         if let outboxQueue = taskQueue as? OutboxTaskQueue {
             services.append(OutboxRelay(queue: outboxQueue))
         }
-        if inProcessWorker ?? (taskQueue is SQLiteTaskQueue) {
+        if inProcessWorker ?? (taskQueue is SQLTaskQueue) {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }
         return Application(

@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import EnvoyBackend
 import EnvoyFramework
 import EnvoyPlugins
-import GRDB
 import Foundation
 import Histogram
 import Logging
@@ -225,9 +224,9 @@ public struct Simulator: Sendable {
         var figures = TaskFigures()
         repeat {
             let accounting = driver.accounting.withLock { $0 }
-            let processed = try await database.pool.read { db in
-                try String.fetchAll(db, sql: "SELECT event_id FROM paddle_events WHERE event_id LIKE 'evt_sim_%'")
-            }
+            let processed = try await database.query(
+                "SELECT event_id FROM paddle_events WHERE event_id LIKE 'evt_sim_%'"
+            ).map { row -> String in try row["event_id"] }
             figures = TaskFigures(
                 accounting: accounting, messages: stack.mailgun.messages, processedEvents: Set(processed))
             if figures.lost == 0 { break }

@@ -39,6 +39,18 @@ struct ConfigurationTests {
         #expect(configuration.logLevel == .debug && configuration.logFormat == "json")
     }
 
+    @Test("a postgres:// DATABASE_URL selects PostgreSQL; the start-up summary shows it without the password")
+    func postgres() throws {
+        let configuration = try AppConfiguration(environment: [
+            "DATABASE_URL": "postgresql://envoy:hunter2@db.internal:6543/app?sslmode=require",
+            "JWT_SECRET": "a-shared-secret-of-at-least-thirty-two-bytes",
+        ])
+        #expect(configuration.postgresURL == "postgresql://envoy:hunter2@db.internal:6543/app?sslmode=require")
+        let summary = "\(configuration.summary)"
+        #expect(summary.contains("postgres://envoy@db.internal:6543/app?sslmode=require"))
+        #expect(!summary.contains("hunter2"))
+    }
+
     @Test("a bad value names its variable, and never echoes a secret")
     func badValues() {
         let cases: [([String: String], String)] = [
@@ -46,7 +58,10 @@ struct ConfigurationTests {
             (["REDIS_URL": "http://user:hunter2@host"], "REDIS_URL"),
             (["REDIS_URL": "redis://:hunter2@/0"], "REDIS_URL"),
             (["REDIS_URL": "redis://:hunter2@host/notanumber"], "REDIS_URL"),
-            (["DATABASE_URL": "postgres://x"], "DATABASE_URL"), (["JWT_SECRET": "hunter2"], "JWT_SECRET"),
+            (["DATABASE_URL": "mysql://x"], "DATABASE_URL"), (["JWT_SECRET": "hunter2"], "JWT_SECRET"),
+            (["DATABASE_URL": "postgres://u:hunter2@db/envoy?sslmode=sometimes"], "DATABASE_URL"),
+            (["DATABASE_URL": "postgres://u:hunter2@/envoy"], "DATABASE_URL"),
+            (["DATABASE_URL": "postgres://u:hunter2@db:5432/envoy"], "JWT_SECRET"),
             (["PADDLE_ENVIRONMENT": "staging"], "PADDLE_ENVIRONMENT"),
             (["TRUSTED_PROXIES": "10.0.0.0/99"], "TRUSTED_PROXIES"),
             (["PROFILE_CACHE_TTL": "-1"], "PROFILE_CACHE_TTL"), (["LOG_LEVEL": "loud"], "LOG_LEVEL"),

@@ -23,7 +23,7 @@ struct MultiInstanceTests {
             #"[{"name":"profile","limit":60,"window":60,"key":"user","match":{"route":"/v1/user/profile"}}]"#.utf8
         ).write(to: policies)
         environment = [
-            "PORT": "0", "REDIS_URL": redis.url, "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
+            "PORT": "0", "REDIS_URL": redis.url, "DATABASE_URL": try TestStack.databaseURL(in: directory),
             "JWT_SECRET": "a-shared-secret-of-at-least-thirty-two-bytes", "BCRYPT_COST": "4",
             "RATE_LIMITS_FILE": policies.path, "MAIL_OUTBOX_DIR": directory.appendingPathComponent("outbox").path,
             "EMAIL_TEMPLATES_DIR": TestStack.repositoryRoot.appendingPathComponent("templates/email").path,

@@ -28,12 +28,17 @@ struct ProcessTests {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-proc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        environment = [
+        var environment = [
             "PORT": "0",
-            "DATABASE_URL": "sqlite://\(directory.path)/envoy.db",
+            "DATABASE_URL": try TestStack.databaseURL(in: directory),
             "MAIL_OUTBOX_DIR": directory.appendingPathComponent("outbox").path,
             "EMAIL_TEMPLATES_DIR": TestStack.repositoryRoot.appendingPathComponent("templates/email").path,
         ]
+        // PostgreSQL requires a configured key (instances on several machines must share it).
+        if SharedPostgres.backendTestsUsePostgres {
+            environment["JWT_SECRET"] = "a-shared-secret-of-at-least-thirty-two-bytes"
+        }
+        self.environment = environment
     }
 
     func outbox() -> [String] {

@@ -20,12 +20,22 @@ struct TestStack {
         var configuration = AppConfiguration()
         configuration.port = 0
         configuration.databasePath = directory.appendingPathComponent("envoy.db").path
+        if SharedPostgres.backendTestsUsePostgres { configuration.postgresURL = try SharedPostgres.freshDatabase() }
         configuration.mailOutboxDirectory = directory.appendingPathComponent("mail-outbox").path
         configuration.emailTemplatesDirectory = Self.repositoryRoot.appendingPathComponent("templates/email").path
         configuration.jwtSecret = "test-secret-that-is-at-least-32-bytes-long"
         configuration.bcryptCost = 4
         adjust(&configuration)
         self.configuration = configuration
+    }
+
+    /// `DATABASE_URL` for a process sharing this stack's database.
+    var databaseURL: String { configuration.postgresURL ?? "sqlite://\(configuration.databasePath)" }
+
+    /// `DATABASE_URL` for a process of its own in `directory`: a fresh PostgreSQL database, or a SQLite file there.
+    static func databaseURL(in directory: URL) throws -> String {
+        SharedPostgres.backendTestsUsePostgres
+            ? try SharedPostgres.freshDatabase() : "sqlite://\(directory.path)/envoy.db"
     }
 
     static var repositoryRoot: URL {
@@ -35,7 +45,7 @@ struct TestStack {
 
     func backend(providers: Backend.Providers = .init()) async throws -> Backend {
         var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["ENVOY_TEST_LOG"] == nil ? .critical : .debug
         return try await Backend.make(configuration: configuration, providers: providers, logger: logger)
     }
 

@@ -170,8 +170,8 @@ struct MailTests {
 
     @Test("EmailQueue refuses bad email when it is queued, and queues nothing")
     func enqueueTimeChecks() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+        let fixture = try QueueFixture()
+        let queue = try await fixture.open()
         let emails = EmailQueue(queue: queue, composer: composer)
         await #expect(throws: InvalidEmail.self) {
             try await emails.send(.init(to: ["a@example.com"], template: "hello"))
@@ -197,8 +197,8 @@ struct MailTests {
 
     @Test("a bulk task above 1000 recipients splits into batch tasks once, even when it runs twice")
     func bulkSplitting() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+        let fixture = try QueueFixture()
+        let queue = try await fixture.open()
         let mailer = RecordingMailer()
         let handler = SendBulkEmail(mailer: mailer, composer: composer, queue: queue)
         let recipients = (0..<2500).map {

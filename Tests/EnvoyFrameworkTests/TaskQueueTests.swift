@@ -1,6 +1,5 @@
 import EnvoyFramework
 import Foundation
-import GRDB
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -8,24 +7,32 @@ import Synchronization
 import Testing
 import EnvoyTestSupport
 
-/// A queue on a fresh SQLite file, with a controllable clock.
+/// A queue on a fresh database (SQLite file or PostgreSQL database), with a controllable clock.
 struct QueueFixture {
-    let path: String
+    let kind: TestDatabase
+    let location: String
     let clock = Shared(1_000_000.0)
 
-    init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("queue-\(UUID().uuidString).db").path
+    init(_ kind: TestDatabase = .sqlite) throws {
+        self.kind = kind
+        location = try kind.freshLocation()
     }
 
-    func open() throws -> SQLiteTaskQueue {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        var migrator = DatabaseMigrator()
-        SQLiteTaskQueue.registerMigrations(&migrator)
-        try migrator.migrate(pool)
+    /// A connection to the fixture's database, migrated.
+    func database() async throws -> any SQLDatabase {
+        try await kind.open(location, migrations: SQLTaskQueue.migrations)
+    }
+
+    /// A queue on the fixture's clock.
+    func open() async throws -> SQLTaskQueue {
         let clock = self.clock
-        return SQLiteTaskQueue(database: pool, deduplicationWindow: .seconds(60), now: { clock.value.withLock { $0 } })
+        return SQLTaskQueue(
+            database: try await database(), deduplicationWindow: .seconds(60), now: { clock.value.withLock { $0 } })
+    }
+
+    /// A queue on the system clock (for workers, which sleep in real time).
+    func openOnSystemClock() async throws -> SQLTaskQueue {
+        SQLTaskQueue(database: try await database())
     }
 
     func advance(_ seconds: Double) { clock.value.withLock { $0 += seconds } }
@@ -37,25 +44,27 @@ struct QueueFixture {
     }
 }
 
-@Suite("SQLiteTaskQueue: durable, leased, fenced")
+@Suite("SQLTaskQueue on SQLite and PostgreSQL: durable, leased, fenced")
 struct TaskQueueTests {
-    @Test("a task enqueued is still there after the queue is closed and reopened")
-    func durable() async throws {
-        let fixture = QueueFixture()
+    @Test("a task enqueued is still there after the queue is closed and reopened", arguments: TestDatabase.allCases)
+    func durable(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
         do {
-            let queue = try fixture.open()
+            let queue = try await fixture.open()
             _ = try await queue.enqueue(QueueFixture.task(1))
         }
-        let reopened = try fixture.open()
+        let reopened = try await fixture.open()
         let claimed = try #require(try await reopened.claim(queues: ["q"], lease: .seconds(30)))
         #expect(String(decoding: claimed.payload, as: UTF8.self) == #"{"n":1}"#)
         #expect(claimed.attempt == 1)
     }
 
-    @Test("a claimed task is invisible until its lease expires, then comes back to another worker")
-    func leaseExpiry() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+    @Test(
+        "a claimed task is invisible until its lease expires, then comes back to another worker",
+        arguments: TestDatabase.allCases)
+    func leaseExpiry(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let queue = try await fixture.open()
         _ = try await queue.enqueue(QueueFixture.task(1))
         let first = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
@@ -70,10 +79,12 @@ struct TaskQueueTests {
         #expect(try await queue.stats().first?.inFlight ?? 0 == 0)
     }
 
-    @Test("a task whose worker died on its last attempt is dead-lettered with the reason")
-    func deadAfterLostLeases() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+    @Test(
+        "a task whose worker died on its last attempt is dead-lettered with the reason",
+        arguments: TestDatabase.allCases)
+    func deadAfterLostLeases(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let queue = try await fixture.open()
         _ = try await queue.enqueue(QueueFixture.task(1, maxAttempts: 2))
         for _ in 0..<2 {
             _ = try #require(try await queue.claim(queues: ["q"], lease: .seconds(5)))
@@ -86,10 +97,12 @@ struct TaskQueueTests {
         #expect(dead.first?.reason.contains("lease expired") == true)
     }
 
-    @Test("retry waits for its delay; release does not count the attempt; bury keeps the history; retry-dead revives")
-    func settling() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+    @Test(
+        "retry waits for its delay; release does not count the attempt; bury keeps the history; retry-dead revives",
+        arguments: TestDatabase.allCases)
+    func settling(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let queue = try await fixture.open()
         _ = try await queue.enqueue(QueueFixture.task(1))
         var claimed = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         try await queue.retry(claimed, after: .seconds(10), error: "boom")
@@ -112,10 +125,10 @@ struct TaskQueueTests {
         #expect(revived.attempt == 1)
     }
 
-    @Test("a deduplication key admits one task while it is remembered")
-    func deduplication() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+    @Test("a deduplication key admits one task while it is remembered", arguments: TestDatabase.allCases)
+    func deduplication(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let queue = try await fixture.open()
         guard case .enqueued = try await queue.enqueue(QueueFixture.task(1, dedup: "evt_1")) else {
             Issue.record("first enqueue was not stored")
             return
@@ -128,10 +141,10 @@ struct TaskQueueTests {
         }
     }
 
-    @Test("queues are kept apart and claimed oldest first")
-    func ordering() async throws {
-        let fixture = QueueFixture()
-        let queue = try fixture.open()
+    @Test("queues are kept apart and claimed oldest first", arguments: TestDatabase.allCases)
+    func ordering(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let queue = try await fixture.open()
         for n in 0..<3 {
             _ = try await queue.enqueue(QueueFixture.task(n))
             fixture.advance(1)
@@ -143,6 +156,35 @@ struct TaskQueueTests {
         }
         #expect(seen == [#"{"n":0}"#, #"{"n":1}"#, #"{"n":2}"#])
         #expect(try await queue.claim(queues: ["other"], lease: .seconds(30)) != nil)
+    }
+
+    @Test(
+        "four queues on their own connections claim 200 tasks at once: each task exactly once, none left",
+        arguments: TestDatabase.allCases)
+    func concurrentClaims(_ kind: TestDatabase) async throws {
+        let fixture = try QueueFixture(kind)
+        let producer = try await fixture.open()
+        for n in 0..<200 { _ = try await producer.enqueue(QueueFixture.task(n)) }
+        var queues: [SQLTaskQueue] = []
+        for _ in 0..<4 { queues.append(try await fixture.open()) }
+        let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+            for queue in queues {
+                for _ in 0..<3 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while let task = try await queue.claim(queues: ["q"], lease: .seconds(30)) {
+                            mine.append(task.id)
+                            try await queue.complete(task)
+                        }
+                        return mine
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(claimed.count == 200)
+        #expect(Set(claimed).count == 200)
+        #expect(try await producer.stats().allSatisfy { $0.ready == 0 && $0.inFlight == 0 })
     }
 }
 
@@ -170,11 +212,8 @@ struct Echo: TaskHandler {
 struct TaskWorkerTests {
     @Test("every task completes despite transient failures; permanent failures go straight to dead letters")
     func processing() async throws {
-        let fixture = QueueFixture()
-        let pool = try fixture.open()
-        // Real time for the worker: a fresh queue on the same file with the system clock.
-        let queue = SQLiteTaskQueue(database: try DatabasePool(path: fixture.path))
-        _ = pool
+        // Real time for the worker: the system clock.
+        let queue = try await (try QueueFixture()).openOnSystemClock()
         let seen = Shared([Int]())
         var registry = TaskRegistry()
         registry.register(Echo(seen: seen, failuresBeforeSuccess: 2))
@@ -203,9 +242,7 @@ struct TaskWorkerTests {
 
     @Test("on graceful shutdown a running task finishes, and nothing more is claimed")
     func gracefulShutdown() async throws {
-        let fixture = QueueFixture()
-        _ = try fixture.open()
-        let queue = SQLiteTaskQueue(database: try DatabasePool(path: fixture.path))
+        let queue = try await (try QueueFixture()).openOnSystemClock()
         let started = Shared(0)
         let finished = Shared(0)
         struct Slow: TaskHandler {

@@ -72,10 +72,12 @@ public struct ProcessPaddleWebhook: TaskHandler {
             let subscription = try decode(PaddleSubscription.self, event)
             let userID = try await owner(customData: subscription.customData, customerID: subscription.customerID)
             return try await store.once(event) { db in
-                let applied = try store.applySubscription(
+                let userID = try await store.user(db, known: userID, customerID: subscription.customerID)
+                let applied = try await store.applySubscription(
                     db, subscription, userID: userID, occurredAt: event.occurredAt)
                 if applied.stale { return .of("stale") }
-                guard let change = applied.change, let contact = try store.contact(db, userID: change.userID) else {
+                guard let change = applied.change, let contact = try await store.contact(db, userID: change.userID)
+                else {
                     return .of("applied")
                 }
                 var data = [
@@ -90,14 +92,20 @@ public struct ProcessPaddleWebhook: TaskHandler {
             let userID = try await owner(customData: transaction.customData, customerID: transaction.customerID)
             let completed = event.type == "transaction.completed"
             return try await store.once(event) { db in
-                try store.recordPayment(
+                let userID = try await store.user(db, known: userID, customerID: transaction.customerID)
+                try await store.recordPayment(
                     db, transaction, eventID: event.id, kind: completed ? "completed" : "payment_failed",
                     userID: userID,
                     occurredAt: event.occurredAt)
-                guard let userID, let contact = try store.contact(db, userID: userID) else { return .of("applied") }
-                let plan =
-                    try transaction.items?.first.map { store.plan(status: "active", priceID: $0.price.id) }
-                    ?? store.subscriptionPlan(db, userID: userID) ?? "free"
+                guard let userID, let contact = try await store.contact(db, userID: userID) else {
+                    return .of("applied")
+                }
+                let plan: String
+                if let price = transaction.items?.first?.price.id {
+                    plan = store.plan(status: "active", priceID: price)
+                } else {
+                    plan = try await store.subscriptionPlan(db, userID: userID) ?? "free"
+                }
                 var data = [
                     "name": contact.name, "amount": transaction.formattedAmount, "currency": transaction.currencyCode,
                     "plan": plan,
@@ -113,7 +121,7 @@ public struct ProcessPaddleWebhook: TaskHandler {
         case "customer.created", "customer.updated":
             let customer = try decode(PaddleCustomer.self, event)
             return try await store.once(event) { db in
-                let applied = try store.applyCustomer(db, customer, occurredAt: event.occurredAt)
+                let applied = try await store.applyCustomer(db, customer, occurredAt: event.occurredAt)
                 if applied.stale { return .of("stale") }
                 return .of("applied", invalidate: applied.change.map { [$0.userID] } ?? [])
             }

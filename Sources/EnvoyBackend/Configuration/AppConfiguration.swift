@@ -18,8 +18,10 @@ public struct AppConfiguration: Sendable {
     public var redisKeyPrefix = "envoy"
     /// Deadline of each Redis call (`REDIS_TIMEOUT_MS`).
     public var redisTimeout: Duration = .milliseconds(500)
-    /// The SQLite database file.
+    /// The SQLite database file (also where a generated JWT secret is kept).
     public var databasePath = "./envoy.db"
+    /// `DATABASE_URL` when it names PostgreSQL; nil: the SQLite file at `databasePath`.
+    public var postgresURL: String?
     /// The HS256 key for access tokens; nil: generated once and kept beside the database.
     public var jwtSecret: String?
     /// How long an access token is valid.
@@ -110,15 +112,32 @@ public struct AppConfiguration: Sendable {
             self.redisTimeout = .milliseconds(milliseconds)
         }
         if let url = value("DATABASE_URL") {
-            guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
-                throw ConfigurationError(
-                    variable: "DATABASE_URL", problem: "must be sqlite:///path/to/file.db or sqlite://./relative.db")
+            if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+                do {
+                    _ = try PostgresEndpoint(url: url)
+                } catch {
+                    throw ConfigurationError(variable: "DATABASE_URL", problem: "\(error) (value not shown)")
+                }
+                self.postgresURL = url
+            } else {
+                guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
+                    throw ConfigurationError(
+                        variable: "DATABASE_URL",
+                        problem: "must be sqlite:///path/to/file.db, sqlite://./relative.db or postgres://…")
+                }
+                self.databasePath = String(url.dropFirst("sqlite://".count))
             }
-            self.databasePath = String(url.dropFirst("sqlite://".count))
         }
         self.jwtSecret = value("JWT_SECRET")
         if let secret = jwtSecret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long")
+        }
+        if jwtSecret == nil && postgresURL != nil {
+            // Instances sharing PostgreSQL run on several machines: a key generated on each would make every
+            // instance refuse the others' tokens.
+            throw ConfigurationError(
+                variable: "JWT_SECRET", problem: "is required with a PostgreSQL DATABASE_URL (shared by every instance)"
+            )
         }
         switch (value("MAILGUN_API_KEY"), value("MAILGUN_DOMAIN")) {
         case (nil, nil): break
@@ -257,15 +276,20 @@ public struct AppConfiguration: Sendable {
         return policies
     }
 
+    /// `postgres://user@host:port/db` (no password) or `sqlite PATH`.
+    var databaseDescription: String {
+        postgresURL.flatMap { try? PostgresEndpoint(url: $0).description } ?? "sqlite \(databasePath)"
+    }
+
     /// The providers and settings in use, for the start-up log line; no secrets.
     public var summary: Logger.Metadata {
         [
             "listen": "\(host):\(port)",
-            "database": "sqlite \(databasePath)",
+            "database": "\(databaseDescription)",
             "cache": redisURL == nil ? "memory" : "redis",
             "ratelimit.store": redisURL == nil ? "memory" : "redis (memory fallback)",
             "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
-            "queue": redisURL == nil ? "sqlite" : "redis",
+            "queue": redisURL == nil ? (postgresURL == nil ? "sqlite" : "postgres") : "redis",
             "mailer": mailgun.map { "mailgun \($0.domain) via \($0.baseURL)\($0.testMode ? " (test mode)" : "")" }
                 ?? "file \(mailOutboxDirectory)",
             "paddle.webhook": paddleWebhookSecrets.isEmpty

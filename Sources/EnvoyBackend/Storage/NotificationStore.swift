@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import EnvoyFramework
 import HTTPTypes
 import Logging
 
@@ -64,32 +64,27 @@ public protocol NotificationStore: Sendable {
     func delete(userID: String, id: String) async throws -> Bool
 }
 
-/// `NotificationStore` on SQLite.
-public struct SQLiteNotificationStore: NotificationStore {
-    let database: AppDatabase
+/// `NotificationStore` on the application's SQL database.
+public struct SQLNotificationStore: NotificationStore {
+    let database: any SQLDatabase
 
     /// A store on `database`.
-    public init(database: AppDatabase) {
+    public init(database: any SQLDatabase) {
         self.database = database
     }
 
-    /// Newest first, with the unread total, in one read transaction.
+    /// Newest first, with the unread total.
     public func list(userID: String, query: NotificationQuery) async throws -> NotificationPage {
-        try await database.pool.read { db in
-            let filter = query.unreadOnly ? "AND read = 0" : ""
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT id, title, message, type, read, created_at FROM notifications
-                    WHERE user_id = ? \(filter) ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?
-                    """,
-                arguments: [userID, query.limit, query.offset])
-            let unread =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read = 0", arguments: [userID])
-                ?? 0
-            return NotificationPage(notifications: rows.map(Self.notification), unreadCount: unread)
-        }
+        let filter = query.unreadOnly ? "AND read = 0" : ""
+        let rows = try await database.query(
+            """
+            SELECT \(Self.columns) FROM notifications WHERE user_id = ? \(filter)
+            ORDER BY created_at DESC, \(database.dialect.insertionOrder) DESC LIMIT ? OFFSET ?
+            """,
+            userID, query.limit, query.offset)
+        let unread = try await database.value(
+            Int.self, "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND read = 0", userID)
+        return NotificationPage(notifications: try rows.map(Self.notification), unreadCount: unread ?? 0)
     }
 
     /// Inserts and returns the notification.
@@ -97,48 +92,37 @@ public struct SQLiteNotificationStore: NotificationStore {
         let notification = UserNotification(
             id: UUID().uuidString.lowercased(), title: title, message: message, type: type, read: false,
             createdAt: Timestamp.now())
-        try await database.pool.write { db in
-            try db.execute(
-                sql:
-                    "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-                arguments: [notification.id, userID, title, message, type, notification.createdAt])
-        }
+        try await database.query(
+            "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+            notification.id, userID, title, message, type, notification.createdAt)
         return notification
     }
 
     /// Sets `read` on the user's notification.
     public func markRead(userID: String, id: String) async throws -> UserNotification? {
-        try await database.pool.write { db in
-            try db.execute(
-                sql: "UPDATE notifications SET read = 1 WHERE id = ? AND user_id = ?", arguments: [id, userID])
-            return try Row.fetchOne(
-                db,
-                sql:
-                    "SELECT id, title, message, type, read, created_at FROM notifications WHERE id = ? AND user_id = ?",
-                arguments: [id, userID]
-            ).map(Self.notification)
-        }
+        try await database.row(
+            "UPDATE notifications SET read = 1 WHERE id = ? AND user_id = ? RETURNING \(Self.columns)", id, userID
+        ).map(Self.notification)
     }
 
     /// Sets `read` on all the user's unread notifications.
     public func markAllRead(userID: String) async throws -> Int {
-        try await database.pool.write { db in
-            try db.execute(sql: "UPDATE notifications SET read = 1 WHERE user_id = ? AND read = 0", arguments: [userID])
-            return db.changesCount
-        }
+        try await database.query(
+            "UPDATE notifications SET read = 1 WHERE user_id = ? AND read = 0 RETURNING id", userID
+        ).count
     }
 
     /// Deletes the user's notification.
     public func delete(userID: String, id: String) async throws -> Bool {
-        try await database.pool.write { db in
-            try db.execute(sql: "DELETE FROM notifications WHERE id = ? AND user_id = ?", arguments: [id, userID])
-            return db.changesCount == 1
-        }
+        try await !database.query("DELETE FROM notifications WHERE id = ? AND user_id = ? RETURNING id", id, userID)
+            .isEmpty
     }
 
-    private static func notification(_ row: Row) -> UserNotification {
+    private static let columns = "id, title, message, type, read, created_at"
+
+    private static func notification(_ row: SQLRow) throws -> UserNotification {
         UserNotification(
-            id: row["id"], title: row["title"], message: row["message"], type: row["type"], read: row["read"],
-            createdAt: row["created_at"])
+            id: try row["id"], title: try row["title"], message: try row["message"], type: try row["type"],
+            read: try row["read"], createdAt: try row["created_at"])
     }
 }

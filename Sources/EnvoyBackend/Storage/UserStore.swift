@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import EnvoyFramework
 import HTTPTypes
 import Logging
 
@@ -67,7 +67,7 @@ public struct ProfileChanges: Codable, Sendable, Equatable {
     }
 }
 
-/// Where users live. SQLite today; a PostgreSQL store fills the same protocol later.
+/// Where users live.
 public protocol UserStore: Sendable {
     /// Creates a user; nil when the email is taken.
     func create(email: String, passwordHash: String, name: String) async throws -> UserProfile?
@@ -81,12 +81,12 @@ public protocol UserStore: Sendable {
     func setPlan(id: String, plan: String) async throws -> UserProfile?
 }
 
-/// `UserStore` on SQLite.
-public struct SQLiteUserStore: UserStore {
-    let database: AppDatabase
+/// `UserStore` on the application's SQL database.
+public struct SQLUserStore: UserStore {
+    let database: any SQLDatabase
 
     /// A store on `database`.
-    public init(database: AppDatabase) {
+    public init(database: any SQLDatabase) {
         self.database = database
     }
 
@@ -94,71 +94,55 @@ public struct SQLiteUserStore: UserStore {
     public func create(email: String, passwordHash: String, name: String) async throws -> UserProfile? {
         let id = UUID().uuidString.lowercased()
         let now = Timestamp.now()
-        return try await database.pool.write { db -> UserProfile? in
-            do {
-                try db.execute(
-                    sql: """
-                        INSERT INTO users (id, email, password_hash, name, created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [id, email, passwordHash, name, now, now])
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                return nil
-            }
-            return try Self.fetchProfile(db, id: id)
-        }
+        return try await database.row(
+            """
+            INSERT INTO users (id, email, password_hash, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING RETURNING \(Self.profileColumns)
+            """,
+            id, email, passwordHash, name, now, now
+        ).map(Self.profile)
     }
 
     /// The id and hash for `email` (case-insensitive).
     public func credentials(email: String) async throws -> (id: String, passwordHash: String)? {
-        try await database.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, password_hash FROM users WHERE email = ?", arguments: [email])
-                .map { ($0["id"], $0["password_hash"]) }
-        }
+        try await database.row(
+            "SELECT id, password_hash FROM users WHERE \(database.dialect.equalsIgnoringCase("email"))", email
+        ).map { (try $0["id"], try $0["password_hash"]) }
     }
 
     /// The profile, or nil.
     public func profile(id: String) async throws -> UserProfile? {
-        try await database.pool.read { db in try Self.fetchProfile(db, id: id) }
+        try await database.row("SELECT \(Self.profileColumns) FROM users WHERE id = ?", id).map(Self.profile)
     }
 
     /// Updates the given fields and `updated_at`.
     public func update(id: String, changes: ProfileChanges) async throws -> UserProfile? {
-        let now = Timestamp.now()
-        return try await database.pool.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE users SET name = COALESCE(?, name), company = COALESCE(?, company),
-                        job_title = COALESCE(?, job_title), timezone = COALESCE(?, timezone), updated_at = ?
-                    WHERE id = ?
-                    """,
-                arguments: [changes.name, changes.company, changes.jobTitle, changes.timezone, now, id])
-            return try Self.fetchProfile(db, id: id)
-        }
+        try await database.row(
+            """
+            UPDATE users SET name = COALESCE(?, name), company = COALESCE(?, company),
+                job_title = COALESCE(?, job_title), timezone = COALESCE(?, timezone), updated_at = ?
+            WHERE id = ? RETURNING \(Self.profileColumns)
+            """,
+            changes.name, changes.company, changes.jobTitle, changes.timezone, Timestamp.now(), id
+        ).map(Self.profile)
     }
 
     /// Sets `plan` and `updated_at`.
     public func setPlan(id: String, plan: String) async throws -> UserProfile? {
-        let now = Timestamp.now()
-        return try await database.pool.write { db in
-            try db.execute(sql: "UPDATE users SET plan = ?, updated_at = ? WHERE id = ?", arguments: [plan, now, id])
-            return try Self.fetchProfile(db, id: id)
-        }
+        try await database.row(
+            "UPDATE users SET plan = ?, updated_at = ? WHERE id = ? RETURNING \(Self.profileColumns)",
+            plan, Timestamp.now(), id
+        ).map(Self.profile)
     }
 
-    static func fetchProfile(_ db: Database, id: String) throws -> UserProfile? {
-        try Row.fetchOne(
-            db,
-            sql: """
-                SELECT id, email, name, company, job_title, timezone, plan, email_verified, created_at, updated_at
-                FROM users WHERE id = ?
-                """,
-            arguments: [id]
-        ).map { row in
-            UserProfile(
-                id: row["id"], email: row["email"], name: row["name"], company: row["company"],
-                jobTitle: row["job_title"], timezone: row["timezone"], plan: row["plan"],
-                emailVerified: row["email_verified"], createdAt: row["created_at"], updatedAt: row["updated_at"])
-        }
+    static let profileColumns =
+        "id, email, name, company, job_title, timezone, plan, email_verified, created_at, updated_at"
+
+    static func profile(_ row: SQLRow) throws -> UserProfile {
+        UserProfile(
+            id: try row["id"], email: try row["email"], name: try row["name"], company: try row["company"],
+            jobTitle: try row["job_title"], timezone: try row["timezone"], plan: try row["plan"],
+            emailVerified: try row["email_verified"], createdAt: try row["created_at"],
+            updatedAt: try row["updated_at"])
     }
 }

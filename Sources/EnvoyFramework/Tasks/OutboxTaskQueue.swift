@@ -3,19 +3,19 @@ import Metrics
 import ServiceLifecycle
 
 /// A `TaskQueue` whose enqueue never fails for want of its primary (Redis): when the primary cannot take a
-/// task, the task is committed to a durable local outbox (SQLite) instead, and `OutboxRelay` moves it to the
+/// task, the task is committed to a durable outbox in the application's database instead, and `OutboxRelay` moves it to the
 /// primary once that answers again. Everything else — claiming, settling, stats — is the primary's.
 public struct OutboxTaskQueue: TaskQueue {
     /// Where tasks normally go and workers take them from.
     public let primary: any TaskQueue
     /// Where tasks wait while the primary is unreachable.
-    public let outbox: SQLiteTaskQueue
+    public let outbox: SQLTaskQueue
     let logger: Logger
     let divertedLog: SampledLogger
     let diverted: Counter
 
     /// A queue on `primary` falling back to `outbox`.
-    public init(primary: any TaskQueue, outbox: SQLiteTaskQueue, logger: Logger, metrics: any MetricsFactory) {
+    public init(primary: any TaskQueue, outbox: SQLTaskQueue, logger: Logger, metrics: any MetricsFactory) {
         self.primary = primary
         self.outbox = outbox
         self.logger = logger

@@ -130,7 +130,7 @@ public struct DeadTask: Sendable, Codable, Equatable {
 }
 
 /// A durable queue of background tasks with leases: a task claimed by a worker that dies returns to the
-/// queue when its lease expires, so no task is lost. Embedded: `SQLiteTaskQueue`; Redis: a plugin.
+/// queue when its lease expires, so no task is lost. Embedded: `SQLTaskQueue`; Redis: a plugin.
 public protocol TaskQueue: Sendable {
     /// Stores a task durably; it is safe once this returns.
     func enqueue(_ task: NewTask) async throws -> EnqueueResult

@@ -154,10 +154,8 @@ public final class SimStack: Sendable {
     }
 
     /// The application's database, read by the report (processed Paddle events live there).
-    func database() throws -> AppDatabase {
-        try AppDatabase(
-            path: directory.appendingPathComponent("envoy.db").path, component: "sim",
-            metrics: NOOPMetricsHandler.instance)
+    func database() throws -> SQLiteDatabase {
+        try SQLiteDatabase(path: directory.appendingPathComponent("envoy.db").path)
     }
 
     /// Stops every process and mock, and removes the directory unless `keep`.

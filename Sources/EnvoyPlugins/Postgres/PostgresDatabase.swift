@@ -1,0 +1,242 @@
+import EnvoyFramework
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// `SQLDatabase` on PostgreSQL (postgres-nio's pooled client): what several machines running Envoy share.
+public struct PostgresDatabase: SQLDatabase {
+    /// The pool, and the task running it.
+    final class Pool: Sendable {
+        let client: PostgresClient
+        let runner: Task<Void, Never>
+
+        init(client: PostgresClient) {
+            self.client = client
+            self.runner = Task { await client.run() }
+        }
+
+        deinit { runner.cancel() }
+    }
+
+    let pool: Pool
+    let logger: Logger
+    let queries: Counter?
+    /// PostgreSQL.
+    public var dialect: SQLDialect { .postgres }
+
+    /// Connects (lazily, as statements need connections) to `url`:
+    /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require` (default `prefer`).
+    public init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
+        let endpoint = try PostgresEndpoint(url: url)
+        var configuration = PostgresClient.Configuration(
+            host: endpoint.host, port: endpoint.port, username: endpoint.username, password: endpoint.password,
+            database: endpoint.database, tls: endpoint.tls)
+        configuration.options.maximumConnections = maximumConnections
+        self.pool = Pool(client: PostgresClient(configuration: configuration, backgroundLogger: logger))
+        self.logger = logger
+        self.queries = nil
+    }
+
+    private init(pool: Pool, logger: Logger, queries: Counter?) {
+        self.pool = pool
+        self.logger = logger
+        self.queries = queries
+    }
+
+    /// This database with statements counted under `component`.
+    public func counted(as component: String, metrics: any MetricsFactory) -> PostgresDatabase {
+        PostgresDatabase(
+            pool: pool, logger: logger,
+            queries: Counter(label: "envoy_db_queries_total", dimensions: [("component", component)], factory: metrics))
+    }
+
+    /// Runs one statement on a pooled connection; it commits on its own.
+    public func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
+        queries?.increment()
+        do {
+            return try await Self.rows(pool.client.query(Self.query(sql, binds), logger: logger))
+        } catch let error as PSQLError {
+            throw PostgresFailure(error)
+        }
+    }
+
+    /// BEGIN, the body's statements on one connection, then COMMIT (or ROLLBACK when it throws).
+    public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        queries?.increment()
+        do {
+            return try await pool.client.withTransaction(logger: logger) { connection in
+                try await body(Transaction(connection: connection, logger: logger, queries: queries))
+            }
+        } catch let error as PostgresTransactionError {
+            // What the body threw (LeaseLost, a decoding error) is what callers act on.
+            if let thrown = error.closureError { throw thrown }
+            throw PostgresFailure(error.commitError ?? error.beginError ?? error)
+        } catch let error as PSQLError {
+            throw PostgresFailure(error)
+        }
+    }
+
+    /// Applies missing migrations in one transaction under an advisory lock, recording each in `envoy_migrations`.
+    public func migrate(_ migrations: [SQLMigration]) async throws {
+        try await transaction { db in
+            // Every instance starting together queues here; the first migrates, the others then find nothing to do.
+            try await db.query("SELECT pg_advisory_xact_lock(7001843021)")
+            try await db.query(
+                "CREATE TABLE IF NOT EXISTS envoy_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            let applied = Set(
+                try await db.query("SELECT name FROM envoy_migrations").map { row -> String in try row["name"] })
+            for migration in migrations where !applied.contains(migration.name) {
+                for statement in migration.postgres { try await db.query(statement) }
+                try await db.query(
+                    "INSERT INTO envoy_migrations (name, applied_at) VALUES (?, ?)", migration.name,
+                    Date().formatted(.iso8601))
+            }
+        }
+    }
+
+    /// Closes the pool's connections.
+    public func close() {
+        pool.runner.cancel()
+    }
+
+    private struct Transaction: SQLExecutor {
+        let connection: PostgresConnection
+        let logger: Logger
+        let queries: Counter?
+
+        func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
+            queries?.increment()
+            do {
+                return try await PostgresDatabase.rows(
+                    connection.query(PostgresDatabase.query(sql, binds), logger: logger))
+            } catch let error as PSQLError {
+                throw PostgresFailure(error)
+            }
+        }
+    }
+
+    /// `?` placeholders (outside quoted literals) become `$1`, `$2`, …; each value is bound in order.
+    static func query(_ sql: String, _ binds: [any SQLBindable]) -> PostgresQuery {
+        var text = ""
+        text.reserveCapacity(sql.utf8.count + 8)
+        var number = 0
+        var quoted = false
+        for character in sql {
+            if character == "'" { quoted.toggle() }
+            if character == "?" && !quoted {
+                number += 1
+                text += "$\(number)"
+            } else {
+                text.append(character)
+            }
+        }
+        var bindings = PostgresBindings(capacity: binds.count)
+        for bind in binds {
+            switch bind.sqlValue {
+            case .null: bindings.appendNull()
+            case .integer(let int): bindings.append(int)
+            case .real(let double): bindings.append(double)
+            case .text(let string): bindings.append(string)
+            case .blob(let bytes): bindings.append(ByteBuffer(bytes: bytes))
+            }
+        }
+        return PostgresQuery(unsafeSQL: text, binds: bindings)
+    }
+
+    /// Reads every row; integers, floating point, booleans and bytea by type, any other type as its text.
+    static func rows(_ sequence: PostgresRowSequence) async throws -> [SQLRow] {
+        var rows: [SQLRow] = []
+        for try await row in sequence {
+            var columns: [String] = []
+            var values: [SQLValue] = []
+            for cell in row {
+                columns.append(cell.columnName)
+                values.append(try value(cell))
+            }
+            rows.append(SQLRow(columns: columns, values: values))
+        }
+        return rows
+    }
+
+    private static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard var bytes = cell.bytes else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int.self))
+        case .float4, .float8: return .real(try cell.decode(Double.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .bytea: return .blob(bytes.readBytes(length: bytes.readableBytes) ?? [])
+        case .numeric:
+            let text = try cell.decode(String.self)
+            return Double(text).map(SQLValue.real) ?? .text(text)
+        default: return .text(bytes.readString(length: bytes.readableBytes) ?? "")
+        }
+    }
+}
+
+/// A PostgreSQL error as Envoy reports it: the server's message and SQLSTATE, never the statement's values.
+public struct PostgresFailure: Error, CustomStringConvertible {
+    /// The SQLSTATE code (`23505` unique violation, …), when the server sent one.
+    public var sqlState: String?
+    /// What went wrong.
+    public var message: String
+
+    init(_ error: any Error) {
+        if let error = error as? PSQLError {
+            sqlState = error.serverInfo?[.sqlState]
+            message = error.serverInfo?[.message] ?? "\(error.code)"
+        } else {
+            sqlState = nil
+            message = "\(error)"
+        }
+    }
+
+    /// `postgres: MESSAGE (SQLSTATE)`.
+    public var description: String { "postgres: \(message)" + (sqlState.map { " (\($0))" } ?? "") }
+}
+
+/// A `postgres://` URL, parsed; the password is never printed.
+public struct PostgresEndpoint: CustomStringConvertible {
+    var host: String
+    var port: Int
+    var username: String
+    var password: String?
+    var database: String?
+    var tls: PostgresClient.Configuration.TLS
+    var sslMode: String
+
+    /// Parses `url`; throws `PostgresURLError` (never echoing the URL) when it is not one.
+    public init(url: String) throws {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme),
+            let host = components.host, !host.isEmpty
+        else {
+            throw PostgresURLError(problem: "must be postgres://user:password@host:port/database")
+        }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = components.user?.removingPercentEncoding ?? "postgres"
+        self.password = components.password?.removingPercentEncoding
+        let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        self.database = path.isEmpty ? nil : path
+        self.sslMode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        switch sslMode {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(.makeClientConfiguration())
+        case "require": tls = .require(.makeClientConfiguration())
+        default: throw PostgresURLError(problem: "sslmode must be disable, prefer or require")
+        }
+    }
+
+    /// `postgres://user@host:port/database`, without the password.
+    public var description: String { "postgres://\(username)@\(host):\(port)/\(database ?? "")?sslmode=\(sslMode)" }
+}
+
+/// A `DATABASE_URL` that is not a usable PostgreSQL URL.
+public struct PostgresURLError: Error, CustomStringConvertible {
+    /// What is wrong (never the URL itself, which may hold a password).
+    public var problem: String
+    /// The problem.
+    public var description: String { problem }
+}
