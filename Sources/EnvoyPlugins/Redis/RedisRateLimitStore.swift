@@ -3,12 +3,14 @@ import Foundation
 
 /// `RateLimitStore` on Redis: every check of a request decided by one script in one round trip, on Redis's
 /// clock so that instances with skewed clocks agree. Sliding-log policies keep a sorted set per key
-/// (`prefix:rl:{KEY}:POLICY:log`), GCRA policies one timestamp (`prefix:rl:{KEY}:POLICY:gcra`).
+/// (`{prefix:rl}:KEY:POLICY:log`), GCRA policies one timestamp (`{prefix:rl}:KEY:POLICY:gcra`). Every limiter key
+/// carries the hash tag `{prefix:rl}`: a request checked against a user and an IP is decided atomically by one
+/// script, which a Redis Cluster allows only when its keys share a slot (so the limiter lives on one shard).
 public struct RedisRateLimitStore: RateLimitStore {
     let client: RedisClient
     let prefix: String
 
-    /// A store on `client`, keys under `prefix:rl:`.
+    /// A store on `client`, keys under `{prefix:rl}:`.
     public init(client: RedisClient, prefix: String) {
         self.client = client
         self.prefix = prefix
@@ -57,6 +59,11 @@ public struct RedisRateLimitStore: RateLimitStore {
         return result
         """)
 
+    /// The Redis key of `check`.
+    func key(_ check: RateLimitCheck) -> String {
+        "{\(prefix):rl}:\(check.key):\(check.policy.name):\(check.policy.algorithm == .gcra ? "gcra" : "log")"
+    }
+
     /// Decides all checks atomically in one `EVALSHA`.
     public func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
         guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
@@ -64,7 +71,7 @@ public struct RedisRateLimitStore: RateLimitStore {
         var arguments: [RedisArgument] = []
         for check in checks {
             let algorithm = check.policy.algorithm == .gcra ? "gcra" : "log"
-            keys.append("\(prefix):rl:{\(check.key)}:\(check.policy.name):\(algorithm)")
+            keys.append(key(check))
             arguments += [
                 RedisArgument(check.policy.limit), RedisArgument(check.policy.window * 1000), RedisArgument(algorithm),
                 RedisArgument(check.policy.shadow ? 0 : 1),

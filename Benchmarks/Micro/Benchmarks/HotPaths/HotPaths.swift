@@ -25,8 +25,8 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     let limiterScript: [RedisArgument] = [
-        "EVALSHA", "0123456789abcdef0123456789abcdef01234567", 2, "envoy:rl:{user:42}:authenticated",
-        "envoy:rl:{user:42}:burst", "100000", "60", "1764601200.123", "1",
+        "EVALSHA", "0123456789abcdef0123456789abcdef01234567", 2, "{envoy:rl}:user:42:authenticated",
+        "{envoy:rl}:user:42:burst", "100000", "60", "1764601200.123", "1",
     ]
     Benchmark("RESP-encode-limiter-EVALSHA-9-arguments") { benchmark in
         for _ in benchmark.scaledIterations {
