@@ -192,7 +192,9 @@ public struct Backend: Sendable {
     static func openDatabase(_ configuration: AppConfiguration, logger: Logger) async throws -> any SQLDatabase {
         let database: any SQLDatabase
         if let url = configuration.postgresURL {
-            database = try PostgresDatabase(url: url, logger: logger)
+            let postgres = try PostgresDatabase(url: url, logger: logger)
+            try await postgres.waitUntilReachable(timeout: .seconds(30))
+            database = postgres
         } else {
             database = try SQLiteDatabase(path: configuration.databasePath)
         }

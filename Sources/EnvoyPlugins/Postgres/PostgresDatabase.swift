@@ -5,6 +5,7 @@ import Metrics
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// `SQLDatabase` on PostgreSQL (postgres-nio's pooled client): what several machines running Envoy share.
 public struct PostgresDatabase: SQLDatabase {
@@ -24,12 +25,18 @@ public struct PostgresDatabase: SQLDatabase {
     let pool: Pool
     let logger: Logger
     let queries: Counter?
+    /// How long a statement outside a transaction may take, waiting for a connection included.
+    let statementTimeout: Duration
+    /// Where the server is (no password), for errors.
+    let endpoint: String
     /// PostgreSQL.
     public var dialect: SQLDialect { .postgres }
 
     /// Connects (lazily, as statements need connections) to `url`:
     /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require` (default `prefer`).
-    public init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
+    public init(url: String, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(10), logger: Logger)
+        throws
+    {
         let endpoint = try PostgresEndpoint(url: url)
         var configuration = PostgresClient.Configuration(
             host: endpoint.host, port: endpoint.port, username: endpoint.username, password: endpoint.password,
@@ -38,44 +45,73 @@ public struct PostgresDatabase: SQLDatabase {
         self.pool = Pool(client: PostgresClient(configuration: configuration, backgroundLogger: logger))
         self.logger = logger
         self.queries = nil
+        self.statementTimeout = statementTimeout
+        self.endpoint = endpoint.description
     }
 
-    private init(pool: Pool, logger: Logger, queries: Counter?) {
-        self.pool = pool
-        self.logger = logger
+    private init(copying other: PostgresDatabase, queries: Counter?) {
+        self.pool = other.pool
+        self.logger = other.logger
         self.queries = queries
+        self.statementTimeout = other.statementTimeout
+        self.endpoint = other.endpoint
     }
 
     /// This database with statements counted under `component`.
     public func counted(as component: String, metrics: any MetricsFactory) -> PostgresDatabase {
         PostgresDatabase(
-            pool: pool, logger: logger,
+            copying: self,
             queries: Counter(label: "envoy_db_queries_total", dimensions: [("component", component)], factory: metrics))
     }
 
-    /// Runs one statement on a pooled connection; it commits on its own.
+    /// Waits until the server answers, up to `timeout` (postgres-nio otherwise retries connecting for ever).
+    public func waitUntilReachable(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if await ping(timeout: .seconds(2)) { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw PostgresFailure(message: "no answer from \(endpoint) within \(timeout)")
+    }
+
+    /// Runs one statement on a pooled connection; it commits on its own. Throws `PostgresFailure` when no
+    /// connection and answer came within the statement timeout (the server down or unreachable).
     public func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
         queries?.increment()
-        do {
-            return try await Self.rows(pool.client.query(Self.query(sql, binds), logger: logger))
-        } catch let error as PSQLError {
-            throw PostgresFailure(error)
+        let (client, query, logger) = (pool.client, Self.query(sql, binds), logger)
+        return try await Self.withDeadline(statementTimeout, endpoint) {
+            try await Self.rows(client.query(query, logger: logger))
         }
     }
 
-    /// BEGIN, the body's statements on one connection, then COMMIT (or ROLLBACK when it throws).
+    /// BEGIN, the body's statements on one connection, then COMMIT (or ROLLBACK when it throws). Each statement
+    /// has the statement timeout; a connection that fails to answer is closed, so the pool never hands it out
+    /// again mid-transaction. (Waiting for a connection has no deadline: a transaction waits out an outage.)
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
-        queries?.increment()
-        do {
-            return try await pool.client.withTransaction(logger: logger) { connection in
-                try await body(Transaction(connection: connection, logger: logger, queries: queries))
+        try await pool.client.withConnection { connection in
+            let executor = Transaction(
+                connection: connection, logger: logger, queries: queries, timeout: statementTimeout,
+                endpoint: endpoint)
+            do {
+                try await executor.query("BEGIN")
+            } catch {
+                Self.discard(connection)
+                throw error
             }
-        } catch let error as PostgresTransactionError {
-            // What the body threw (LeaseLost, a decoding error) is what callers act on.
-            if let thrown = error.closureError { throw thrown }
-            throw PostgresFailure(error.commitError ?? error.beginError ?? error)
-        } catch let error as PSQLError {
-            throw PostgresFailure(error)
+            let value: T
+            do {
+                value = try await body(executor)
+            } catch {
+                do { try await executor.query("ROLLBACK") } catch { Self.discard(connection) }
+                throw error
+            }
+            do {
+                try await executor.query("COMMIT")
+            } catch {
+                Self.discard(connection)
+                throw error
+            }
+            return value
         }
     }
 
@@ -102,20 +138,67 @@ public struct PostgresDatabase: SQLDatabase {
         pool.runner.cancel()
     }
 
+    /// Closes a connection that did not answer (without waiting), so the pool replaces it.
+    static func discard(_ connection: PostgresConnection) {
+        let closing: EventLoopFuture<Void> = connection.close()
+        closing.whenComplete { _ in }
+    }
+
     private struct Transaction: SQLExecutor {
         let connection: PostgresConnection
         let logger: Logger
         let queries: Counter?
+        let timeout: Duration
+        let endpoint: String
 
         func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
             queries?.increment()
+            let (connection, query, logger) = (connection, PostgresDatabase.query(sql, binds), logger)
+            return try await PostgresDatabase.withDeadline(timeout, endpoint) {
+                try await PostgresDatabase.rows(connection.query(query, logger: logger))
+            }
+        }
+    }
+
+    /// Runs `operation`, throwing `PostgresFailure` for its `PSQLError`s and when it has not finished by `timeout`.
+    /// On the deadline the operation is cancelled and abandoned: a query on a connection whose server died may
+    /// ignore cancellation, and the caller must not wait for it.
+    static func withDeadline<T: Sendable>(
+        _ timeout: Duration, _ endpoint: String, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let work = Task {
             do {
-                return try await PostgresDatabase.rows(
-                    connection.query(PostgresDatabase.query(sql, binds), logger: logger))
+                return try await operation()
             } catch let error as PSQLError {
                 throw PostgresFailure(error)
             }
         }
+        let waiter = Waiter<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                waiter.slot.withLock { $0 = continuation }
+                if Task.isCancelled { waiter.slot.withLock { $0.take() }?.resume(throwing: CancellationError()) }
+                Task {
+                    let result = await work.result
+                    waiter.slot.withLock { $0.take() }?.resume(with: result)
+                }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    guard let continuation = waiter.slot.withLock({ $0.take() }) else { return }
+                    work.cancel()
+                    continuation.resume(
+                        throwing: PostgresFailure(message: "no answer from \(endpoint) within \(timeout)"))
+                }
+            }
+        } onCancel: {
+            work.cancel()
+            waiter.slot.withLock { $0.take() }?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// The caller of `withDeadline`, resumed once: by the result or by the deadline, whichever comes first.
+    final class Waiter<T: Sendable>: Sendable {
+        let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
     }
 
     /// `?` placeholders (outside quoted literals) become `$1`, `$2`, …; each value is bound in order.
@@ -182,6 +265,11 @@ public struct PostgresFailure: Error, CustomStringConvertible {
     public var sqlState: String?
     /// What went wrong.
     public var message: String
+
+    init(message: String) {
+        self.sqlState = nil
+        self.message = message
+    }
 
     init(_ error: any Error) {
         if let error = error as? PSQLError {
