@@ -216,16 +216,15 @@ public struct BillingStore: Sendable {
         )
     }
 
-    /// The billing tables; PostgreSQL stores times as DOUBLE PRECISION where SQLite has REAL.
+    /// The billing tables.
     static let migrations = [
-        SQLMigration(
-            "billing_v1",
-            sqlite: [
+        SQLMigration("billing_v1") { sql in
+            [
                 """
                 CREATE TABLE paddle_events (
                     event_id TEXT PRIMARY KEY NOT NULL,
                     event_type TEXT NOT NULL,
-                    occurred_at REAL NOT NULL,
+                    occurred_at \(sql.real) NOT NULL,
                     processed_at TEXT NOT NULL,
                     outcome TEXT NOT NULL
                 )
@@ -235,7 +234,7 @@ public struct BillingStore: Sendable {
                     customer_id TEXT PRIMARY KEY NOT NULL,
                     user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
                     email TEXT NOT NULL,
-                    occurred_at REAL NOT NULL
+                    occurred_at \(sql.real) NOT NULL
                 )
                 """,
                 """
@@ -247,7 +246,7 @@ public struct BillingStore: Sendable {
                     price_id TEXT,
                     plan TEXT NOT NULL,
                     next_billed_at TEXT,
-                    occurred_at REAL NOT NULL,
+                    occurred_at \(sql.real) NOT NULL,
                     updated_at TEXT NOT NULL
                 )
                 """,
@@ -264,57 +263,10 @@ public struct BillingStore: Sendable {
                     subscription_id TEXT,
                     amount TEXT NOT NULL,
                     currency TEXT NOT NULL,
-                    occurred_at REAL NOT NULL
+                    occurred_at \(sql.real) NOT NULL
                 )
                 """,
-            ],
-            postgres: [
-                """
-                CREATE TABLE paddle_events (
-                    event_id TEXT PRIMARY KEY NOT NULL,
-                    event_type TEXT NOT NULL,
-                    occurred_at DOUBLE PRECISION NOT NULL,
-                    processed_at TEXT NOT NULL,
-                    outcome TEXT NOT NULL
-                )
-                """,
-                """
-                CREATE TABLE paddle_customers (
-                    customer_id TEXT PRIMARY KEY NOT NULL,
-                    user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
-                    email TEXT NOT NULL,
-                    occurred_at DOUBLE PRECISION NOT NULL
-                )
-                """,
-                """
-                CREATE TABLE subscriptions (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    customer_id TEXT NOT NULL,
-                    user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
-                    status TEXT NOT NULL,
-                    price_id TEXT,
-                    plan TEXT NOT NULL,
-                    next_billed_at TEXT,
-                    occurred_at DOUBLE PRECISION NOT NULL,
-                    updated_at TEXT NOT NULL
-                )
-                """,
-                "CREATE INDEX subscriptions_by_customer ON subscriptions (customer_id)",
-                "CREATE INDEX subscriptions_by_user ON subscriptions (user_id)",
-                """
-                CREATE TABLE payments (
-                    event_id TEXT PRIMARY KEY NOT NULL,
-                    transaction_id TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    status TEXT NOT NULL,
-                    user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
-                    customer_id TEXT,
-                    subscription_id TEXT,
-                    amount TEXT NOT NULL,
-                    currency TEXT NOT NULL,
-                    occurred_at DOUBLE PRECISION NOT NULL
-                )
-                """,
-            ])
+            ]
+        }
     ]
 }

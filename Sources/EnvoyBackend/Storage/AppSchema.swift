@@ -11,13 +11,12 @@ public enum AppSchema {
         [users, notifications] + BillingStore.migrations + SQLTaskQueue.migrations
     }
 
-    static let users = SQLMigration(
-        "users_v1",
-        sqlite: [
+    static let users = SQLMigration("users_v1") { sql in
+        [
             """
             CREATE TABLE users (
                 id TEXT PRIMARY KEY NOT NULL,
-                email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                email TEXT NOT NULL\(sql == .sqlite ? " UNIQUE COLLATE NOCASE" : ""),
                 password_hash TEXT NOT NULL,
                 name TEXT NOT NULL,
                 company TEXT,
@@ -29,30 +28,13 @@ public enum AppSchema {
                 updated_at TEXT NOT NULL
             )
             """
-        ],
-        postgres: [
-            """
-            CREATE TABLE users (
-                id TEXT PRIMARY KEY NOT NULL,
-                email TEXT NOT NULL,
-                password_hash TEXT NOT NULL,
-                name TEXT NOT NULL,
-                company TEXT,
-                job_title TEXT,
-                timezone TEXT,
-                plan TEXT NOT NULL DEFAULT 'free',
-                email_verified INTEGER NOT NULL DEFAULT 0,
-                created_at TEXT NOT NULL,
-                updated_at TEXT NOT NULL
-            )
-            """,
-            // Emails are unique and looked up regardless of case, as SQLite's NOCASE column does.
-            "CREATE UNIQUE INDEX users_email ON users (lower(email))",
-        ])
+        ]
+            // PostgreSQL: emails unique and looked up regardless of case, as SQLite's NOCASE column does.
+            + (sql == .postgres ? ["CREATE UNIQUE INDEX users_email ON users (lower(email))"] : [])
+    }
 
-    static let notifications = SQLMigration(
-        "notifications_v1",
-        sqlite: [
+    static let notifications = SQLMigration("notifications_v1") { sql in
+        [
             """
             CREATE TABLE notifications (
                 id TEXT PRIMARY KEY NOT NULL,
@@ -61,26 +43,12 @@ public enum AppSchema {
                 message TEXT NOT NULL,
                 type TEXT NOT NULL,
                 read INTEGER NOT NULL DEFAULT 0,
-                created_at TEXT NOT NULL
+                created_at TEXT NOT NULL\(sql == .postgres ? ",\n    seq BIGSERIAL NOT NULL" : "")
             )
             """,
             "CREATE INDEX notifications_by_user ON notifications (user_id, created_at DESC)",
-        ],
-        postgres: [
-            """
-            CREATE TABLE notifications (
-                id TEXT PRIMARY KEY NOT NULL,
-                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-                title TEXT NOT NULL,
-                message TEXT NOT NULL,
-                type TEXT NOT NULL,
-                read INTEGER NOT NULL DEFAULT 0,
-                created_at TEXT NOT NULL,
-                seq BIGSERIAL NOT NULL
-            )
-            """,
-            "CREATE INDEX notifications_by_user ON notifications (user_id, created_at DESC)",
-        ])
+        ]
+    }
 }
 
 extension SQLDialect {

@@ -48,31 +48,27 @@ public enum SQLDialect: Sendable {
     case postgres
 }
 
-/// One schema change, written for each dialect; statements run in order, in one transaction.
+/// One schema change: its statements, written once with the few words that differ per dialect filled in.
 public struct SQLMigration: Sendable {
     /// The migration's unique name, recorded once applied.
     public var name: String
-    /// Its statements for SQLite.
-    public var sqlite: [String]
-    /// Its statements for PostgreSQL.
-    public var postgres: [String]
+    let statements: @Sendable (SQLDialect) -> [String]
 
-    /// A migration named `name`.
-    public init(_ name: String, sqlite: [String], postgres: [String]) {
+    /// A migration named `name` whose statements (run in order, in one transaction) `statements` writes.
+    public init(_ name: String, _ statements: @escaping @Sendable (SQLDialect) -> [String]) {
         self.name = name
-        self.sqlite = sqlite
-        self.postgres = postgres
-    }
-
-    /// A migration whose statements are the same in both dialects.
-    public init(_ name: String, both statements: [String]) {
-        self.init(name, sqlite: statements, postgres: statements)
+        self.statements = statements
     }
 
     /// The statements for `dialect`.
-    public func statements(for dialect: SQLDialect) -> [String] {
-        dialect == .sqlite ? sqlite : postgres
-    }
+    public func statements(for dialect: SQLDialect) -> [String] { statements(dialect) }
+}
+
+extension SQLDialect {
+    /// The floating-point column type: `REAL` (SQLite), `DOUBLE PRECISION` (PostgreSQL).
+    public var real: String { self == .sqlite ? "REAL" : "DOUBLE PRECISION" }
+    /// The bytes column type: `BLOB` (SQLite), `BYTEA` (PostgreSQL).
+    public var blob: String { self == .sqlite ? "BLOB" : "BYTEA" }
 }
 
 /// A value bound to a statement or read from a column.

@@ -87,7 +87,7 @@ public struct SQLiteDatabase: SQLDatabase {
     public func migrate(_ migrations: [SQLMigration]) async throws {
         var migrator = DatabaseMigrator()
         for migration in migrations {
-            let statements = migration.sqlite
+            let statements = migration.statements(for: .sqlite)
             migrator.registerMigration(migration.name) { db in
                 for statement in statements { try db.execute(sql: statement) }
             }

@@ -22,56 +22,35 @@ public final class SQLTaskQueue: TaskQueue {
 
     /// The queue's tables.
     public static let migrations = [
-        SQLMigration(
-            "envoy_tasks_v1",
-            sqlite: [
+        SQLMigration("envoy_tasks_v1") { sql in
+            [
                 """
                 CREATE TABLE envoy_tasks (
                     id TEXT PRIMARY KEY NOT NULL,
                     queue TEXT NOT NULL,
                     type TEXT NOT NULL,
-                    payload BLOB NOT NULL,
+                    payload \(sql.blob) NOT NULL,
                     state TEXT NOT NULL CHECK (state IN ('ready', 'running', 'dead')),
                     attempts INTEGER NOT NULL DEFAULT 0,
                     max_attempts INTEGER NOT NULL,
-                    run_at REAL NOT NULL,
+                    run_at \(sql.real) NOT NULL,
                     lease_token TEXT,
-                    lease_until REAL,
+                    lease_until \(sql.real),
                     history TEXT NOT NULL DEFAULT '[]',
-                    created_at REAL NOT NULL,
-                    died_at REAL
-                )
-                """,
-                "CREATE INDEX envoy_tasks_runnable ON envoy_tasks (queue, state, run_at)",
-                "CREATE TABLE envoy_task_dedup (key TEXT PRIMARY KEY NOT NULL, task_id TEXT NOT NULL, expires_at REAL NOT NULL)",
-            ],
-            postgres: [
-                """
-                CREATE TABLE envoy_tasks (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    queue TEXT NOT NULL,
-                    type TEXT NOT NULL,
-                    payload BYTEA NOT NULL,
-                    state TEXT NOT NULL CHECK (state IN ('ready', 'running', 'dead')),
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    max_attempts INTEGER NOT NULL,
-                    run_at DOUBLE PRECISION NOT NULL,
-                    lease_token TEXT,
-                    lease_until DOUBLE PRECISION,
-                    history TEXT NOT NULL DEFAULT '[]',
-                    created_at DOUBLE PRECISION NOT NULL,
-                    died_at DOUBLE PRECISION
+                    created_at \(sql.real) NOT NULL,
+                    died_at \(sql.real)
                 )
                 """,
                 "CREATE INDEX envoy_tasks_runnable ON envoy_tasks (queue, state, run_at)",
                 """
                 CREATE TABLE envoy_task_dedup (
-                    key TEXT PRIMARY KEY NOT NULL, task_id TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
+                    key TEXT PRIMARY KEY NOT NULL, task_id TEXT NOT NULL, expires_at \(sql.real) NOT NULL
                 )
                 """,
-            ]),
+            ]
+        },
         // Kept on the task too, so a relayed task (outbox → Redis) keeps its deduplication.
-        SQLMigration("envoy_tasks_v2_dedup_key", both: ["ALTER TABLE envoy_tasks ADD COLUMN dedup_key TEXT"]),
+        SQLMigration("envoy_tasks_v2_dedup_key") { _ in ["ALTER TABLE envoy_tasks ADD COLUMN dedup_key TEXT"] },
     ]
 
     /// Commits the task (or notices its deduplication key) and wakes local workers.

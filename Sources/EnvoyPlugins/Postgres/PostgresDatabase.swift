@@ -125,7 +125,7 @@ public struct PostgresDatabase: SQLDatabase {
             let applied = Set(
                 try await db.query("SELECT name FROM envoy_migrations").map { row -> String in try row["name"] })
             for migration in migrations where !applied.contains(migration.name) {
-                for statement in migration.postgres { try await db.query(statement) }
+                for statement in migration.statements(for: .postgres) { try await db.query(statement) }
                 try await db.query(
                     "INSERT INTO envoy_migrations (name, applied_at) VALUES (?, ?)", migration.name,
                     Date().formatted(.iso8601))
