@@ -161,17 +161,18 @@ struct RedisProviderTests {
 
     @Test("RedisTaskQueue: claim under lease, fencing, expiry, retry, dead letters, dedup, retry-dead")
     func queue() async throws {
-        let redis = try client(SharedRedis.url)
+        // Leases of seconds, not milliseconds: on a loaded CI machine 300 ms passed between two calls here once.
+        let redis = try client(SharedRedis.url, timeout: .seconds(5))
         let queue = RedisTaskQueue(client: redis, prefix: SharedRedis.prefix(), deduplicationWindow: .seconds(60))
         let task = NewTask(
             type: "t", queue: "q", payload: Array(#"{"n":1}"#.utf8), maxAttempts: 2, deduplicationKey: "evt_1")
         guard case .enqueued = try await queue.enqueue(task) else { Issue.record("not enqueued"); return }
         #expect(try await queue.enqueue(task) == .duplicate)
-        let first = try #require(try await queue.claim(queues: ["q"], lease: .milliseconds(300)))
+        let first = try #require(try await queue.claim(queues: ["q"], lease: .seconds(3)))
         #expect(first.payload == task.payload && first.attempt == 1)
         #expect(try await queue.claim(queues: ["q"], lease: .seconds(30)) == nil)
-        #expect(try await queue.renew(first, lease: .milliseconds(300)))
-        try await Task.sleep(for: .milliseconds(450))
+        #expect(try await queue.renew(first, lease: .seconds(1)))
+        try await Task.sleep(for: .milliseconds(1500))
         let second = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         #expect(second.id == first.id && second.attempt == 2)
         await #expect(throws: LeaseLost.self) { try await queue.complete(first) }
