@@ -168,7 +168,12 @@ struct PaddleWebhookTests {
 
     @Test("storm: 5,000 webhooks with duplicates and forgeries — every valid event once, every forgery refused")
     func storm() async throws {
-        let stack = try Self.stack { $0.rateLimitPolicies = RateLimitPolicy.defaults }
+        // A wide replay window: on a loaded CI machine a request signed when sent can reach the verifier more than
+        // the default 5 s later. The window's edge is not this test's subject (late deliveries are 60 s old).
+        let stack = try Self.stack {
+            $0.rateLimitPolicies = RateLimitPolicy.defaults
+            $0.paddleWebhookTolerance = .seconds(30)
+        }
         let backend = try await stack.backend()
         let unique = 2_000
         // Each delivery is signed when it is sent, as Paddle does: (body, how it is signed, whether it is genuine).
@@ -226,7 +231,8 @@ struct PaddleWebhookTests {
             }
         }
         #expect(results.count == 5_000)
-        #expect(results.filter { $0.0 }.allSatisfy { $0.1 == .ok })
+        #expect(
+            results.filter { $0.0 }.allSatisfy { $0.1 == .ok }, "\(results.filter { $0.0 && $0.1 != .ok }.map(\.1))")
         #expect(results.filter { !$0.0 }.allSatisfy { $0.1 == .unauthorized })
         let counts = try await backend.billing.counts()
         #expect(counts.events == unique && counts.payments == unique)
