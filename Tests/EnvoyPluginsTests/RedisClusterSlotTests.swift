@@ -24,7 +24,11 @@ struct RedisClusterSlotTests {
 
     @Test("limiter (one and several subjects), cache and queue scripts run on a cluster-mode server")
     func providersOnCluster() async throws {
-        let server = try RedisServer(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+        // The cluster bus port is given: its default (port + 10,000) does not exist for ports above 55,535.
+        let server = try RedisServer([
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-port", String(try RedisServer.freePort()),
+        ])
         let redis = try client(server.url, timeout: .seconds(5))
         defer { redis.shutdown() }
         _ = try await redis.send("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
