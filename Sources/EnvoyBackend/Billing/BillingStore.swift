@@ -45,9 +45,7 @@ public struct BillingStore: Sendable {
         {
             return id
         }
-        guard let customerID else { return nil }
-        return try await database.value(
-            String.self, "SELECT user_id FROM paddle_customers WHERE customer_id = ?", customerID)
+        return try await user(database, known: nil, customerID: customerID)
     }
 
     /// `known`, else the user linked to `customerID`, read inside an event's transaction: `user(customData:…)`

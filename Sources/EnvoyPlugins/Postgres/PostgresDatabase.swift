@@ -77,10 +77,18 @@ public struct PostgresDatabase: SQLDatabase {
     /// Runs one statement on a pooled connection; it commits on its own. Throws `PostgresFailure` when no
     /// connection and answer came within the statement timeout (the server down or unreachable).
     public func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
+        try await run(sql, binds, on: nil)
+    }
+
+    /// Runs one statement under the statement timeout: on `connection` (inside a transaction) or on a pooled one.
+    private func run(_ sql: String, _ binds: [any SQLBindable], on connection: PostgresConnection?) async throws
+        -> [SQLRow]
+    {
         queries?.increment()
         let (client, query, logger) = (pool.client, Self.query(sql, binds), logger)
         return try await Self.withDeadline(statementTimeout, endpoint) {
-            try await Self.rows(client.query(query, logger: logger))
+            if let connection { return try await Self.rows(connection.query(query, logger: logger)) }
+            return try await Self.rows(client.query(query, logger: logger))
         }
     }
 
@@ -89,9 +97,7 @@ public struct PostgresDatabase: SQLDatabase {
     /// again mid-transaction. (Waiting for a connection has no deadline: a transaction waits out an outage.)
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
         try await pool.client.withConnection { connection in
-            let executor = Transaction(
-                connection: connection, logger: logger, queries: queries, timeout: statementTimeout,
-                endpoint: endpoint)
+            let executor = Transaction(database: self, connection: connection)
             do {
                 try await executor.query("BEGIN")
             } catch {
@@ -133,11 +139,6 @@ public struct PostgresDatabase: SQLDatabase {
         }
     }
 
-    /// Closes the pool's connections.
-    public func close() {
-        pool.runner.cancel()
-    }
-
     /// Closes a connection that did not answer (without waiting), so the pool replaces it.
     static func discard(_ connection: PostgresConnection) {
         let closing: EventLoopFuture<Void> = connection.close()
@@ -145,18 +146,11 @@ public struct PostgresDatabase: SQLDatabase {
     }
 
     private struct Transaction: SQLExecutor {
+        let database: PostgresDatabase
         let connection: PostgresConnection
-        let logger: Logger
-        let queries: Counter?
-        let timeout: Duration
-        let endpoint: String
 
         func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
-            queries?.increment()
-            let (connection, query, logger) = (connection, PostgresDatabase.query(sql, binds), logger)
-            return try await PostgresDatabase.withDeadline(timeout, endpoint) {
-                try await PostgresDatabase.rows(connection.query(query, logger: logger))
-            }
+            try await database.run(sql, binds, on: connection)
         }
     }
 
