@@ -120,7 +120,7 @@ struct ErrorTests {
                     let response = try await client.send(method, path, json: body, token: token)
                     #expect(
                         response.status.code < 500 || response.status == .serviceUnavailable,
-                        "\(method) \(path) \(body.prefix(40))")
+                        "\(method) \(path) \(String(reflecting: body.prefix(40)))")
                 }
             }
             for path in [
