@@ -1,4 +1,5 @@
 import EnvoyBackend
+import EnvoyPlugins
 import EnvoyFramework
 import EnvoySim
 import EnvoyTestSupport
@@ -39,6 +40,28 @@ struct RedisBackendTests {
             #expect(after.headers[xCache] == "MISS")
             #expect(try after.json()["company"] as? String == "Upstash")
             #expect(await eventually { stack.outbox().count == 1 })
+        }
+    }
+
+    @Test("a cached GET with its limits checked costs one Redis round trip: the limiter sends the cache read along")
+    func oneRoundTripPerCachedRead() async throws {
+        let server = try RedisServer()  // its own, so that every read event on it is ours
+        let stack = try TestStack { $0.redisURL = server.url }
+        let backend = try await stack.backend()
+        let redis = try #require(backend.redis)
+        try await backend.application(inProcessWorker: false).test(.ahc(.http)) { client in
+            let token = try await client.signUp()
+            for path in ["/v1/user/profile", "/api/notifications?limit=5"] {
+                #expect(try await client.send(.get, path, token: token).headers[xCache] == "MISS")
+                for _ in 0..<4 { _ = try await redis.readsProcessed() }  // every pooled connection made
+                let before = try await redis.readsProcessed()
+                for _ in 0..<20 {
+                    let response = try await client.send(.get, path, token: token)
+                    #expect(response.status == .ok && response.headers[xCache] == "HIT")
+                    #expect(response.headers[.init("RateLimit-Policy")!] != nil)
+                }
+                #expect(try await redis.readsProcessed() - before == 20 + 1, "\(path)")
+            }
         }
     }
 

@@ -146,11 +146,55 @@ struct RateLimitPolicyTests {
         }
         #expect(store.calls.withLock { $0 } == 3)
     }
+
+    @Test("a route's cache read goes to the store with the decision and the handler uses it; none when refused or down")
+    func readAhead() async throws {
+        let cache = ScopedCache<String>(
+            name: "item", provider: MemoryCache(), ttl: .seconds(60), logger: Logger(label: "t"),
+            metrics: NOOPMetricsHandler.instance)
+        let loads = Mutex(0)
+        let policy = RateLimitPolicy(name: "p", limit: 3, window: 60, key: .global, match: .init())
+        func app(store: any RateLimitStore) -> some ApplicationProtocol {
+            let router = Router(context: LimitedContext.self)
+            router.add(middleware: ProblemMiddleware())
+            router.add(
+                middleware: RateLimitMiddleware(
+                    policies: [policy], store: store, logger: Logger(label: "t"), metrics: NOOPMetricsHandler.instance,
+                    readAhead: { _, context in context.endpointPath == "/items/{id}" ? cache.readAhead(scope: "s") : nil
+                    }
+                ))
+            router.get("/items/{id}") { _, context in
+                let (_, status) = try await cache.fetchJSON(scope: "s", prefetched: context.prefetched) {
+                    loads.withLock { $0 += 1 }
+                    return "v"
+                }
+                return "\(status.rawValue) prefetched=\(context.prefetched != nil)"
+            }
+            router.get("/other") { _, context in "prefetched=\(context.prefetched != nil)" }
+            return Application(router: router)
+        }
+        @Sendable func get(_ client: any TestClientProtocol, _ path: String) async throws -> String {
+            let response = try await client.execute(uri: path, method: .get)
+            return response.status == .ok ? String(buffer: response.body) : "\(response.status.code)"
+        }
+        try await app(store: MemoryRateLimitStore()).test(.router) { client in
+            var answers: [String] = []
+            for path in ["/items/1", "/items/2", "/other", "/items/1"] { answers.append(try await get(client, path)) }
+            #expect(answers == ["MISS prefetched=true", "HIT prefetched=true", "prefetched=false", "429"])
+        }
+        #expect(loads.withLock { $0 } == 1)
+        // The store is down: its failure mode decides, the handler reads for itself.
+        try await app(store: FailingStore()).test(.router) { client in
+            let answer = try await get(client, "/items/1")
+            #expect(answer == "HIT prefetched=false")
+        }
+    }
 }
 
-struct LimitedContext: IdentifiedRequestContext {
+struct LimitedContext: IdentifiedRequestContext, ReadAheadRequestContext {
     var coreContext: CoreRequestContextStorage
     var identity = RequestIdentity()
+    var prefetched: PrefetchedRead?
     init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
 }
 

@@ -155,6 +155,9 @@ struct RedisClientTests {
         }
         #expect(try await redis.send("GET", "total").int == Int64((0..<300).reduce(0, +)))
         #expect(try await redis.pipeline([]) == [])
+        // One command: its reply, even when that reply is itself an array.
+        #expect(try await redis.pipeline([["GET", "p1"]]) == [.bulk(Array("v1".utf8))])
+        #expect(try await redis.pipeline([["LRANGE", "missing", 0, -1]]) == [.array([])])
         redis.shutdown()
     }
 

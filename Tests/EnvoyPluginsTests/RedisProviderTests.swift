@@ -73,6 +73,41 @@ struct RedisProviderTests {
         redis.shutdown()
     }
 
+    @Test("the limiter's decision and the cache read travel in one pipeline: one read on the server, both answered")
+    func decisionAndReadInOneRoundTrip() async throws {
+        let server = try RedisServer()
+        let redis = try client(server.url, poolSize: 1, timeout: .seconds(5))
+        let store = RedisRateLimitStore(client: redis, prefix: "p")
+        let profiles = ScopedCache<String>(
+            name: "profile", provider: RedisCache(client: redis, prefix: "p"), ttl: .seconds(60), logger: quiet,
+            metrics: NOOPMetricsHandler.instance)
+        let policy = RateLimitPolicy(name: "user", limit: 3, window: 60, key: .user, match: .init())
+        let checks = [RateLimitCheck(policy: policy, key: "user:u1")]
+        #expect(try await profiles.fetch(scope: "u1") { "v1" } == ("v1", .miss))
+        _ = try await store.acquire([RateLimitCheck(policy: policy, key: "user:other")])  // Redis learns the script
+        var before = try await redis.readsProcessed()
+        let (decision, prefetched) = try await store.acquire(checks, along: profiles.readAhead(scope: "u1"))
+        #expect(try await redis.readsProcessed() - before == 2)  // the pipeline, then the INFO
+        #expect(decision.admitted && decision.outcomes.first?.remaining == 2)
+        let read = try #require(prefetched)
+        before = try await redis.readsProcessed()
+        let (json, status) = try await profiles.fetchJSON(scope: "u1", prefetched: read) { "unused" }
+        #expect(try await redis.readsProcessed() - before == 1)  // the INFO alone: the hit came with the decision
+        #expect(status == .hit && String(decoding: json, as: UTF8.self) == #""v1""#)
+        // A read of other keys is not taken for this one.
+        #expect(try await profiles.fetchJSON(scope: "u2", prefetched: read) { "v2" }.status == .miss)
+        // Redis lost its scripts (a restart): both are loaded again and answer the same.
+        try await redis.send("SCRIPT", "FLUSH")
+        let again = try await store.acquire(checks, along: profiles.readAhead(scope: "u1"))
+        #expect(again.0.admitted && again.0.outcomes.first?.remaining == 1)
+        let reread = try #require(again.1)
+        #expect(try await profiles.fetchJSON(scope: "u1", prefetched: reread) { "unused" }.status == .hit)
+        _ = try await store.acquire(checks)
+        let refused = try await store.acquire(checks, along: profiles.readAhead(scope: "u1"))
+        #expect(!refused.0.admitted)
+        redis.shutdown()
+    }
+
     @Test("two instances sharing Redis, 300 concurrent requests: exactly the limit admitted, in one round trip each")
     func rateLimitAcrossInstances() async throws {
         let prefix = SharedRedis.prefix()

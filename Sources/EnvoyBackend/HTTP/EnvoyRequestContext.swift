@@ -6,13 +6,15 @@ import Logging
 import NIOCore
 
 /// The request context of Envoy's backend: who is calling, from where, and what their token said.
-public struct EnvoyRequestContext: IdentifiedRequestContext, RemoteAddressRequestContext {
+public struct EnvoyRequestContext: IdentifiedRequestContext, ReadAheadRequestContext, RemoteAddressRequestContext {
     /// Hummingbird's core storage.
     public var coreContext: CoreRequestContextStorage
     /// Client address and authenticated user.
     public var identity = RequestIdentity()
     /// Why a presented token was refused (nil when none was presented or it was valid).
     public var tokenRejection: TokenRejection?
+    /// The cache read the rate limiter made ahead for this request's route, if any.
+    public var prefetched: PrefetchedRead?
     /// The socket peer.
     public let remoteAddress: SocketAddress?
 

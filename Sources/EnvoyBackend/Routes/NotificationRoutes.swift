@@ -20,7 +20,9 @@ extension Backend {
         router.get("/api/notifications") { request, context in
             let userID = try context.requireUser()
             let query = try Self.notificationQuery(request.uri.queryParameters)
-            let (json, status) = try await notificationsCache.fetchJSON(scope: userID, variant: query.cacheVariant) {
+            let (json, status) = try await notificationsCache.fetchJSON(
+                scope: userID, variant: query.cacheVariant, prefetched: context.prefetched
+            ) {
                 try await notifications.list(userID: userID, query: query)
             }
             return JSONResponse.cached(json: json, status)

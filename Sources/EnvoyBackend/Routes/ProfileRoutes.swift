@@ -9,7 +9,7 @@ extension Backend {
     func addProfileRoutes(to router: RouterGroup<EnvoyRequestContext>) {
         router.get("/v1/user/profile") { _, context in
             let userID = try context.requireUser()
-            let (json, status) = try await profileCache.fetchJSON(scope: userID) {
+            let (json, status) = try await profileCache.fetchJSON(scope: userID, prefetched: context.prefetched) {
                 guard let profile = try await users.profile(id: userID) else {
                     throw Problem.unauthorized("The account for this token no longer exists.")
                 }

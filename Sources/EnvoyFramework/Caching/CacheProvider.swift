@@ -30,3 +30,51 @@ extension CacheProvider {
         return (value, try await get(prefix + String(decoding: value, as: UTF8.self) + suffix))
     }
 }
+
+/// A chained read on a provider — `first`, then `prefix + (value of first) + suffix` — described, so that it can be
+/// sent ahead of its use together with another provider call (the rate limiter's) in one round trip.
+public struct ChainedRead: Sendable {
+    /// What the two reads found: the first key's value and the chained key's value.
+    public typealias Found = (first: [UInt8]?, second: [UInt8]?)
+
+    /// The provider read from.
+    public let provider: any CacheProvider
+    /// The key read first.
+    public let first: String
+    /// The chained key before the first key's value.
+    public let prefix: String
+    /// The chained key after the first key's value.
+    public let suffix: String
+
+    /// A chained read on `provider`.
+    public init(provider: any CacheProvider, first: String, prefix: String, suffix: String) {
+        self.provider = provider
+        self.first = first
+        self.prefix = prefix
+        self.suffix = suffix
+    }
+
+    /// Performs the read on its own.
+    public func run() async throws -> Found {
+        try await provider.get(first, thenPrefix: prefix, suffix: suffix)
+    }
+
+    /// Whether `other` reads the same keys.
+    public func reads(sameKeysAs other: ChainedRead) -> Bool {
+        first == other.first && prefix == other.prefix && suffix == other.suffix
+    }
+}
+
+/// A `ChainedRead` performed ahead of its use in the same request, and what it found (or why it failed).
+public struct PrefetchedRead: Sendable {
+    /// The read.
+    public let read: ChainedRead
+    /// Its result.
+    public let result: Result<ChainedRead.Found, any Error>
+
+    /// A read and its result.
+    public init(read: ChainedRead, result: Result<ChainedRead.Found, any Error>) {
+        self.read = read
+        self.result = result
+    }
+}

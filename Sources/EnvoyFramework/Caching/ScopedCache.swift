@@ -76,11 +76,20 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
 
     /// The value's JSON (as `JSONBody.encode` writes it) for `scope`/`variant`: on a hit, the stored bytes as
     /// they are — nothing decoded or encoded again — so a cached response costs no JSON work.
-    public func fetchJSON(scope: String, variant: String = "", load: @Sendable () async throws -> Value)
-        async throws -> (json: ArraySlice<UInt8>, status: CacheStatus)
-    {
-        let (entry, status) = try await fetchEntry(scope: scope, variant: variant, load: load)
+    /// `prefetched`: `readAhead(scope:variant:)` made earlier in this request (by the rate limiter, in its round
+    /// trip); it is used instead of reading again when it is for these keys.
+    public func fetchJSON(
+        scope: String, variant: String = "", prefetched: PrefetchedRead? = nil,
+        load: @Sendable () async throws -> Value
+    ) async throws -> (json: ArraySlice<UInt8>, status: CacheStatus) {
+        let (entry, status) = try await fetchEntry(scope: scope, variant: variant, prefetched: prefetched, load: load)
         return (entry.json, status)
+    }
+
+    /// The read a fetch of `scope`/`variant` starts with (the scope's generation, then the entry under it), for
+    /// sending ahead with the rate limiter's call; hand its result to `fetchJSON(scope:variant:prefetched:load:)`.
+    public func readAhead(scope: String, variant: String = "") -> ChainedRead {
+        ChainedRead(provider: provider, first: generationKey(scope), prefix: "\(name):\(scope):", suffix: ":\(variant)")
     }
 
     /// A value's JSON, and the value itself when it was just loaded.
@@ -89,16 +98,18 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         var value: Value?
     }
 
-    private func fetchEntry(scope: String, variant: String, load: @Sendable () async throws -> Value)
-        async throws -> (Entry, CacheStatus)
-    {
+    private func fetchEntry(
+        scope: String, variant: String, prefetched: PrefetchedRead? = nil, load: @Sendable () async throws -> Value
+    ) async throws -> (Entry, CacheStatus) {
         let key: String
+        var prefetched = prefetched
         do {
             if pending.withLock({ $0.contains(scope) }) {
                 try await publishNewGeneration(scope)
                 pending.withLock { _ = $0.remove(scope) }
+                prefetched = nil  // read under the generation just replaced
             }
-            let read = try await read(scope: scope, variant: variant)
+            let read = try await read(scope: scope, variant: variant, prefetched: prefetched)
             key = read.key
             if let bytes = read.entry, let json = payload(of: bytes) {
                 hits.increment()
@@ -159,13 +170,21 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
 
     /// The scope's generation and the entry under it, in one provider round trip when the scope has a generation
     /// (the common case); a scope without one gets a fresh generation, under which nothing is stored yet.
-    private func read(scope: String, variant: String) async throws -> (key: String, entry: [UInt8]?) {
-        let prefix = "\(name):\(scope):"
-        let found = try await provider.get(generationKey(scope), thenPrefix: prefix, suffix: ":\(variant)")
-        if let generation = found.first {
-            return (prefix + String(decoding: generation, as: UTF8.self) + ":\(variant)", found.second)
+    /// `prefetched`, when it read the same keys, stands for the first round trip.
+    private func read(scope: String, variant: String, prefetched: PrefetchedRead? = nil) async throws -> (
+        key: String, entry: [UInt8]?
+    ) {
+        let chained = readAhead(scope: scope, variant: variant)
+        let found: ChainedRead.Found
+        if let prefetched, prefetched.read.reads(sameKeysAs: chained) {
+            found = try prefetched.result.get()
+        } else {
+            found = try await chained.run()
         }
-        let key = "\(prefix)\(try await generation(of: scope)):\(variant)"
+        if let generation = found.first {
+            return (chained.prefix + String(decoding: generation, as: UTF8.self) + chained.suffix, found.second)
+        }
+        let key = "\(chained.prefix)\(try await generation(of: scope))\(chained.suffix)"
         return (key, try await provider.get(key))
     }
 

@@ -9,6 +9,8 @@ import Metrics
 /// rejects, and stamps the rate-limit headers on every limited response (errors included).
 /// Repeat offenders are answered from a local memory of refusals; a failing store is handled per policy's
 /// failure mode (`local`: an in-process limiter keeps counting; `open`: admit; `closed`: 503).
+/// With a read-ahead (contexts that can carry one), the cache read a route's handler starts with goes to the store
+/// with the decision — one round trip for both on Redis — and the handler finds its result in the context.
 public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMiddleware {
     private struct PolicyMetrics: Sendable {
         let admitted: Counter
@@ -24,12 +26,28 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     let violationLog: SampledLogger
     private let metrics: [String: PolicyMetrics]
     private let storeLatency: Timer
+    /// The cache read a request's handler will start with, if any.
+    private let readAhead: (@Sendable (Request, Context) -> ChainedRead?)?
+    /// Puts a read made ahead into the context.
+    private let keep: (@Sendable (inout Context, PrefetchedRead) -> Void)?
 
     /// A limiter enforcing `policies` on `store`, remembering up to `deniedCapacity` refused keys.
     public init(
         policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
         deniedCapacity: Int = 10_000
     ) {
+        self.init(
+            policies: policies, store: store, logger: logger, metrics: factory, deniedCapacity: deniedCapacity,
+            readAhead: nil, keep: nil)
+    }
+
+    private init(
+        policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
+        deniedCapacity: Int, readAhead: (@Sendable (Request, Context) -> ChainedRead?)?,
+        keep: (@Sendable (inout Context, PrefetchedRead) -> Void)?
+    ) {
+        self.readAhead = readAhead
+        self.keep = keep
         self.policies = policies
         self.store = store
         self.fallback = MemoryRateLimitStore()
@@ -86,6 +104,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             headers: request.headers)
         guard !checks.isEmpty else { return try await next(request, context) }
         let decision: RateLimitDecision
+        var prefetched: PrefetchedRead?
         let refused = denied.denied(checks)
         if !refused.isEmpty {
             decision = RateLimitDecision(
@@ -94,7 +113,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
                 },
                 now: Date().timeIntervalSince1970)
         } else {
-            decision = try await decide(checks)
+            (decision, prefetched) = try await decide(checks, along: readAhead?(request, context))
             denied.remember(decision, checks: checks)
         }
         record(decision)
@@ -113,6 +132,8 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         if !decision.shadowViolated.isEmpty {
             log("rate limit exceeded (shadow policy: admitted)", decision.shadowViolated.map(\.policy.name), context)
         }
+        var context = context
+        if let prefetched, let keep { keep(&context, prefetched) }
         var response: Response
         do {
             response = try await next(request, context)
@@ -124,12 +145,18 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         return response
     }
 
-    private func decide(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
+    /// The store's decision (and `read`, made along with it); on a store failure, what the failure modes say.
+    private func decide(_ checks: [RateLimitCheck], along read: ChainedRead?) async throws -> (
+        RateLimitDecision, PrefetchedRead?
+    ) {
         let start = ContinuousClock.now
         do {
-            let decision = try await store.acquire(checks)
+            let decided: (RateLimitDecision, PrefetchedRead?) =
+                if let read { try await store.acquire(checks, along: read) } else {
+                    (try await store.acquire(checks), nil)
+                }
             storeLatency.record(duration: ContinuousClock.now - start)
-            return decision
+            return decided
         } catch {
             // The store is down or slow: each policy does what its failure mode says, and nothing waits longer.
             violationLog.warning("rate-limit store failed; applying failure modes", metadata: ["error": "\(error)"])
@@ -141,7 +168,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             }
             let local = checks.filter { $0.policy.failureMode == .local }
             for check in local { metrics[check.policy.name]?.fallback.increment() }
-            return fallback.acquire(local)
+            return (fallback.acquire(local), nil)
         }
     }
 
@@ -166,5 +193,24 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
                 "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
                 "user.id": .string(context.identity.userID ?? "-"),
             ])
+    }
+}
+
+/// A request context that can carry a cache read the rate limiter made ahead of the handler.
+public protocol ReadAheadRequestContext: RequestContext {
+    /// The read made ahead for this request, if any.
+    var prefetched: PrefetchedRead? { get set }
+}
+
+extension RateLimitMiddleware where Context: ReadAheadRequestContext {
+    /// A limiter that also sends the cache read `readAhead` names for a request (nil: none) with its decision, and
+    /// keeps the result in the context's `prefetched` for the handler.
+    public init(
+        policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
+        deniedCapacity: Int = 10_000, readAhead: @escaping @Sendable (Request, Context) -> ChainedRead?
+    ) {
+        self.init(
+            policies: policies, store: store, logger: logger, metrics: factory, deniedCapacity: deniedCapacity,
+            readAhead: readAhead, keep: { context, read in context.prefetched = read })
     }
 }

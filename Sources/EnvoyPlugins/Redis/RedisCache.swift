@@ -35,14 +35,27 @@ public struct RedisCache: CacheProvider {
     public func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws
         -> (first: [UInt8]?, second: [UInt8]?)
     {
+        guard let call = chainedRead(first, thenPrefix: prefix, suffix: suffix) else {
+            return try await getOneAfterAnother(first, thenPrefix: prefix, suffix: suffix)
+        }
+        return try found(byChainedRead: try await client.run(call))
+    }
+
+    /// The script call of a chained read; nil when its keys cannot be split around the value read first.
+    func chainedRead(_ first: String, thenPrefix prefix: String, suffix: String) -> RedisScriptCall? {
         // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
         let sample = name(prefix + "\u{0}" + suffix).split(separator: "\u{0}", omittingEmptySubsequences: false)
-        guard sample.count == 2 else { return try await getOneAfterAnother(first, thenPrefix: prefix, suffix: suffix) }
-        let reply = try await client.run(
+        guard sample.count == 2 else { return nil }
+        return RedisScriptCall(
             Self.chainedRead, keys: [name(first)],
             arguments: [RedisArgument(String(sample[0])), RedisArgument(String(sample[1]))])
+    }
+
+    /// What a chained read's reply says (an error reply is thrown).
+    func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found {
+        if case .error(let message) = reply { throw .server(message) }
         guard let values = reply.array, values.count == 2 else {
-            throw RedisError.unexpectedReply("chained cache read returned \(reply)")
+            throw .unexpectedReply("chained cache read returned \(reply)")
         }
         guard let generation = unstamped(values[0]) else { return (nil, nil) }
         return (generation, unstamped(values[1]))

@@ -103,16 +103,33 @@ public final class RedisClient: Sendable {
     public func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError)
         -> RESPValue
     {
-        let tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
-        let reply = try await sendAllowingErrorReply(["EVALSHA", RedisArgument(script.sha1)] + tail)
+        try await run(RedisScriptCall(script, keys: keys, arguments: arguments))
+    }
+
+    /// Runs one script call, as `run(_:keys:arguments:)` does.
+    @discardableResult
+    public func run(_ call: RedisScriptCall) async throws(RedisError) -> RESPValue {
+        let reply = try await sendAllowingErrorReply(call.evalsha)
         switch reply {
         case .error(let message) where message.hasPrefix("NOSCRIPT"):
-            return try await send(["EVAL", RedisArgument(script.source)] + tail)
+            return try await send(call.eval)
         case .error(let message):
             throw .server(message)
         default:
             return reply
         }
+    }
+
+    /// Runs several scripts in one pipeline (one round trip) and returns their replies in order; error replies are
+    /// returned in place, as `pipeline` does. A script Redis does not have is loaded by `EVAL` and run again.
+    public func run(_ calls: [RedisScriptCall]) async throws(RedisError) -> [RESPValue] {
+        var replies = try await pipeline(calls.map(\.evalsha))
+        for (index, reply) in replies.enumerated() {
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                replies[index] = try await sendAllowingErrorReply(calls[index].eval)
+            }
+        }
+        return replies
     }
 
     /// Borrows a connection of its own for blocking commands (`BLPOP`…), so they never stall other callers.
@@ -242,6 +259,24 @@ public final class RedisClient: Sendable {
             throw error
         }
     }
+}
+
+/// One run of a script: the script, its keys and its arguments.
+public struct RedisScriptCall: Sendable {
+    let script: RedisScript
+    /// The key count, the keys, the arguments.
+    let tail: [RedisArgument]
+
+    /// A run of `script` with `keys` and `arguments`.
+    public init(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) {
+        self.script = script
+        self.tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
+    }
+
+    /// The command that runs it by SHA-1.
+    var evalsha: [RedisArgument] { ["EVALSHA", RedisArgument(script.sha1)] + tail }
+    /// The command that loads and runs it.
+    var eval: [RedisArgument] { ["EVAL", RedisArgument(script.source)] + tail }
 }
 
 /// A Lua script, run by its SHA-1 with a fallback to loading it.

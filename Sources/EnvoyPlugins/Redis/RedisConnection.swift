@@ -87,7 +87,8 @@ public final class RedisConnection: Sendable {
         let replies = try await enqueue(replies: commands.count, timeout: timeout) { bytes in
             for command in commands { RESPEncoder.encode(command, into: &bytes) }
         }
-        return replies.array ?? []
+        // One command's reply comes back as it is (an array reply must not be taken for several replies).
+        return commands.count == 1 ? [replies] : replies.array ?? []
     }
 
     /// Queues commands encoded by `encode` for the next drain and waits for their reply (gathered into an array

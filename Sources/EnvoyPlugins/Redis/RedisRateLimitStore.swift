@@ -67,6 +67,29 @@ public struct RedisRateLimitStore: RateLimitStore {
     /// Decides all checks atomically in one `EVALSHA`.
     public func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
         guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
+        return try decision(for: checks, from: try await client.run(scriptCall(checks)))
+    }
+
+    /// Decides and makes `read` in one pipeline — one round trip — when the read is a `RedisCache`'s on this
+    /// client; otherwise decides, then reads.
+    public func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
+        RateLimitDecision, PrefetchedRead?
+    ) {
+        guard !checks.isEmpty, let cache = read.provider as? RedisCache, cache.client === client,
+            let readCall = cache.chainedRead(read.first, thenPrefix: read.prefix, suffix: read.suffix)
+        else {
+            return try await acquireThenRead(checks, along: read)
+        }
+        let replies = try await client.run([scriptCall(checks), readCall])
+        guard replies.count == 2 else { throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies") }
+        let decision = try decision(for: checks, from: replies[0])
+        let result: Result<ChainedRead.Found, any Error>
+        do { result = .success(try cache.found(byChainedRead: replies[1])) } catch { result = .failure(error) }
+        return (decision, PrefetchedRead(read: read, result: result))
+    }
+
+    /// The script call deciding `checks`.
+    private func scriptCall(_ checks: [RateLimitCheck]) -> RedisScriptCall {
         var keys: [String] = []
         var arguments: [RedisArgument] = []
         for check in checks {
@@ -78,7 +101,12 @@ public struct RedisRateLimitStore: RateLimitStore {
             ]
         }
         arguments.append(RedisArgument(UUID().uuidString))
-        let reply = try await client.run(Self.script, keys: keys, arguments: arguments)
+        return RedisScriptCall(Self.script, keys: keys, arguments: arguments)
+    }
+
+    /// The decision in the script's reply (an error reply is thrown).
+    private func decision(for checks: [RateLimitCheck], from reply: RESPValue) throws -> RateLimitDecision {
+        if case .error(let message) = reply { throw RedisError.server(message) }
         guard let values = reply.array, values.count == 2 + 4 * checks.count,
             let nowMilliseconds = values[1].string.flatMap(Double.init)
         else {
