@@ -37,3 +37,24 @@ start_envoy() {
     echo "envoy $name did not start: $(cat "$work/$name.log")" >&2
     exit 1
 }
+
+# register_users PORT COUNT: signs up COUNT users (u1@example.com …) on the envoy at PORT and logs each in; sets
+# `tokens` to their access tokens.
+register_users() {
+    local port=$1 count=$2 index
+    tokens=()
+    for index in $(seq "$count"); do
+        curl -sf -XPOST "localhost:$port/v1/auth/register" \
+            -d "{\"email\":\"u$index@example.com\",\"password\":\"correct horse\",\"name\":\"U\"}" >/dev/null
+        tokens+=("$(curl -sf -XPOST "localhost:$port/v1/auth/login" \
+            -d "{\"email\":\"u$index@example.com\",\"password\":\"correct horse\"}" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')")
+    done
+}
+
+# lua_tokens: `tokens` as a Lua table named `tokens`, for a wrk script.
+lua_tokens() {
+    echo 'local tokens = {'
+    printf '"%s",\n' "${tokens[@]}"
+    echo '}'
+}

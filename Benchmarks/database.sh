@@ -20,18 +20,9 @@ for setting in sqlite postgres; do
     [ "$setting" = postgres ] && database="$postgres_url"
     start_envoy "$setting" "$port" RATE_LIMITS_FILE="$work/none.json" REDIS_URL="redis://127.0.0.1:$redis_port" \
         DATABASE_URL="$database" JWT_SECRET=benchmark-secret-of-at-least-32-bytes-long BCRYPT_COST=4
-    tokens=()
-    for index in $(seq 50); do
-        curl -sf -XPOST "localhost:$port/v1/auth/register" \
-            -d "{\"email\":\"u$index@example.com\",\"password\":\"correct horse\",\"name\":\"U\"}" >/dev/null
-        tokens+=("$(curl -sf -XPOST "localhost:$port/v1/auth/login" \
-            -d "{\"email\":\"u$index@example.com\",\"password\":\"correct horse\"}" \
-            | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')")
-    done
+    register_users "$port" 50
     {
-        echo 'local tokens = {'
-        printf '"%s",\n' "${tokens[@]}"
-        echo '}'
+        lua_tokens
         cat <<'LUA'
 local n = 0
 request = function()

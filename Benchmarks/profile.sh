@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Envoy's request path against the framework's ceiling, in one run with one load generator (wrk -t2):
 #   a bare Hummingbird hello route (HelloBenchmark, same package, release) versus
-#   GET /v1/user/profile on `envoy serve` with Redis: token verified, sliding-log limit on (one user, a limit it
-#   never reaches), cache hit.
+#   GET /v1/user/profile on `envoy serve` with Redis: token verified, sliding-log limit on (a limit never reached),
+#   cache hit. Two pairs of runs: one user with wrk's plain request (the generator at its cheapest), then 50 users
+#   in turn from a wrk script (precomputed requests; the bare route gets the same script, so the same generator).
 # Also: Redis commands per profile request (INFO commandstats, script internals included), resident memory of
 # `envoy serve` after the load, and how long `envoy serve` takes from exec to answering /health.
 source "$(dirname "$0")/common.sh"
@@ -12,7 +13,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 envoy=$(release_binary envoy)
 hello=$(release_binary HelloBenchmark)
 start_redis
-echo '[{"name":"authenticated","limit":100000,"window":60,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
+echo '[{"name":"authenticated","limit":100000,"window":5,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
 
 hello_port=$(free_port)
 PORT=$hello_port "$hello" >"$work/hello.log" 2>&1 &
@@ -23,40 +24,74 @@ port=$(free_port)
 started=$(date +%s%N)
 start_envoy profile "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
 ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-curl -sf -XPOST "localhost:$port/v1/auth/register" -d '{"email":"bench@example.com","password":"correct horse","name":"B"}' >/dev/null
-token=$(curl -sf -XPOST "localhost:$port/v1/auth/login" -d '{"email":"bench@example.com","password":"correct horse"}' \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null   # warm the cache
+users=50
+register_users "$port" "$users"
+for token in "${tokens[@]}"; do   # warm the cache
+    curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null
+done
+token=${tokens[0]}
+# One request per user, formatted once per wrk thread; each connection takes them in turn.
+wrk_script() {
+    lua_tokens
+    cat <<LUA
+local requests = {}
+init = function(args)
+    for i, token in ipairs(tokens) do
+        requests[i] = wrk.format("GET", "$1", { ["Authorization"] = "Bearer " .. token })
+    end
+end
+local n = 0
+request = function()
+    n = n + 1
+    return requests[n % #requests + 1]
+end
+LUA
+}
+wrk_script / > "$work/hello.lua"
+wrk_script /v1/user/profile > "$work/profile.lua"
 
 calls() { redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_' | sed -E 's/.*:calls=([0-9]+),.*/\1/' | paste -sd+ | bc; }
-# Round trips of one profile request: MONITOR shows each command the client sent; a script's own commands are
-# marked "lua" and are not round trips.
+# Round trips per profile request: the server's read events (INFO stats total_reads_processed) over 200
+# sequential requests, nobody else using this redis-server (the INFO call counts itself once).
+reads() { redis-cli -p "$redis_port" INFO stats | tr -d '\r' | awk -F: '$1 == "total_reads_processed" {print $2}'; }
 round_trips() {
-    timeout 2 redis-cli -p "$redis_port" MONITOR > "$work/monitor.log" &
-    sleep 0.5
-    curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null
-    wait || true
-    grep -v -e ' lua\]' -e '^OK' -e '"ping"' -e '"PING"' "$work/monitor.log" | grep -c '"' || true
+    local first last
+    first=$(reads)
+    for _ in $(seq 200); do
+        curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null
+    done
+    last=$(reads)
+    echo "scale=2; ($last - $first - 1) / 200" | bc
+}
+
+# run NAME URL [wrk options…]: one wrk run; prints its line, sets `rps`, `requests`.
+run() {
+    local name=$1 url=$2 report
+    shift 2
+    report=$(wrk -t 2 -c "$connections" -d "$duration" --latency "$@" "$url")
+    rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
+    requests=$(echo "$report" | awk '/requests in/ {print $1}')
+    printf '  %-56s %10s requests/s, p99 %s%s\n' "$name" "$rps" "$(echo "$report" | awk '$1 == "99%" {print $2}')" \
+        "$(echo "$report" | awk '/Non-2xx/ {print " (" $NF " non-2xx)"}')"
 }
 
 echo "machine: $(nproc) cores; wrk -t 2 -c $connections -d $duration; release builds"
-hello_report=$(wrk -t 2 -c "$connections" -d "$duration" --latency "http://127.0.0.1:$hello_port/")
 trips=$(round_trips)
+echo "one user, wrk's plain request:"
+run "bare Hummingbird GET / (HelloBenchmark)" "http://127.0.0.1:$hello_port/"
+hello_rps=$rps
 before=$(calls)
-profile_report=$(wrk -t 2 -c "$connections" -d "$duration" --latency -H "Authorization: Bearer $token" \
-    "http://127.0.0.1:$port/v1/user/profile")
+run "envoy GET /v1/user/profile (limit on Redis, cache hit)" "http://127.0.0.1:$port/v1/user/profile" \
+    -H "Authorization: Bearer $token"
 after=$(calls)
-rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$work/profile.pid")/status" 2>/dev/null || echo 0)
-hello_rps=$(echo "$hello_report" | awk '/Requests\/sec/ {print $2}')
-profile_rps=$(echo "$profile_report" | awk '/Requests\/sec/ {print $2}')
-requests=$(echo "$profile_report" | awk '/requests in/ {print $1}')
-printf '%-58s %10s requests/s, p99 %s\n' "bare Hummingbird GET / (HelloBenchmark)" "$hello_rps" \
-    "$(echo "$hello_report" | awk '$1 == "99%" {print $2}')"
-printf '%-58s %10s requests/s, p99 %s%s\n' "envoy GET /v1/user/profile (token, limit on Redis, cache hit)" \
-    "$profile_rps" "$(echo "$profile_report" | awk '$1 == "99%" {print $2}')" \
-    "$(echo "$profile_report" | awk '/Non-2xx/ {print " (" $NF " non-2xx)"}')"
-echo "  profile / hello: $(echo "scale=1; 100 * $profile_rps / $hello_rps" | bc) %"
+echo "  profile / hello: $(echo "scale=1; 100 * $rps / $hello_rps" | bc) %"
 echo "  Redis commands per profile request: $(echo "scale=2; ($after - $before) / $requests" | bc)" \
-    "(script internals included); round trips per request (MONITOR, one request): $trips"
-echo "  envoy serve resident memory after the load: $(( rss_kb / 1024 )) MiB"
-echo "  envoy serve ready (exec → /health answered): ${ready_ms} ms (includes the 100 ms polling step)"
+    "(script internals included); round trips per request (server read events, 200 sequential requests): $trips"
+echo "$users users in turn, the same wrk script for both:"
+run "bare Hummingbird GET /" "http://127.0.0.1:$hello_port" -s "$work/hello.lua"
+hello_rps=$rps
+run "envoy GET /v1/user/profile" "http://127.0.0.1:$port" -s "$work/profile.lua"
+echo "  profile / hello: $(echo "scale=1; 100 * $rps / $hello_rps" | bc) %"
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$work/profile.pid")/status" 2>/dev/null || echo 0)
+echo "envoy serve resident memory after the load: $(( rss_kb / 1024 )) MiB"
+echo "envoy serve ready (exec → /health answered): ${ready_ms} ms (includes the 100 ms polling step)"
