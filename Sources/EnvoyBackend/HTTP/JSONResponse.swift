@@ -29,7 +29,7 @@ enum JSONResponse {
 
 extension HTTPField.Name {
     /// `X-Cache`: HIT, MISS or BYPASS.
-    static var xCache: Self { .init("X-Cache")! }
+    static let xCache = Self("X-Cache")!
 }
 
 /// Checks shared by the routes' request bodies.

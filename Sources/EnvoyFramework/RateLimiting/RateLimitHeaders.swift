@@ -2,15 +2,15 @@ import HTTPTypes
 
 extension HTTPField.Name {
     /// `X-RateLimit-Limit`.
-    public static var xRateLimitLimit: Self { .init("X-RateLimit-Limit")! }
+    public static let xRateLimitLimit = Self("X-RateLimit-Limit")!
     /// `X-RateLimit-Remaining`.
-    public static var xRateLimitRemaining: Self { .init("X-RateLimit-Remaining")! }
+    public static let xRateLimitRemaining = Self("X-RateLimit-Remaining")!
     /// `X-RateLimit-Reset` (Unix seconds).
-    public static var xRateLimitReset: Self { .init("X-RateLimit-Reset")! }
+    public static let xRateLimitReset = Self("X-RateLimit-Reset")!
     /// The IETF draft's `RateLimit-Policy`.
-    public static var rateLimitPolicy: Self { .init("RateLimit-Policy")! }
+    public static let rateLimitPolicy = Self("RateLimit-Policy")!
     /// The IETF draft's `RateLimit`.
-    public static var rateLimit: Self { .init("RateLimit")! }
+    public static let rateLimit = Self("RateLimit")!
 }
 
 /// Writes a decision as response headers: `X-RateLimit-*` for the policy closest to exhaustion, and
@@ -29,17 +29,26 @@ public enum RateLimitHeaders {
     public static func fields(for decision: RateLimitDecision) -> HTTPFields {
         var fields = HTTPFields()
         guard let closest = closestToExhaustion(decision) else { return fields }
-        fields[.xRateLimitLimit] = String(closest.policy.limit)
-        fields[.xRateLimitRemaining] = String(closest.remaining)
-        fields[.xRateLimitReset] = String(Int((decision.now + closest.resetAfter).rounded(.up)))
-        fields[.rateLimitPolicy] = decision.outcomes.map {
-            "\"\($0.policy.name)\";q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))"
-        }.joined(separator: ", ")
-        fields[.rateLimit] = decision.outcomes.map {
-            "\"\($0.policy.name)\";r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))"
-        }.joined(separator: ", ")
+        fields.reserveCapacity(6)
+        // A fresh list: appending is cheaper than the subscript's replace-or-append.
+        fields.append(HTTPField(name: .xRateLimitLimit, value: String(closest.policy.limit)))
+        fields.append(HTTPField(name: .xRateLimitRemaining, value: String(closest.remaining)))
+        fields.append(
+            HTTPField(name: .xRateLimitReset, value: String(Int((decision.now + closest.resetAfter).rounded(.up)))))
+        fields.append(
+            HTTPField(
+                name: .rateLimitPolicy,
+                value: decision.outcomes.map {
+                    "\"\($0.policy.name)\";q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))"
+                }.joined(separator: ", ")))
+        fields.append(
+            HTTPField(
+                name: .rateLimit,
+                value: decision.outcomes.map {
+                    "\"\($0.policy.name)\";r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))"
+                }.joined(separator: ", ")))
         if let retryAfter = retryAfter(decision) {
-            fields[.retryAfter] = String(retryAfter)
+            fields.append(HTTPField(name: .retryAfter, value: String(retryAfter)))
         }
         return fields
     }

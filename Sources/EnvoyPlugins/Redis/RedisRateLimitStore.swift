@@ -1,5 +1,6 @@
 import EnvoyFramework
 import Foundation
+import Synchronization
 
 /// `RateLimitStore` on Redis: every check of a request decided by one script in one round trip, on Redis's
 /// clock so that instances with skewed clocks agree. Sliding-log policies keep a sorted set per key
@@ -59,6 +60,16 @@ public struct RedisRateLimitStore: RateLimitStore {
         return result
         """)
 
+    /// This process's random tag, and requests numbered under it.
+    private static let process = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private static let requests = Atomic<UInt64>(0)
+
+    /// A log entry's member: unique across processes by the random tag, within one by the counter (a UUID's
+    /// formatting was 2 % of a cached read's CPU).
+    static func requestID() -> String {
+        "\(process)-\(requests.wrappingAdd(1, ordering: .relaxed).newValue)"
+    }
+
     /// The Redis key of `check`.
     func key(_ check: RateLimitCheck) -> String {
         "{\(prefix):rl}:\(check.key):\(check.policy.name):\(check.policy.algorithm == .gcra ? "gcra" : "log")"
@@ -100,7 +111,7 @@ public struct RedisRateLimitStore: RateLimitStore {
                 RedisArgument(check.policy.shadow ? 0 : 1),
             ]
         }
-        arguments.append(RedisArgument(UUID().uuidString))
+        arguments.append(RedisArgument(Self.requestID()))
         return RedisScriptCall(Self.script, keys: keys, arguments: arguments)
     }
 
