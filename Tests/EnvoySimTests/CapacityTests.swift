@@ -119,6 +119,10 @@ struct CapacityTests {
         #expect(report.redisCommandsPerRequest["r"].map { $0 >= 1 } == true)
         #expect(report.projection?.appInstances == 10)
         #expect(report.probes.allSatisfy { $0.cpuCores["envoy serve"] != nil })
+        // Then latency by request at half that rate, twice a step long.
+        #expect(report.halfRate?.rate == 20)
+        #expect(report.halfRate?.byRequest["r"].map { $0.sent >= 30 && $0.p50Ms <= $0.p99Ms } == true)
+        #expect(report.markdown().contains("## At half the sustainable rate"))
     }
 
     @Test("Ctrl-C: envoy sim exits 3 and every process it started is gone")

@@ -38,6 +38,8 @@ public struct CapacityReport: Codable, Sendable {
     public var projection: Projection?
     /// Throughput against instance count, when `capacity.scale_instances` asked for it.
     public var scaling: Scaling?
+    /// A probe at half the sustainable rate, twice a step long, with latency by request (nil: no sustainable rate).
+    public var halfRate: Probe?
 
     /// The searches at several instance counts and the Universal Scalability Law fitted to them.
     public struct Scaling: Codable, Sendable {
@@ -83,6 +85,22 @@ public struct CapacityReport: Codable, Sendable {
         public var passed: Bool
         /// Why not.
         public var reason: String?
+        /// Latency by request type.
+        public var byRequest: [String: Latency] = [:]
+    }
+
+    /// One request type's latency during a probe, from intended send time.
+    public struct Latency: Codable, Sendable {
+        /// Requests sent.
+        public var sent: Int
+        /// Median, ms.
+        public var p50Ms: Double
+        /// 90th percentile, ms.
+        public var p90Ms: Double
+        /// 99th percentile, ms.
+        public var p99Ms: Double
+        /// 99.9th percentile, ms.
+        public var p999Ms: Double
     }
 
     /// What the target load needs.
@@ -133,6 +151,16 @@ public struct CapacityReport: Codable, Sendable {
             out += "| \(name) | \(Report.number(value)) |\n"
         }
         if let cpu = redisCPUMicrosPerCommand { out += "\nRedis CPU per command: \(Report.number(cpu)) µs.\n" }
+        if let half = halfRate {
+            out += "\n## At half the sustainable rate\n\n\(Report.number(half.rate)) requests/s offered for "
+            out += "\(Report.number(Double(half.sent) / max(half.rate, 1))) s; generator lag p99 "
+            out += "\(Report.number(half.scheduleLagP99Ms)) ms.\n\n"
+            out += "| request | sent | p50 ms | p90 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|\n"
+            for (name, latency) in half.byRequest.sorted(by: { $0.key < $1.key }) {
+                out += "| \(name) | \(latency.sent) | \(Report.number(latency.p50Ms)) | \(Report.number(latency.p90Ms)) | "
+                out += "\(Report.number(latency.p99Ms)) | \(Report.number(latency.p999Ms)) |\n"
+            }
+        }
         if let scaling {
             out += "\n## Scaling with instances\n\n| instances | sustainable/s | limited by |\n|---|---|---|\n"
             for search in scaling.searches {
@@ -262,6 +290,11 @@ extension Simulator {
                     candidate * (1 - settings.precision) >= settings.startRate
                     ? candidate * (1 - settings.precision) : nil
             }
+            // The latency a service would run at: half the sustainable rate, by request type.
+            var halfRate: CapacityReport.Probe?
+            if let confirmed {
+                halfRate = await probe(confirmed / 2, mix: phase.mix, seconds: settings.stepSeconds * 2)
+            }
             // Redis commands per request, one request type at a time at a gentle rate.
             var perRequest: [String: Double] = [:]
             if let statsClient {
@@ -285,7 +318,7 @@ extension Simulator {
                     $0.redisCommandsPerSecond > 0
                         ? ($0.cpuCores["redis-server"] ?? 0) / $0.redisCommandsPerSecond * 1e6 : nil
                 },
-                cores: cores, projection: nil)
+                cores: cores, projection: nil, halfRate: halfRate)
             return Self.project(report, target: settings.targetRps, mix: phase.mix)
         }
     }
@@ -340,11 +373,21 @@ extension Simulator {
         }
         let commands =
             if let before = redisBefore, let after = redisAfter { Double(after - before) / elapsed } else { 0.0 }
+        var byRequest: [String: CapacityReport.Latency] = [:]
+        for name in mix.keys {
+            guard let histogram = state.cells[Recorder.key("*", name)]?.corrected, histogram.totalCount > 0 else {
+                continue
+            }
+            func ms(_ percentile: Double) -> Double { Double(histogram.valueAtPercentile(percentile)) / 1000 }
+            byRequest[name] = .init(
+                sent: state.cells[Recorder.key("*", name)]?.sent ?? 0, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99),
+                p999Ms: ms(99.9))
+        }
         return CapacityReport.Probe(
             rate: rate, sent: sent, achievedRps: achieved,
             p50Ms: Double(cell?.corrected.valueAtPercentile(50) ?? 0) / 1000,
             p99Ms: p99, errorRatio: errorRatio, scheduleLagP99Ms: lag, cpuCores: cpu, redisCommandsPerSecond: commands,
-            passed: reason == nil, reason: reason)
+            passed: reason == nil, reason: reason, byRequest: byRequest)
     }
 
     /// Total commands Redis has run (`INFO commandstats`, every command's `calls`).
