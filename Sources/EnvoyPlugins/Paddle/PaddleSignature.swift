@@ -28,13 +28,14 @@ public struct PaddleSignature: Sendable {
         }
     }
 
-    private let keys: [SymmetricKey]
+    /// One HMAC per secret with its key already set up; each verification starts from a copy.
+    private let macs: [HMAC<SHA256>]
     /// How old a signature may be.
     public let tolerance: Duration
 
     /// A verifier for `secrets` (any may match); signatures older than `tolerance` are rejected.
     public init(secrets: [String], tolerance: Duration = .seconds(5)) {
-        keys = secrets.map { SymmetricKey(data: Data($0.utf8)) }
+        macs = secrets.map { HMAC<SHA256>(key: SymmetricKey(data: Data($0.utf8))) }
         self.tolerance = tolerance
     }
 
@@ -54,9 +55,13 @@ public struct PaddleSignature: Sendable {
         }
         guard let timestamp, let seconds = Int(timestamp), !digests.isEmpty else { throw .malformed }
         guard now.timeIntervalSince1970 <= Double(seconds) + tolerance.inSeconds else { throw .expired }
-        let signed = Array("\(seconds):".utf8) + Array(body)
-        for key in keys {
-            let expected = Array(HMAC<SHA256>.authenticationCode(for: signed, using: key))
+        let prefix = Array("\(seconds):".utf8)
+        let bytes = Array(body)
+        for prepared in macs {
+            var mac = prepared
+            mac.update(data: prefix)
+            mac.update(data: bytes)
+            let expected = Array(mac.finalize())
             for digest in digests where Self.equalsHex(expected, digest) { return }
         }
         throw .mismatch
