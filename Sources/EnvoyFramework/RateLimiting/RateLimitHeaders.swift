@@ -38,19 +38,19 @@ public enum RateLimitHeaders {
         fields.append(
             HTTPField(
                 name: .rateLimitPolicy,
-                value: decision.outcomes.map {
-                    "\"\($0.policy.name)\";q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))"
-                }.joined(separator: ", ")))
+                value: list(decision) { "q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))" }))
         fields.append(
             HTTPField(
-                name: .rateLimit,
-                value: decision.outcomes.map {
-                    "\"\($0.policy.name)\";r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))"
-                }.joined(separator: ", ")))
+                name: .rateLimit, value: list(decision) { "r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))" }))
         if let retryAfter = retryAfter(decision) {
             fields.append(HTTPField(name: .retryAfter, value: String(retryAfter)))
         }
         return fields
+    }
+
+    /// A draft-10 list: each outcome as `"name";` and its `parameters`, comma-separated.
+    private static func list(_ decision: RateLimitDecision, _ parameters: (RateLimitOutcome) -> String) -> String {
+        decision.outcomes.map { "\"\($0.policy.name)\";" + parameters($0) }.joined(separator: ", ")
     }
 
     /// Whole seconds until every violated policy has a free slot; never earlier (rounded up), at least 1.

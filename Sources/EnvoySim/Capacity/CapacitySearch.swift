@@ -157,7 +157,8 @@ public struct CapacityReport: Codable, Sendable {
             out += "\(Report.number(half.scheduleLagP99Ms)) ms.\n\n"
             out += "| request | sent | p50 ms | p90 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|\n"
             for (name, latency) in half.byRequest.sorted(by: { $0.key < $1.key }) {
-                out += "| \(name) | \(latency.sent) | \(Report.number(latency.p50Ms)) | \(Report.number(latency.p90Ms)) | "
+                out +=
+                    "| \(name) | \(latency.sent) | \(Report.number(latency.p50Ms)) | \(Report.number(latency.p90Ms)) | "
                 out += "\(Report.number(latency.p99Ms)) | \(Report.number(latency.p999Ms)) |\n"
             }
         }
