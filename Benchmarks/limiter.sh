@@ -10,7 +10,7 @@ envoy=$(release_binary envoy)
 start_redis
 echo '[]' > "$work/none.json"
 echo '[{"name":"authenticated","limit":1000000000,"window":60,"key":"user","match":{"authenticated":true},"algorithm":"gcra"}]' > "$work/gcra.json"
-echo '[{"name":"authenticated","limit":100000,"window":60,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
+echo '[{"name":"authenticated","limit":100000,"window":2,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
 
 # serve NAME POLICIES [REDIS_URL]: starts envoy, registers a user, prints the port and token.
 serve() {
