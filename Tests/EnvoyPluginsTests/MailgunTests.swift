@@ -152,7 +152,18 @@ struct MailgunTests {
         await #expect(throws: OutboundHTTPError.self) {
             _ = try await client.execute(OutboundRequest(method: "GET", url: "file:///etc/passwd"))
         }
+        // Shut down with a request in flight: it fails with `shutDown`; requests and cancellations that come after
+        // the transfer thread has gone find the engine intact (its libcurl handle is freed only with the engine).
+        let inFlight = Task { try await mailer.send(Self.message()) }  // the mock still answers after 5 s
+        try await Task.sleep(for: .milliseconds(100))
+        let shutdownAt = ContinuousClock.now
         client.shutdown()
+        await #expect(throws: (any Error).self) { _ = try await inFlight.value }
+        #expect(ContinuousClock.now - shutdownAt < .seconds(2))
+        try await Task.sleep(for: .milliseconds(100))
         await #expect(throws: OutboundHTTPError.self) { _ = try await client.execute(request) }
+        let late = Task { try await client.execute(request) }
+        late.cancel()
+        await #expect(throws: (any Error).self) { _ = try await late.value }
     }
 }

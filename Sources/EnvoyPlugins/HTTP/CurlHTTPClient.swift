@@ -229,6 +229,11 @@ final class CurlEngine: @unchecked Sendable {
         _ = envoy_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxIdleConnections)
     }
 
+    deinit {
+        // Only here, when nobody can call `curl_multi_wakeup` any more (every caller and the thread hold the engine).
+        curl_multi_cleanup(multi)
+    }
+
     func submit(_ transfer: CurlTransfer) {
         let accepted = inbox.withLock { inbox -> Bool in
             guard !inbox.stopping, !transfer.cancelRequested else { return false }
@@ -274,8 +279,7 @@ final class CurlEngine: @unchecked Sendable {
             }
             if stopping {
                 for transfer in active.values { remove(transfer, result: .failure(OutboundHTTPError.shutDown)) }
-                curl_multi_cleanup(multi)
-                return
+                return  // the multi handle lives on until deinit: a late `submit` or `cancel` may still wake it
             }
             var running: Int32 = 0
             curl_multi_perform(multi, &running)
