@@ -156,43 +156,76 @@ public struct PostgresDatabase: SQLDatabase {
 
     /// Runs `operation`, throwing `PostgresFailure` for its `PSQLError`s and when it has not finished by `timeout`.
     /// On the deadline the operation is cancelled and abandoned: a query on a connection whose server died may
-    /// ignore cancellation, and the caller must not wait for it.
+    /// ignore cancellation, and the caller must not wait for it. Whichever ends first cancels the other, so no
+    /// timer outlives its statement.
     static func withDeadline<T: Sendable>(
         _ timeout: Duration, _ endpoint: String, _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let work = Task {
-            do {
-                return try await operation()
-            } catch let error as PSQLError {
-                throw PostgresFailure(error)
-            }
-        }
-        let waiter = Waiter<T>()
+        let deadline = Deadline<T>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                waiter.slot.withLock { $0 = continuation }
-                if Task.isCancelled { waiter.slot.withLock { $0.take() }?.resume(throwing: CancellationError()) }
-                Task {
-                    let result = await work.result
-                    waiter.slot.withLock { $0.take() }?.resume(with: result)
-                }
-                Task {
+                guard deadline.wait(continuation) else { return }
+                let timer = Task {
                     try? await Task.sleep(for: timeout)
-                    guard let continuation = waiter.slot.withLock({ $0.take() }) else { return }
-                    work.cancel()
-                    continuation.resume(
-                        throwing: PostgresFailure(message: "no answer from \(endpoint) within \(timeout)"))
+                    guard !Task.isCancelled else { return }
+                    deadline.finish(.failure(PostgresFailure(message: "no answer from \(endpoint) within \(timeout)")))
                 }
+                let work = Task {
+                    do {
+                        deadline.finish(.success(try await operation()))
+                    } catch let error as PSQLError {
+                        deadline.finish(.failure(PostgresFailure(error)))
+                    } catch {
+                        deadline.finish(.failure(error))
+                    }
+                }
+                deadline.track([timer, work])
             }
         } onCancel: {
-            work.cancel()
-            waiter.slot.withLock { $0.take() }?.resume(throwing: CancellationError())
+            deadline.finish(.failure(CancellationError()))
         }
     }
 
-    /// The caller of `withDeadline`, resumed once: by the result or by the deadline, whichever comes first.
-    final class Waiter<T: Sendable>: Sendable {
-        let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    /// The caller of `withDeadline`, resumed once — by the result, the deadline or cancellation — after which the
+    /// statement's other tasks are cancelled.
+    final class Deadline<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var tasks: [Task<Void, Never>] = []
+            var finished = false
+        }
+        private let state = Mutex(State())
+
+        /// Keeps the caller's continuation; false (and the caller resumed) when cancellation came first.
+        func wait(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
+            let finished = state.withLock { state in
+                if !state.finished { state.continuation = continuation }
+                return state.finished
+            }
+            if finished { continuation.resume(throwing: CancellationError()) }
+            return !finished
+        }
+
+        /// The tasks to cancel once finished (at once, if that has happened already).
+        func track(_ tasks: [Task<Void, Never>]) {
+            let finished = state.withLock { state in
+                if !state.finished { state.tasks = tasks }
+                return state.finished
+            }
+            if finished { for task in tasks { task.cancel() } }
+        }
+
+        /// Resumes the caller with `result` unless it was resumed already, and cancels the tracked tasks.
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, tasks) = state.withLock { state in
+                guard !state.finished else { return (nil as CheckedContinuation<T, any Error>?, [Task<Void, Never>]()) }
+                state.finished = true
+                defer { state.continuation = nil }
+                return (state.continuation, state.tasks)
+            }
+            continuation?.resume(with: result)
+            for task in tasks { task.cancel() }
+        }
     }
 
     /// `?` placeholders (outside quoted literals) become `$1`, `$2`, …; each value is bound in order.
