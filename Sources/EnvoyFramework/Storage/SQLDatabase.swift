@@ -52,16 +52,17 @@ public enum SQLDialect: Sendable {
 public struct SQLMigration: Sendable {
     /// The migration's unique name, recorded once applied.
     public var name: String
-    let statements: @Sendable (SQLDialect) -> [String]
+    /// Writes the statements for a dialect.
+    private let write: @Sendable (SQLDialect) -> [String]
 
-    /// A migration named `name` whose statements (run in order, in one transaction) `statements` writes.
-    public init(_ name: String, _ statements: @escaping @Sendable (SQLDialect) -> [String]) {
+    /// A migration named `name` whose statements (run in order, in one transaction) `write` writes.
+    public init(_ name: String, _ write: @escaping @Sendable (SQLDialect) -> [String]) {
         self.name = name
-        self.statements = statements
+        self.write = write
     }
 
     /// The statements for `dialect`.
-    public func statements(for dialect: SQLDialect) -> [String] { statements(dialect) }
+    public func statements(for dialect: SQLDialect) -> [String] { write(dialect) }
 }
 
 extension SQLDialect {

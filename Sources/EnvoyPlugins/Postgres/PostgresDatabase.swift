@@ -98,25 +98,22 @@ public struct PostgresDatabase: SQLDatabase {
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
         try await pool.client.withConnection { connection in
             let executor = Transaction(database: self, connection: connection)
-            do {
-                try await executor.query("BEGIN")
-            } catch {
-                Self.discard(connection)
-                throw error
+            /// A transaction-control statement; a connection that fails one is closed.
+            func control(_ sql: String) async throws {
+                do { try await executor.query(sql) } catch {
+                    Self.discard(connection)
+                    throw error
+                }
             }
+            try await control("BEGIN")
             let value: T
             do {
                 value = try await body(executor)
             } catch {
-                do { try await executor.query("ROLLBACK") } catch { Self.discard(connection) }
+                try? await control("ROLLBACK")
                 throw error
             }
-            do {
-                try await executor.query("COMMIT")
-            } catch {
-                Self.discard(connection)
-                throw error
-            }
+            try await control("COMMIT")
             return value
         }
     }
