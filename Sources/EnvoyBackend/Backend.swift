@@ -260,6 +260,7 @@ public struct Backend: Sendable {
         }
         return Application(
             router: router(),
+            server: .http1OnEventLoops(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "envoy"),
             services: services,
             logger: logger

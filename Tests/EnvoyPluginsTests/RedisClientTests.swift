@@ -1,6 +1,7 @@
 import EnvoyFramework
 import Foundation
 import Logging
+import NIOPosix
 import Testing
 import EnvoySim
 import EnvoyTestSupport
@@ -123,6 +124,26 @@ struct RedisClientTests {
         }
         #expect(try await redis.send("GET", "counter").int == 2000)
         await #expect(throws: RedisError.self) { try await redis.send("NOSUCHCOMMAND") }
+        redis.shutdown()
+    }
+
+    @Test("a caller on an event loop uses the pooled connection living on that loop")
+    func eventLoopAffinity() async throws {
+        let server = try RedisServer()
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        let redis = try client(server.url, poolSize: loops.count, timeout: .seconds(5))
+        var idsByLoop: [Set<Int64>] = []
+        for loop in loops {
+            let ids = try await withTaskExecutorPreference(EventLoopTaskExecutor.on(loop)) {
+                var ids = Set<Int64>()
+                for _ in 0..<6 { ids.insert(try await redis.send("CLIENT", "ID").int ?? -1) }
+                return ids
+            }
+            idsByLoop.append(ids)
+        }
+        // One connection per loop (round robin would give each loop every connection), a different one per loop.
+        #expect(idsByLoop.allSatisfy { $0.count == 1 })
+        #expect(Set(idsByLoop.flatMap { $0 }).count == loops.count)
         redis.shutdown()
     }
 

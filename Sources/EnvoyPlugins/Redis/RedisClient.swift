@@ -2,6 +2,8 @@ import Crypto
 import EnvoyFramework
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import NIOSSL
 import Synchronization
 
@@ -12,7 +14,7 @@ public final class RedisClient: Sendable {
     public struct Configuration: Sendable {
         /// Where Redis is.
         public var endpoint: RedisEndpoint
-        /// Multiplexed connections per process.
+        /// Multiplexed connections per process; connection `i` lives on NIO's shared event loop `i % loops`.
         public var poolSize: Int
         /// The longest a call waits for its reply (and for a connection to be made).
         public var commandTimeout: Duration
@@ -23,9 +25,10 @@ public final class RedisClient: Sendable {
         /// How long the circuit stays open before a probe.
         public var breakerCooldown: Duration
 
-        /// Settings with sensible defaults: 2 connections, 500 ms deadline, 64 MiB replies, breaker 5 / 1 s.
+        /// Settings with sensible defaults: one connection per event loop (per core), 500 ms deadline, 64 MiB
+        /// replies, breaker 5 / 1 s.
         public init(
-            endpoint: RedisEndpoint, poolSize: Int = 2, commandTimeout: Duration = .milliseconds(500),
+            endpoint: RedisEndpoint, poolSize: Int = System.coreCount, commandTimeout: Duration = .milliseconds(500),
             maxReplyBytes: Int = 64 << 20, breakerThreshold: Int = 5, breakerCooldown: Duration = .seconds(1)
         ) {
             self.endpoint = endpoint
@@ -139,7 +142,7 @@ public final class RedisClient: Sendable {
         guard breaker.allowCall() else { throw .circuitOpen }
         var connection = idleBlocking.withLock { $0.popLast() }
         if connection?.isActive != true {
-            connection = try await connect()
+            connection = try await connect(on: MultiThreadedEventLoopGroup.singleton.next())
         }
         let borrowed = connection!
         do throws(RedisError) {
@@ -201,12 +204,21 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Runs `call` on the next pooled connection, through the circuit breaker.
+    /// Runs `call` on the next pooled connection (one on the caller's event loop when it runs on one), through the
+    /// circuit breaker.
     private func onPooledConnection<T>(_ call: (RedisConnection) async throws(RedisError) -> T)
         async throws(RedisError) -> T
     {
         guard breaker.allowCall() else { throw .circuitOpen }
-        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % poolCount
+        let turn = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        let index: Int
+        if let loop = Self.loopIndex(), loop < poolCount {
+            // A caller on an event loop takes a connection living on that loop: its reply resumes it there.
+            let loops = Self.loops.count
+            index = loop + loops * (turn % ((poolCount - loop + loops - 1) / loops))
+        } else {
+            index = turn % poolCount
+        }
         do throws(RedisError) {
             let result = try await call(try await connection(at: index))
             breaker.recordSuccess()
@@ -221,7 +233,7 @@ public final class RedisClient: Sendable {
         if let live = slots.withLock({ $0[index]?.isActive == true ? $0[index] : nil }) { return live }
         do {
             return try await connecting.run("slot-\(index)") {
-                let connection = try await connect()
+                let connection = try await connect(on: Self.loops[index % Self.loops.count])
                 slots.withLock { $0[index] = connection }
                 return connection
             }
@@ -232,10 +244,19 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func connect() async throws(RedisError) -> RedisConnection {
+    /// NIO's shared event loops; pooled connection `i` lives on loop `i % count`.
+    static let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+
+    /// The index of the event loop running the caller, if it runs on one.
+    static func loopIndex() -> Int? {
+        guard let current = MultiThreadedEventLoopGroup.currentEventLoop else { return nil }
+        return loops.firstIndex { $0 === current }
+    }
+
+    private func connect(on eventLoop: any EventLoop) async throws(RedisError) -> RedisConnection {
         do {
             let connection = try await RedisConnection.connect(
-                to: configuration.endpoint, tls: tls, timeout: configuration.commandTimeout,
+                to: configuration.endpoint, on: eventLoop, tls: tls, timeout: configuration.commandTimeout,
                 maxReplyBytes: configuration.maxReplyBytes)
             // The server's run id tells a restart (or failover) apart from a dropped connection.
             let info =
