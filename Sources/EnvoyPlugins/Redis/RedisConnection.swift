@@ -19,7 +19,8 @@ public final class RedisConnection: Sendable {
 
     /// Connects, upgrades to TLS if asked, authenticates and selects the database.
     static func connect(
-        to endpoint: RedisEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, timeout: Duration, maxReplyBytes: Int
+        to endpoint: RedisEndpoint, on eventLoop: any EventLoop, tls: NIOSSLContext?, timeout: Duration,
+        maxReplyBytes: Int
     ) async throws(RedisError) -> RedisConnection {
         let serverName: String? =
             if case .tcp(let host, _) = endpoint.address, !IPAddressText.isAddress(host) { host } else { nil }
