@@ -66,7 +66,8 @@ public struct Simulator: Sendable {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let stack = try await SimStack.start(
-                scenario.stack, envoy: options.envoy, templates: options.templates, client: client)
+                scenario.stack, proxyRedis: scenario.faults.contains(where: \.needsRedisProxy), envoy: options.envoy,
+                templates: options.templates, client: client)
             do {
                 let result = try await body(stack, client)
                 await stack.stop(keep: options.keepDirectory)

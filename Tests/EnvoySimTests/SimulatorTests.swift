@@ -224,6 +224,27 @@ struct SimulatorTests {
             })
     }
 
+    @Test("the app talks to Redis directly unless the scenario injects Redis latency or blackholes through the proxy")
+    func redisProxyOnlyForItsFaults() async throws {
+        let plain = try Self.scenario(
+            """
+            {"schema": 1, "name": "plain", "stack": {"redis": true, "workers": 0, "env": {"BCRYPT_COST": "4"}},
+             "users": {"count": 1}, "requests": {"r": {"path": "/health"}},
+             "phases": [{"name": "p", "duration": 1, "rate": 5, "mix": {"r": 1}}]}
+            """)
+        var slow = plain
+        slow.faults = [.init(at: 0, kind: "redis_latency", duration: 1, latencyMs: 5)]
+        var killed = plain
+        killed.faults = [.init(at: 0, kind: "redis_down", duration: 1)]
+        for (scenario, proxied) in [(plain, false), (slow, true), (killed, false)] {
+            try await SimTesting.simulator().withStack(scenario) { stack, _ in
+                let redis = try #require(stack.redis)
+                #expect((stack.redisProxy != nil) == proxied)
+                #expect(stack.environment["REDIS_URL"] == "redis://127.0.0.1:\(stack.redisProxy?.port ?? redis.port)")
+            }
+        }
+    }
+
     @Test("a server stalled (SIGSTOP) for 1 s shows in p99 as wrk2 would show it: latency from the intended send time")
     func stalledServer() async throws {
         let scenario = try Self.scenario(

@@ -138,6 +138,9 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var count: Int = 1
         /// For `mailgun_slow` and `redis_latency`: milliseconds of delay.
         public var latencyMs: Int = 0
+
+        /// Whether the fault is made by the proxy between the app and Redis.
+        public var needsRedisProxy: Bool { kind == "redis_blackhole" || kind == "redis_latency" }
     }
 
     /// A bound on one figure of the report.

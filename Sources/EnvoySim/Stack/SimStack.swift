@@ -19,7 +19,9 @@ public final class SimStack: Sendable {
     public let directory: URL
     /// The Redis server, when the scenario uses one.
     public let redis: RedisServer?
-    /// The proxy the app reaches Redis through (latency and blackhole faults).
+    /// The proxy the app reaches Redis through, only for runs with latency or blackhole faults: it lives in the
+    /// generator's process, so without such faults the app talks to Redis directly and the path measured is the
+    /// real one.
     public let redisProxy: FaultProxy?
     /// The mock Mailgun.
     public let mailgun: MockMailgun
@@ -54,15 +56,16 @@ public final class SimStack: Sendable {
         self.workers = Mutex(workers)
     }
 
-    /// Starts everything and waits until `envoy serve` answers `/health`.
+    /// Starts everything and waits until `envoy serve` answers `/health`; `proxyRedis` puts a `FaultProxy` between
+    /// the app and Redis.
     public static func start(
-        _ stack: Scenario.Stack, envoy binary: URL, templates: String, client: HTTPClient
+        _ stack: Scenario.Stack, proxyRedis: Bool, envoy binary: URL, templates: String, client: HTTPClient
     ) async throws -> SimStack {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-sim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let redis = stack.redis ? try RedisServer() : nil
         var redisProxy: FaultProxy?
-        if let redis { redisProxy = try await FaultProxy.start(targetPort: redis.port) }
+        if let redis, proxyRedis { redisProxy = try await FaultProxy.start(targetPort: redis.port) }
         let mailgun = try await MockMailgun.start()
         let paddle = try await MockPaddle.start()
         var environment = [
@@ -74,7 +77,7 @@ public final class SimStack: Sendable {
             "PADDLE_API_BASE_URL": paddle.baseURL, "EMAIL_TEMPLATES_DIR": templates, "TRUSTED_PROXIES": "127.0.0.1/32",
             "LOG_LEVEL": "error",
         ]
-        if let redisProxy { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy.port)" }
+        if let redis { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy?.port ?? redis.port)" }
         environment.merge(stack.env) { $1 }
         var servers: [ChildProcess] = []
         var baseURLs: [String] = []
