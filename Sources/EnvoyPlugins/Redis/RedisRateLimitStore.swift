@@ -18,7 +18,8 @@ public struct RedisRateLimitStore: RateLimitStore {
     }
 
     // ARGV per check: limit, window ms, "log" or "gcra", enforce (1) or shadow (0); then a unique request id.
-    // Returns: admitted, now ms, then per check: allowed, charged, count or arrival ms, oldest ms (-1: none).
+    // Returns integers (no number formatting in the script, no parsing here): admitted, now µs, then per check:
+    // allowed, charged, count or arrival µs, oldest µs (-1: none). Scores and stored arrivals stay in ms.
     static let script = RedisScript(
         """
         local t = redis.call('TIME')
@@ -41,7 +42,7 @@ public struct RedisRateLimitStore: RateLimitStore {
             end
             if not allowed[i] and ARGV[4 * i] == '1' then admitted = 0 end
         end
-        local result = {admitted, tostring(now)}
+        local result = {admitted, math.floor(now * 1000)}
         for i = 1, n do
             local limit, window = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
             local charged = admitted == 1 and allowed[i]
@@ -54,8 +55,8 @@ public struct RedisRateLimitStore: RateLimitStore {
             end
             result[#result + 1] = allowed[i] and 1 or 0
             result[#result + 1] = charged and 1 or 0
-            result[#result + 1] = tostring(state[i])
-            result[#result + 1] = tostring(oldest[i])
+            result[#result + 1] = ARGV[4 * i - 1] == 'log' and state[i] or math.floor(state[i] * 1000)
+            result[#result + 1] = oldest[i] < 0 and -1 or math.floor(oldest[i] * 1000)
         end
         return result
         """)
@@ -118,23 +119,22 @@ public struct RedisRateLimitStore: RateLimitStore {
     /// The decision in the script's reply (an error reply is thrown).
     private func decision(for checks: [RateLimitCheck], from reply: RESPValue) throws -> RateLimitDecision {
         if case .error(let message) = reply { throw RedisError.server(message) }
-        guard let values = reply.array, values.count == 2 + 4 * checks.count,
-            let nowMilliseconds = values[1].string.flatMap(Double.init)
+        guard let values = reply.array, values.count == 2 + 4 * checks.count, let nowMicroseconds = values[1].int
         else {
             throw RedisError.unexpectedReply("rate-limit script returned \(reply)")
         }
-        let now = nowMilliseconds / 1000
+        let now = Double(nowMicroseconds) / 1e6
         let outcomes = checks.enumerated().map { index, check -> RateLimitOutcome in
             let charged = values[3 + 4 * index].int == 1
-            let state = values[4 + 4 * index].string.flatMap(Double.init) ?? 0
-            let oldest = values[5 + 4 * index].string.flatMap(Double.init) ?? -1
+            let state = values[4 + 4 * index].int ?? 0
+            let oldest = values[5 + 4 * index].int ?? -1
             switch check.policy.algorithm {
             case .slidingLog:
                 return .slidingLog(
-                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : oldest / 1000, now: now,
+                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : Double(oldest) / 1e6, now: now,
                     charged: charged)
             case .gcra:
-                return .gcra(check.policy, arrival: state / 1000, now: now, charged: charged)
+                return .gcra(check.policy, arrival: Double(state) / 1e6, now: now, charged: charged)
             }
         }
         return RateLimitDecision(outcomes: outcomes, now: now)
