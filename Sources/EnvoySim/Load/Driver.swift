@@ -38,6 +38,8 @@ final class Driver: Sendable {
     let scenario: Scenario
     let stack: SimStack
     let client: HTTPClient
+    /// The load's own lean client (the `client` above serves set-up calls).
+    let load = LoadClient()
     let users: [SimUser]
     let policies: [RateLimitPolicy]
     let limits: [(policy: RateLimitPolicy, name: String)]
@@ -57,6 +59,10 @@ final class Driver: Sendable {
         self.policies = policies
         self.limits = policies.filter { $0.algorithm == .slidingLog && !$0.shadow }.map { ($0, $0.name) }
         self.emails = emails
+    }
+
+    deinit {
+        load.shutdown()
     }
 
     /// Sends the request `arrival` names, now; `origin` is the run's time zero.
@@ -81,14 +87,13 @@ final class Driver: Sendable {
         let user = request.auth == "user" ? users.randomElement() : nil
         let ip = request.clientIP ?? user?.ip ?? "198.18.\(seq / 256 % 256).\(seq % 256)"
         let fill = { (text: String) in Self.fill(text, seq: seq, user: user) }
-        var http = HTTPClientRequest(url: stack.nextBaseURL() + fill(request.path))
-        http.method = HTTPMethod(rawValue: request.method)
-        http.headers.add(name: "X-Forwarded-For", value: ip)
-        if let user { http.headers.add(name: "Authorization", value: "Bearer \(user.token)") }
+        var headers = [("X-Forwarded-For", ip)]
+        if let user { headers.append(("Authorization", "Bearer \(user.token)")) }
         var email: String?
+        var payload: ByteBuffer?
         if let body = request.body?.mapStrings(fill), let data = try? JSONEncoder().encode(body) {
-            http.headers.add(name: "Content-Type", value: "application/json")
-            http.body = .bytes(ByteBuffer(bytes: data))
+            headers.append(("Content-Type", "application/json"))
+            payload = ByteBuffer(bytes: data)
             if case .object(let fields) = body, case .string(let address)? = fields["email"] { email = address }
         }
         let route = request.route ?? request.path
@@ -104,9 +109,10 @@ final class Driver: Sendable {
             }
         }
         do {
-            let response = try await client.execute(http, timeout: .seconds(30))
-            _ = try await response.body.collect(upTo: 4 << 20)
-            let status = Int(response.status.code)
+            let response = try await load.send(
+                HTTPMethod(rawValue: request.method), stack.nextBaseURL(), fill(request.path), headers: headers,
+                body: payload)
+            let status = response.status
             if status == 201, request.path == "/v1/auth/register", let email {
                 accounting.withLock { $0.expectedEmails[email.lowercased()] = Date() }
             }
@@ -124,15 +130,14 @@ final class Driver: Sendable {
             ? sentEvents.withLock { $0.randomElement() } : nil
         let body = repeated ?? Self.event(type: request.eventType ?? "transaction.completed", seq: seq)
         let secret = forged ? "forged-\(seq)" : stack.paddle.webhookSecret
-        var http = HTTPClientRequest(url: stack.nextBaseURL() + request.path)
-        http.method = .POST
-        http.headers.add(name: "Content-Type", value: "application/json")
-        http.headers.add(name: "Paddle-Signature", value: PaddleSignature.header(body: body, secret: secret))
-        http.body = .bytes(ByteBuffer(bytes: body))
+        let headers = [
+            ("Content-Type", "application/json"), ("Paddle-Signature", PaddleSignature.header(body: body, secret: secret)),
+        ]
         do {
-            let response = try await client.execute(http, timeout: .seconds(30))
-            let answer = try await response.body.collect(upTo: 1 << 20)
-            let status = Int(response.status.code)
+            let response = try await load.send(
+                .POST, stack.nextBaseURL(), request.path, headers: headers, body: ByteBuffer(bytes: body))
+            let answer = response.body
+            let status = response.status
             let ok = (200..<300).contains(status)
             if forged {
                 accounting.withLock {
