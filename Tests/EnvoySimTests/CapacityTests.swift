@@ -122,6 +122,10 @@ struct CapacityTests {
         // Then latency by request at half that rate, twice a step long.
         #expect(report.halfRate?.rate == 20)
         #expect(report.halfRate?.byRequest["r"].map { $0.sent >= 30 && $0.p50Ms <= $0.p99Ms } == true)
+        // A cached route also by X-Cache; every answer is counted under one status.
+        let byCache = ["HIT", "MISS", "BYPASS"].compactMap { report.halfRate?.byRequest["r (X-Cache: \($0))"]?.sent }
+        #expect(report.halfRate?.byRequest["r (X-Cache: HIT)"].map { $0.sent > 0 } == true)
+        #expect(byCache.reduce(0, +) == report.halfRate?.byRequest["r"]?.sent)
         #expect(report.markdown().contains("## At half the sustainable rate"))
     }
 

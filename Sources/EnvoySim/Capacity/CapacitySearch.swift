@@ -85,7 +85,7 @@ public struct CapacityReport: Codable, Sendable {
         public var passed: Bool
         /// Why not.
         public var reason: String?
-        /// Latency by request type.
+        /// Latency by request type, and for cached routes also by `X-Cache` (`profile (X-Cache: HIT)`).
         public var byRequest: [String: Latency] = [:]
     }
 
@@ -375,7 +375,11 @@ extension Simulator {
         let commands =
             if let before = redisBefore, let after = redisAfter { Double(after - before) / elapsed } else { 0.0 }
         var byRequest: [String: CapacityReport.Latency] = [:]
-        for name in mix.keys {
+        // Cached routes also by cache status: a hit's latency apart from the misses that follow invalidations.
+        let names = mix.keys.flatMap { name in
+            [name] + ["HIT", "MISS", "BYPASS"].map { Recorder.request(name, cache: $0) }
+        }
+        for name in names {
             guard let histogram = state.cells[Recorder.key("*", name)]?.corrected, histogram.totalCount > 0 else {
                 continue
             }

@@ -131,7 +131,8 @@ final class Driver: Sendable {
         let body = repeated ?? Self.event(type: request.eventType ?? "transaction.completed", seq: seq)
         let secret = forged ? "forged-\(seq)" : stack.paddle.webhookSecret
         let headers = [
-            ("Content-Type", "application/json"), ("Paddle-Signature", PaddleSignature.header(body: body, secret: secret)),
+            ("Content-Type", "application/json"),
+            ("Paddle-Signature", PaddleSignature.header(body: body, secret: secret)),
         ]
         do {
             let response = try await load.send(

@@ -184,7 +184,9 @@ final class ConnectionPool: Sendable {
                 }
                 .connect(host: host, port: port).get()
             let collector = try await channel.eventLoop.submit {
-                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ResponseCollector.self), eventLoop: channel.eventLoop)
+                NIOLoopBound(
+                    try channel.pipeline.syncOperations.handler(type: ResponseCollector.self),
+                    eventLoop: channel.eventLoop)
             }.get()
             return LoadConnection(channel: channel, collector: collector)
         } catch {
@@ -225,7 +227,9 @@ final class ResponseCollector: ChannelInboundHandler {
             guard let promise, let head else { return }
             self.promise = nil
             promise.succeed(
-                .init(status: Int(head.status.code), headers: head.headers, body: body ?? context.channel.allocator.buffer(capacity: 0)))
+                .init(
+                    status: Int(head.status.code), headers: head.headers,
+                    body: body ?? context.channel.allocator.buffer(capacity: 0)))
         }
     }
 

@@ -67,6 +67,9 @@ public final class Recorder: Sendable {
     /// The cell key of a phase and request; `*` aggregates.
     static func key(_ phase: String, _ request: String) -> String { "\(phase)\u{1F}\(request)" }
 
+    /// The name under which a request's answers with `X-Cache: status` are also counted (all phases together).
+    static func request(_ request: String, cache status: String) -> String { "\(request) (X-Cache: \(status))" }
+
     /// Records how late the generator sent a request against its schedule.
     public func recordLag(_ seconds: Double) {
         state.withLock { _ = $0.lag.record(UInt64(max(0, seconds) * 1_000_000)) }
@@ -84,6 +87,10 @@ public final class Recorder: Sendable {
             ] {
                 // Mutated in place: copying a cell out and back would copy its histograms' counts every time.
                 state.cells[key, default: Cell()].record(outcome, corrected: corrected, service: service)
+            }
+            if let cache = outcome.cache {
+                state.cells[Self.key("*", Self.request(outcome.arrival.request, cache: cache)), default: Cell()]
+                    .record(outcome, corrected: corrected, service: service)
             }
             let second = Int(outcome.arrival.at)
             state.seconds[second, default: Second()].sent += 1
