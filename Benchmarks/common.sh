@@ -11,6 +11,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# cpu_ticks PID: the CPU time (user + system) the process has used so far, in clock ticks (100 a second).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # release_binary PRODUCT: builds it in release mode and prints its path.
 release_binary() {
     swift build -c release --product "$1" >/dev/null

@@ -27,15 +27,22 @@ serve() {
     echo "$port $token"
 }
 
+# run LABEL NAME PORT TOKEN: one wrk run against the envoy started as NAME; prints its line (with the CPU time
+# `envoy serve` and redis-server spent per request) to stderr and the number of requests to stdout.
 run() {
-    local label=$1 port=$2 token=$3
+    local label=$1 name=$2 port=$3 token=$4
     curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null   # warm the cache
-    local report rps total
+    local report rps total envoy_before redis_before envoy_us redis_us
+    envoy_before=$(cpu_ticks "$(cat "$work/$name.pid")")
+    redis_before=$(cpu_ticks "$(cat "$work/redis.pid")")
     report=$(wrk -t 2 -c "$connections" -d "$duration" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/user/profile")
     rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
     total=$(echo "$report" | awk '/requests in/ {print $1}')
     non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
-    printf '%-52s %10s requests/s%s\n' "$label" "$rps" "${non2xx:+ ($non2xx non-2xx)}" >&2
+    envoy_us=$(( ($(cpu_ticks "$(cat "$work/$name.pid")") - envoy_before) * 10000 / total ))
+    redis_us=$(( ($(cpu_ticks "$(cat "$work/redis.pid")") - redis_before) * 10000 / total ))
+    printf '%-52s %10s requests/s%s; CPU per request: envoy serve %s µs, redis-server %s µs\n' "$label" "$rps" \
+        "${non2xx:+ ($non2xx non-2xx)}" "$envoy_us" "$redis_us" >&2
     echo "$total"
 }
 
@@ -48,15 +55,15 @@ read -r p2 t2 < <(serve memory "$work/log.json")
 read -r p3 t3 < <(serve redis-none "$work/none.json" "redis://127.0.0.1:$redis_port")
 read -r p4 t4 < <(serve redis-log "$work/log.json" "redis://127.0.0.1:$redis_port")
 read -r p5 t5 < <(serve redis-gcra "$work/gcra.json" "redis://127.0.0.1:$redis_port")
-run "embedded, no policy" "$p1" "$t1" >/dev/null
-run "embedded, sliding-log policy (in-memory store)" "$p2" "$t2" >/dev/null
+run "embedded, no policy" none "$p1" "$t1" >/dev/null
+run "embedded, sliding-log policy (in-memory store)" memory "$p2" "$t2" >/dev/null
 before=$(total_calls)
-requests=$(run "Redis, no policy (cache on Redis)" "$p3" "$t3")
+requests=$(run "Redis, no policy (cache on Redis)" redis-none "$p3" "$t3")
 echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
 before=$(total_calls)
-requests=$(run "Redis, sliding-log policy (limiter on Redis)" "$p4" "$t4")
+requests=$(run "Redis, sliding-log policy (limiter on Redis)" redis-log "$p4" "$t4")
 echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
 before=$(total_calls)
-requests=$(run "Redis, GCRA policy (limiter on Redis)" "$p5" "$t5")
+requests=$(run "Redis, GCRA policy (limiter on Redis)" redis-gcra "$p5" "$t5")
 echo "  Redis commands per request: $(echo "scale=2; ($(total_calls) - $before) / $requests" | bc)"
 commandstats | grep -E 'cmdstat_(evalsha|get|eval):' | sed 's/^/  /'

@@ -64,33 +64,40 @@ round_trips() {
     echo "scale=2; ($last - $first - 1) / 200" | bc
 }
 
-# run NAME URL [wrk options…]: one wrk run; prints its line, sets `rps`, `requests`.
+# run NAME SERVER URL [wrk options…]: one wrk run against SERVER (hello or profile); prints its line with the CPU
+# time the server (and redis-server) spent per request; sets `rps`, `requests`.
 run() {
-    local name=$1 url=$2 report
-    shift 2
+    local name=$1 server=$2 url=$3 report server_before redis_before cpu
+    shift 3
+    server_before=$(cpu_ticks "$(cat "$work/$server.pid")")
+    redis_before=$(cpu_ticks "$(cat "$work/redis.pid")")
     report=$(wrk -t 2 -c "$connections" -d "$duration" --latency "$@" "$url")
     rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
     requests=$(echo "$report" | awk '/requests in/ {print $1}')
-    printf '  %-56s %10s requests/s, p99 %s%s\n' "$name" "$rps" "$(echo "$report" | awk '$1 == "99%" {print $2}')" \
-        "$(echo "$report" | awk '/Non-2xx/ {print " (" $NF " non-2xx)"}')"
+    cpu="$(( ($(cpu_ticks "$(cat "$work/$server.pid")") - server_before) * 10000 / requests )) µs"
+    [ "$server" = profile ] &&
+        cpu="$cpu + redis-server $(( ($(cpu_ticks "$(cat "$work/redis.pid")") - redis_before) * 10000 / requests )) µs"
+    printf '  %-56s %10s requests/s, p99 %s%s; CPU per request %s\n' "$name" "$rps" \
+        "$(echo "$report" | awk '$1 == "99%" {print $2}')" \
+        "$(echo "$report" | awk '/Non-2xx/ {print " (" $NF " non-2xx)"}')" "$cpu"
 }
 
 echo "machine: $(nproc) cores; wrk -t 2 -c $connections -d $duration; release builds"
 trips=$(round_trips)
 echo "one user, wrk's plain request:"
-run "bare Hummingbird GET / (HelloBenchmark)" "http://127.0.0.1:$hello_port/"
+run "bare Hummingbird GET / (HelloBenchmark)" hello "http://127.0.0.1:$hello_port/"
 hello_rps=$rps
 before=$(calls)
-run "envoy GET /v1/user/profile (limit on Redis, cache hit)" "http://127.0.0.1:$port/v1/user/profile" \
+run "envoy GET /v1/user/profile (limit on Redis, cache hit)" profile "http://127.0.0.1:$port/v1/user/profile" \
     -H "Authorization: Bearer $token"
 after=$(calls)
 echo "  profile / hello: $(echo "scale=1; 100 * $rps / $hello_rps" | bc) %"
 echo "  Redis commands per profile request: $(echo "scale=2; ($after - $before) / $requests" | bc)" \
     "(script internals included); round trips per request (server read events, 200 sequential requests): $trips"
 echo "$users users in turn, the same wrk script for both:"
-run "bare Hummingbird GET /" "http://127.0.0.1:$hello_port" -s "$work/hello.lua"
+run "bare Hummingbird GET /" hello "http://127.0.0.1:$hello_port" -s "$work/hello.lua"
 hello_rps=$rps
-run "envoy GET /v1/user/profile" "http://127.0.0.1:$port" -s "$work/profile.lua"
+run "envoy GET /v1/user/profile" profile "http://127.0.0.1:$port" -s "$work/profile.lua"
 echo "  profile / hello: $(echo "scale=1; 100 * $rps / $hello_rps" | bc) %"
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$work/profile.pid")/status" 2>/dev/null || echo 0)
 echo "envoy serve resident memory after the load: $(( rss_kb / 1024 )) MiB"
