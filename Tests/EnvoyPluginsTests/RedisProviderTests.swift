@@ -194,6 +194,33 @@ struct RedisProviderTests {
         }
     }
 
+    @Test("an enqueue is one round trip: queue registered, task stored, workers woken; a duplicate is one too")
+    func enqueueInOneRoundTrip() async throws {
+        let server = try RedisServer()
+        let redis = try client(server.url, poolSize: 1, timeout: .seconds(5))
+        let queue = RedisTaskQueue(client: redis, prefix: "p")
+        let task = NewTask(type: "t", queue: "q", payload: Array("{}".utf8), maxAttempts: 3, deduplicationKey: "k")
+        _ = try await queue.enqueue(NewTask(type: "t", queue: "q", payload: [], maxAttempts: 1))  // Redis learns the script
+        var before = try await redis.readsProcessed()
+        guard case .enqueued = try await queue.enqueue(task) else { Issue.record("not enqueued"); return }
+        #expect(try await redis.readsProcessed() - before == 2)  // the pipeline, then the INFO
+        before = try await redis.readsProcessed()
+        #expect(try await queue.enqueue(task) == .duplicate)
+        #expect(try await redis.readsProcessed() - before == 2)
+        #expect(try await redis.send("SMEMBERS", "p:queues").array == [.bulk(Array("q".utf8))])
+        #expect(try await redis.send("LLEN", "p:wake").int == 1)
+        #expect(try await redis.send("LLEN", "{p:q:q}:wake").int == 1)
+        // A new task has no attempts or history yet; claimed, it is on its first attempt.
+        #expect(try await redis.send("HLEN", "{p:q:q}:attempts").int == 0)
+        #expect(try await queue.claim(queues: ["q"], lease: .seconds(30))?.attempt == 1)
+        // Redis lost its scripts (a restart): the enqueue loads it again, in the same call.
+        try await redis.send("SCRIPT", "FLUSH")
+        guard case .enqueued = try await queue.enqueue(NewTask(type: "t", queue: "q", payload: [], maxAttempts: 1))
+        else { Issue.record("not enqueued after SCRIPT FLUSH"); return }
+        #expect(try await queue.stats().first { $0.queue == "q" }?.ready == 2)
+        redis.shutdown()
+    }
+
     @Test("RedisTaskQueue: claim under lease, fencing, expiry, retry, dead letters, dedup, retry-dead")
     func queue() async throws {
         // Leases of seconds, not milliseconds: on a loaded CI machine 300 ms passed between two calls here once.

@@ -123,13 +123,20 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// Runs several scripts in one pipeline (one round trip) and returns their replies in order; error replies are
-    /// returned in place, as `pipeline` does. A script Redis does not have is loaded by `EVAL` and run again.
+    /// Runs several scripts in one pipeline (one round trip) and returns their replies in order, as
+    /// `pipeline(entries:)` of script entries does.
     public func run(_ calls: [RedisScriptCall]) async throws(RedisError) -> [RESPValue] {
-        var replies = try await pipeline(calls.map(\.evalsha))
-        for (index, reply) in replies.enumerated() {
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                replies[index] = try await sendAllowingErrorReply(calls[index].eval)
+        try await pipeline(entries: calls.map { .script($0) })
+    }
+
+    /// Sends commands and script runs in one pipeline (one round trip) and returns their replies in order; error
+    /// replies are returned in place. A script Redis does not have is loaded by `EVAL` and run again (after the
+    /// entries that followed it in the pipeline).
+    public func pipeline(entries: [RedisPipelineEntry]) async throws(RedisError) -> [RESPValue] {
+        var replies = try await pipeline(entries.map(\.command))
+        for (index, entry) in entries.enumerated() {
+            if case .script(let call) = entry, case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT") {
+                replies[index] = try await sendAllowingErrorReply(call.eval)
             }
         }
         return replies
@@ -278,6 +285,21 @@ public final class RedisClient: Sendable {
         } catch {
             logger.warning("redis connection failed", metadata: ["error": "\(error)"])
             throw error
+        }
+    }
+}
+
+/// One entry of a pipeline: a command, or a script run by `EVALSHA`.
+public enum RedisPipelineEntry: Sendable {
+    /// A plain command.
+    case command([RedisArgument])
+    /// A script run (loaded by `EVAL` when Redis does not have it).
+    case script(RedisScriptCall)
+
+    var command: [RedisArgument] {
+        switch self {
+        case .command(let arguments): arguments
+        case .script(let call): call.evalsha
         }
     }
 }

@@ -66,19 +66,17 @@ public struct RedisTaskQueue: TaskQueue {
     private static let checkToken =
         "if ARGV[2] == '' or redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end\n"
 
-    // KEYS: task, attempts, history, ready, delayed, wake, [dedup]; ARGV: id, delay ms, dedup ttl ms, type, max, payload
+    // KEYS: task, ready, delayed, wake, [dedup]; ARGV: id, delay ms, dedup ttl ms, type, max, payload.
+    // A new task has no `:attempts` or `:history` field: absent reads as 0 and [] wherever they are read.
     static let enqueueScript = RedisScript(
         clock + """
-            if #KEYS >= 7 and not redis.call('SET', KEYS[7], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
+            if #KEYS >= 5 and not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
             redis.call('HSET', KEYS[1], ARGV[1], ARGV[4] .. '\\031' .. ARGV[5] .. '\\031' .. now .. '\\031' .. ARGV[6])
-            redis.call('HSET', KEYS[2], ARGV[1], 0)
-            redis.call('HSET', KEYS[3], ARGV[1], '[]')
             if tonumber(ARGV[2]) > 0 then
-                redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
+                redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
             else
-                redis.call('LPUSH', KEYS[4], ARGV[1])
-                redis.call('LPUSH', KEYS[6], 1)
-                redis.call('LTRIM', KEYS[6], 0, 0)
+                redis.call('LPUSH', KEYS[2], ARGV[1])
+                if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], 1) end
             end
             return 1
             """)
@@ -178,20 +176,26 @@ public struct RedisTaskQueue: TaskQueue {
     public func enqueue(_ task: NewTask) async throws -> EnqueueResult {
         let keys = Keys(prefix: prefix, queue: task.queue)
         let id = UUID().uuidString.lowercased()
-        var scriptKeys = [keys.task, keys.attempts, keys.history, keys.ready, keys.delayed, keys.wake]
+        var scriptKeys = [keys.task, keys.ready, keys.delayed, keys.wake]
         if let dedup = task.deduplicationKey { scriptKeys.append(keys.dedup(dedup)) }
         let delay = max(0, Int(((task.runAt ?? 0) - Date().timeIntervalSince1970) * 1000))
-        try await client.send("SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue))
-        let stored = try await client.run(
+        let store = RedisScriptCall(
             Self.enqueueScript, keys: scriptKeys,
             arguments: [
                 RedisArgument(id), RedisArgument(delay), RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
                 RedisArgument(task.type), RedisArgument(task.maxAttempts), RedisArgument(bytes: task.payload),
             ])
-        guard stored.int == 1 else { return .duplicate }
-        // The task is stored; a lost wake-up only delays it to the next poll, so it must not fail the enqueue.
-        _ = try? await client.send("LPUSH", RedisArgument(globalWake), "1")
-        _ = try? await client.send("LTRIM", RedisArgument(globalWake), 0, 0)
+        // One round trip: the queue registered, the task stored, workers of every queue woken (the commands run in
+        // this order; a wake-up that fails or comes for a duplicate only costs a worker one poll).
+        let replies = try await client.pipeline(entries: [
+            .command(["SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue)]), .script(store),
+            .command(["LPUSH", RedisArgument(globalWake), "1"]), .command(["LTRIM", RedisArgument(globalWake), 0, 0]),
+        ])
+        guard replies.count == 4 else { throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies") }
+        for reply in replies.prefix(2) {
+            if case .error(let message) = reply { throw RedisError.server(message) }
+        }
+        guard replies[1].int == 1 else { return .duplicate }
         return .enqueued(id)
     }
 
