@@ -135,7 +135,8 @@ public final class RedisClient: Sendable {
     public func pipeline(entries: [RedisPipelineEntry]) async throws(RedisError) -> [RESPValue] {
         var replies = try await pipeline(entries.map(\.command))
         for (index, entry) in entries.enumerated() {
-            if case .script(let call) = entry, case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT") {
+            if case .script(let call) = entry, case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT")
+            {
                 replies[index] = try await sendAllowingErrorReply(call.eval)
             }
         }
