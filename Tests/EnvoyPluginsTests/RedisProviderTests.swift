@@ -200,7 +200,8 @@ struct RedisProviderTests {
         let redis = try client(server.url, poolSize: 1, timeout: .seconds(5))
         let queue = RedisTaskQueue(client: redis, prefix: "p")
         let task = NewTask(type: "t", queue: "q", payload: Array("{}".utf8), maxAttempts: 3, deduplicationKey: "k")
-        _ = try await queue.enqueue(NewTask(type: "t", queue: "q", payload: [], maxAttempts: 1))  // Redis learns the script
+        // Redis learns the script.
+        _ = try await queue.enqueue(NewTask(type: "t", queue: "q", payload: [], maxAttempts: 1))
         var before = try await redis.readsProcessed()
         guard case .enqueued = try await queue.enqueue(task) else { Issue.record("not enqueued"); return }
         #expect(try await redis.readsProcessed() - before == 2)  // the pipeline, then the INFO
