@@ -47,11 +47,15 @@ final class LoadClient: Sendable {
         if let body { head.headers.add(name: "Content-Length", value: "\(body.readableBytes)") }
         let promise = connection.channel.eventLoop.makePromise(of: Response.self)
         connection.channel.eventLoop.execute { [timeout] in
-            connection.collector.value.start(promise)
             let channel = connection.channel
+            // Closed while idle (the server went away): fail now rather than at the deadline.
+            guard channel.isActive else { return promise.fail(Failure.connectionClosed) }
+            connection.collector.value.start(promise)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { promise.fail($0) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: written)
             let deadline = channel.eventLoop.scheduleTask(in: timeout) {
                 promise.fail(Failure.timedOut)
                 channel.close(promise: nil)
@@ -78,7 +82,8 @@ final class LoadClient: Sendable {
         for pool in all { pool.closeAll() }
     }
 
-    private func pool(for baseURL: String) throws -> ConnectionPool {
+    /// The pool of `baseURL`'s connections (made on first use).
+    func pool(for baseURL: String) throws -> ConnectionPool {
         if let known = pools.withLock({ $0[baseURL] }) { return known }
         guard baseURL.hasPrefix("http://"), case let authority = baseURL.dropFirst(7),
             let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...])
@@ -120,6 +125,9 @@ final class ConnectionPool: Sendable {
         self.limit = max(1, limit)
     }
 
+    /// Connections open or being opened.
+    var openConnections: Int { state.withLock { $0.open } }
+
     /// An idle connection, a new one, or — when `limit` are busy — the next one released.
     func acquire() async throws -> LoadConnection {
         enum Next {
@@ -128,7 +136,10 @@ final class ConnectionPool: Sendable {
             case wait
         }
         let next: Next = state.withLock { state in
-            if let idle = state.idle.popLast() { return .use(idle) }
+            while let idle = state.idle.popLast() {
+                if idle.channel.isActive { return .use(idle) }
+                state.open -= 1  // closed while idle (by the server): its slot is free again
+            }
             if state.open < limit {
                 state.open += 1
                 return .connect
