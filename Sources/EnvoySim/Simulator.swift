@@ -104,7 +104,7 @@ public struct Simulator: Sendable {
                     sender: EmailSender(address: "noreply@envoyou.com")))
         }
         let driver = Driver(
-            scenario: scenario, stack: stack, client: client, users: users, policies: policies, emails: emails)
+            scenario: scenario, stack: stack, users: users, policies: policies, emails: emails)
         driver.accounting.withLock { accounting in
             for user in users { accounting.expectedEmails[user.email] = user.registeredAt }
         }

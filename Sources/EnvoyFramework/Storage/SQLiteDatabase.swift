@@ -24,9 +24,24 @@ public struct SQLiteDatabase: SQLDatabase {
         configuration.busyMode = .timeout(10)
         // A transaction spans several awaited statements on the writer; `writer` keeps others out meanwhile.
         configuration.allowsUnsafeTransactions = true
-        self.pool = try DatabasePool(path: path, configuration: configuration)
+        self.pool = try Self.openPool(path: path, configuration: configuration)
         self.writer = AsyncLock()
         self.queries = nil
+    }
+
+    /// Opens the pool. Switching a new file to WAL needs the file to itself, and SQLite answers a concurrent
+    /// opener (two processes starting at once) "database is locked" without its busy timeout: that is waited out
+    /// for as long as the busy timeout.
+    private static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && ContinuousClock.now < deadline
+            {
+                Thread.sleep(forTimeInterval: Double.random(in: 0.005...0.05))
+            }
+        }
     }
 
     private init(pool: DatabasePool, writer: AsyncLock, queries: Counter?) {

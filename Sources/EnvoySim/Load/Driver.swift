@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import EnvoyBackend
 import EnvoyFramework
 import EnvoyPlugins
@@ -37,8 +36,7 @@ struct Accounting {
 final class Driver: Sendable {
     let scenario: Scenario
     let stack: SimStack
-    let client: HTTPClient
-    /// The load's own lean client (the `client` above serves set-up calls).
+    /// Where the requests go out (set-up calls use the simulator's AsyncHTTPClient).
     let load = LoadClient()
     let users: [SimUser]
     let policies: [RateLimitPolicy]
@@ -49,12 +47,11 @@ final class Driver: Sendable {
     let accounting = Mutex(Accounting())
 
     init(
-        scenario: Scenario, stack: SimStack, client: HTTPClient, users: [SimUser], policies: [RateLimitPolicy],
+        scenario: Scenario, stack: SimStack, users: [SimUser], policies: [RateLimitPolicy],
         emails: EmailQueue?
     ) {
         self.scenario = scenario
         self.stack = stack
-        self.client = client
         self.users = users
         self.policies = policies
         self.limits = policies.filter { $0.algorithm == .slidingLog && !$0.shadow }.map { ($0, $0.name) }
