@@ -11,8 +11,12 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# cpu_ticks PID: the CPU time (user + system) the process has used so far, in clock ticks (100 a second).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks NAME: the CPU time (user + system) the process started as NAME (pid in $work/NAME.pid: redis, an
+# envoy, hello) has used so far, in clock ticks (100 a second).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/$1.pid")/stat"; }
+
+# cpu_micros_per NAME TICKS COUNT: microseconds of CPU NAME used since cpu_ticks gave TICKS, per one of COUNT.
+cpu_micros_per() { echo $(( ($(cpu_ticks "$1") - $2) * 10000 / $3 )); }
 
 # release_binary PRODUCT: builds it in release mode and prints its path.
 release_binary() {

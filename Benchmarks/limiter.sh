@@ -33,14 +33,14 @@ run() {
     local label=$1 name=$2 port=$3 token=$4
     curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null   # warm the cache
     local report rps total envoy_before redis_before envoy_us redis_us
-    envoy_before=$(cpu_ticks "$(cat "$work/$name.pid")")
-    redis_before=$(cpu_ticks "$(cat "$work/redis.pid")")
+    envoy_before=$(cpu_ticks "$name")
+    redis_before=$(cpu_ticks redis)
     report=$(wrk -t 2 -c "$connections" -d "$duration" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/user/profile")
     rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
     total=$(echo "$report" | awk '/requests in/ {print $1}')
     non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
-    envoy_us=$(( ($(cpu_ticks "$(cat "$work/$name.pid")") - envoy_before) * 10000 / total ))
-    redis_us=$(( ($(cpu_ticks "$(cat "$work/redis.pid")") - redis_before) * 10000 / total ))
+    envoy_us=$(cpu_micros_per "$name" "$envoy_before" "$total")
+    redis_us=$(cpu_micros_per redis "$redis_before" "$total")
     printf '%-52s %10s requests/s%s; CPU per request: envoy serve %s µs, redis-server %s µs\n' "$label" "$rps" \
         "${non2xx:+ ($non2xx non-2xx)}" "$envoy_us" "$redis_us" >&2
     echo "$total"

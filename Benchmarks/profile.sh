@@ -69,14 +69,13 @@ round_trips() {
 run() {
     local name=$1 server=$2 url=$3 report server_before redis_before cpu
     shift 3
-    server_before=$(cpu_ticks "$(cat "$work/$server.pid")")
-    redis_before=$(cpu_ticks "$(cat "$work/redis.pid")")
+    server_before=$(cpu_ticks "$server")
+    redis_before=$(cpu_ticks redis)
     report=$(wrk -t 2 -c "$connections" -d "$duration" --latency "$@" "$url")
     rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
     requests=$(echo "$report" | awk '/requests in/ {print $1}')
-    cpu="$(( ($(cpu_ticks "$(cat "$work/$server.pid")") - server_before) * 10000 / requests )) µs"
-    [ "$server" = profile ] &&
-        cpu="$cpu + redis-server $(( ($(cpu_ticks "$(cat "$work/redis.pid")") - redis_before) * 10000 / requests )) µs"
+    cpu="$(cpu_micros_per "$server" "$server_before" "$requests") µs"
+    [ "$server" = profile ] && cpu="$cpu + redis-server $(cpu_micros_per redis "$redis_before" "$requests") µs"
     printf '  %-56s %10s requests/s, p99 %s%s; CPU per request %s\n' "$name" "$rps" \
         "$(echo "$report" | awk '$1 == "99%" {print $2}')" \
         "$(echo "$report" | awk '/Non-2xx/ {print " (" $NF " non-2xx)"}')" "$cpu"

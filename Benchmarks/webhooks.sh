@@ -40,13 +40,13 @@ function request()
 end
 LUA
 echo "machine: $(nproc) cores; wrk -t 2 -c 64 -d $duration; $events distinct signed events; queue on Redis"
-envoy_before=$(cpu_ticks "$(cat "$work/webhooks.pid")")
-redis_before=$(cpu_ticks "$(cat "$work/redis.pid")")
+envoy_before=$(cpu_ticks webhooks)
+redis_before=$(cpu_ticks redis)
 report=$(wrk -t 2 -c 64 -d "$duration" -s "$work/events.lua" "http://127.0.0.1:$port")
 echo "$report" | grep -E 'Requests/sec|requests in|Non-2xx|Latency'
 sent=$(echo "$report" | awk '/requests in/ {print $1}')
-echo "CPU per webhook: envoy serve $(( ($(cpu_ticks "$(cat "$work/webhooks.pid")") - envoy_before) * 10000 / sent )) µs," \
-    "redis-server $(( ($(cpu_ticks "$(cat "$work/redis.pid")") - redis_before) * 10000 / sent )) µs"
+echo "CPU per webhook: envoy serve $(cpu_micros_per webhooks "$envoy_before" "$sent") µs," \
+    "redis-server $(cpu_micros_per redis "$redis_before" "$sent") µs"
 non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
 queued=$(LOG_LEVEL=error REDIS_URL="redis://127.0.0.1:$redis_port" DATABASE_URL="sqlite://$work/stats.db" "$envoy" queues stats --json | python3 -c '
 import json, sys
