@@ -107,8 +107,12 @@ struct MailgunTests {
             #expect(detail.contains("timed out"))
         }
         mock.faults.reset()
-        _ = try await mailer.send(Self.message())
-        #expect(mock.messages.count == 1)
+        let receipt = try await mailer.send(Self.message())
+        // The refused sends were never accepted. The timed-out one may still be, once the mock's delay ends (a
+        // provider can take a message whose answer never came back — why sends carry Message-IDs): on a loaded
+        // machine that can happen before this line.
+        #expect(mock.messages.contains { $0.id == receipt.messageID })
+        #expect(mock.messages.count <= 2)
     }
 
     @Test("the reset header is read as Unix ms, Unix s or seconds; Retry-After is the fallback")
