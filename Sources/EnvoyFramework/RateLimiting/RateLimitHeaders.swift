@@ -38,19 +38,42 @@ public enum RateLimitHeaders {
         fields.append(
             HTTPField(
                 name: .rateLimitPolicy,
-                value: list(decision) { "q=\($0.policy.limit);w=\(Int($0.policy.window.rounded(.up)))" }))
+                value: list(decision) { value, outcome in
+                    value += ";q="
+                    value += String(outcome.policy.limit)
+                    value += ";w="
+                    value += String(Int(outcome.policy.window.rounded(.up)))
+                }))
         fields.append(
             HTTPField(
-                name: .rateLimit, value: list(decision) { "r=\($0.remaining);t=\(Int($0.resetAfter.rounded(.up)))" }))
+                name: .rateLimit,
+                value: list(decision) { value, outcome in
+                    value += ";r="
+                    value += String(outcome.remaining)
+                    value += ";t="
+                    value += String(Int(outcome.resetAfter.rounded(.up)))
+                }))
         if let retryAfter = retryAfter(decision) {
             fields.append(HTTPField(name: .retryAfter, value: String(retryAfter)))
         }
         return fields
     }
 
-    /// A draft-10 list: each outcome as `"name";` and its `parameters`, comma-separated.
-    private static func list(_ decision: RateLimitDecision, _ parameters: (RateLimitOutcome) -> String) -> String {
-        decision.outcomes.map { "\"\($0.policy.name)\";" + parameters($0) }.joined(separator: ", ")
+    /// A draft-10 list: each outcome as `"name"` and the parameters `append` adds, comma-separated; built in one
+    /// string (mapping and joining cost one string per outcome more, on every limited response).
+    private static func list(_ decision: RateLimitDecision, _ append: (inout String, RateLimitOutcome) -> Void)
+        -> String
+    {
+        var value = ""
+        value.reserveCapacity(40 * decision.outcomes.count)
+        for (index, outcome) in decision.outcomes.enumerated() {
+            if index > 0 { value += ", " }
+            value += "\""
+            value += outcome.policy.name
+            value += "\""
+            append(&value, outcome)
+        }
+        return value
     }
 
     /// Whole seconds until every violated policy has a free slot; never earlier (rounded up), at least 1.
