@@ -32,6 +32,25 @@ start_redis() {
     for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
+# start_hello: HelloBenchmark (the bare Hummingbird hello route, release) on a free port; sets hello_port.
+start_hello() {
+    local hello
+    hello=$(release_binary HelloBenchmark)
+    hello_port=$(free_port)
+    PORT=$hello_port "$hello" >"$work/hello.log" 2>&1 &
+    echo $! > "$work/hello.pid"
+    for _ in $(seq 100); do curl -sf "localhost:$hello_port/" >/dev/null && return; sleep 0.1; done
+    echo "HelloBenchmark did not start: $(cat "$work/hello.log")" >&2
+    exit 1
+}
+
+# limit_on_policies: $work/log.json, a sliding-log policy on authenticated users that the load never reaches (the
+# limiter decides every request, none is refused).
+limit_on_policies() {
+    echo '[{"name":"authenticated","limit":100000,"window":5,"key":"user","match":{"authenticated":true}}]' \
+        > "$work/log.json"
+}
+
 # start_envoy NAME PORT [VAR=value…]: `envoy serve` in its own directory, waits until /health answers.
 start_envoy() {
     local name=$1 port=$2

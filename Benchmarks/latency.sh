@@ -10,13 +10,9 @@ rounds=${ROUNDS:-2}
 rates=("$@")
 [ ${#rates[@]} -eq 0 ] && rates=(250 1000)
 envoy=$(release_binary envoy)
-hello=$(release_binary HelloBenchmark)
 start_redis
-echo '[{"name":"authenticated","limit":100000,"window":5,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
-hello_port=$(free_port)
-PORT=$hello_port "$hello" >"$work/hello.log" 2>&1 &
-echo $! > "$work/hello.pid"
-for _ in $(seq 100); do curl -sf "localhost:$hello_port/" >/dev/null && break; sleep 0.1; done
+limit_on_policies
+start_hello
 port=$(free_port)
 start_envoy profile "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
 register_users "$port" 1

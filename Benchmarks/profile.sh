@@ -11,14 +11,10 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 envoy=$(release_binary envoy)
-hello=$(release_binary HelloBenchmark)
 start_redis
-echo '[{"name":"authenticated","limit":100000,"window":5,"key":"user","match":{"authenticated":true}}]' > "$work/log.json"
+limit_on_policies
 
-hello_port=$(free_port)
-PORT=$hello_port "$hello" >"$work/hello.log" 2>&1 &
-echo $! > "$work/hello.pid"
-for _ in $(seq 100); do curl -sf "localhost:$hello_port/" >/dev/null && break; sleep 0.1; done
+start_hello
 
 port=$(free_port)
 started=$(date +%s%N)
