@@ -32,6 +32,8 @@ struct RESPCodecTests {
             String(decoding: RESPEncoder.encode(["SET", "k", RedisArgument(bytes: [0, 13, 10])]), as: UTF8.self)
                 == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\0\r\n\r\n")
         #expect(String(decoding: RESPEncoder.encode(["GET", ""]), as: UTF8.self) == "*2\r\n$3\r\nGET\r\n$0\r\n\r\n")
+        #expect(RedisArgument(60_000.0).bytes == Array("60000".utf8) && RedisArgument(-3.0).bytes == Array("-3".utf8))
+        #expect(RedisArgument(1500.5).bytes == Array("1500.5".utf8) && RedisArgument(1e20).bytes == Array("1e+20".utf8))
     }
 
     @Test("replies decode across arbitrary chunk boundaries")

@@ -52,8 +52,13 @@ public struct RedisArgument: Sendable, ExpressibleByStringLiteral, ExpressibleBy
     public init(_ text: String) { self.bytes = Array(text.utf8) }
     /// A decimal integer.
     public init(_ number: Int) { self.bytes = Array(String(number).utf8) }
-    /// A decimal number.
-    public init(_ number: Double) { self.bytes = Array(String(number).utf8) }
+    /// A decimal number; an integral one is written as an integer (`60000`, not `60000.0`: shorter, and formatting
+    /// a `Double` was 1 % of a cached read's CPU when the limiter sent its window this way).
+    public init(_ number: Double) {
+        self.bytes =
+            number == number.rounded() && abs(number) < 1e15
+            ? Array(String(Int(number)).utf8) : Array(String(number).utf8)
+    }
     /// Text from a literal.
     public init(stringLiteral value: String) { self.init(value) }
     /// An integer from a literal.

@@ -108,19 +108,12 @@ public struct RedisRateLimitStore: RateLimitStore {
             let algorithm = check.policy.algorithm == .gcra ? "gcra" : "log"
             keys.append(key(check))
             arguments += [
-                RedisArgument(check.policy.limit), Self.milliseconds(check.policy.window), RedisArgument(algorithm),
+                RedisArgument(check.policy.limit), RedisArgument(check.policy.window * 1000), RedisArgument(algorithm),
                 RedisArgument(check.policy.shadow ? 0 : 1),
             ]
         }
         arguments.append(RedisArgument(Self.requestID()))
         return RedisScriptCall(Self.script, keys: keys, arguments: arguments)
-    }
-
-    /// A window in milliseconds: an integer when it is one (formatting a `Double` was 1 % of a cached read's CPU).
-    private static func milliseconds(_ seconds: Double) -> RedisArgument {
-        let milliseconds = seconds * 1000
-        return milliseconds == milliseconds.rounded() && milliseconds < 1e15
-            ? RedisArgument(Int(milliseconds)) : RedisArgument(milliseconds)
     }
 
     /// The decision in the script's reply (an error reply is thrown).
