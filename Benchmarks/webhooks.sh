@@ -19,7 +19,7 @@ python3 - "$events" "$secret" > "$work/events.lua" <<'PY'
 import hashlib, hmac, json, sys, time
 n, secret = int(sys.argv[1]), sys.argv[2].encode()
 ts = str(int(time.time()))
-# Lua keeps at most 2^18 constants per function: the table is filled by one function per 10,000 events.
+# Lua limits how many constants one function holds: the table is filled by one function per 10,000 events.
 print("events = {}")
 for i in range(n):
     if i % 10000 == 0:
