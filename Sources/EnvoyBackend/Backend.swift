@@ -157,19 +157,19 @@ public struct Backend: Sendable {
     /// health, metrics and the Paddle webhook are not limited.
     public func router() -> Router<EnvoyRequestContext> {
         let router = Router(context: EnvoyRequestContext.self)
-        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-        router.add(middleware: ProblemMiddleware())
-        router.add(
-            middleware: ClientAddressMiddleware(
-                resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies)))
+        router.addMiddleware {
+            RequestMetricsMiddleware(metrics: metrics)
+            ProblemMiddleware()
+            ClientAddressMiddleware(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies))
+        }
         addSystemRoutes(to: router.group())
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
-        let limited = router.group()
-            .add(middleware: AuthenticationMiddleware(tokens: tokens))
-            .add(
-                middleware: RateLimitMiddleware(
-                    policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics,
-                    readAhead: { request, context in readAhead(for: request, context: context) }))
+        let limited = router.group().addMiddleware {
+            AuthenticationMiddleware(tokens: tokens)
+            RateLimitMiddleware(
+                policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics,
+                readAhead: { request, context in readAhead(for: request, context: context) })
+        }
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited)
         addNotificationRoutes(to: limited)
