@@ -36,6 +36,21 @@ struct RESPCodecTests {
         #expect(RedisArgument(1500.5).bytes == Array("1500.5".utf8) && RedisArgument(1e20).bytes == Array("1e+20".utf8))
     }
 
+    @Test("integers, text and bytes are written as given, each argument whole, however they mix")
+    func argumentsAsWritten() {
+        for number in [0, 7, -7, 10, -10, 99, 100, 123_456_789, Int.max, Int.min] {
+            #expect(RedisArgument(number).bytes == Array(String(number).utf8))
+        }
+        let long = String(repeating: "é{k}:", count: 40)
+        let command: [RedisArgument] = [
+            "EVALSHA", RedisArgument(long), -42, RedisArgument(bytes: [0, 255]), RedisArgument(Int.min), "",
+        ]
+        let expected =
+            Array("*6\r\n$7\r\nEVALSHA\r\n$\(long.utf8.count)\r\n\(long)\r\n$3\r\n-42\r\n$2\r\n".utf8) + [0, 255]
+            + Array("\r\n$20\r\n\(Int.min)\r\n$0\r\n\r\n".utf8)
+        #expect(RESPEncoder.encode(command) == expected)
+    }
+
     @Test("replies decode across arbitrary chunk boundaries")
     func decoding() throws {
         let wire = Array("+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n:1\r\n".utf8)

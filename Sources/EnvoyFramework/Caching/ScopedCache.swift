@@ -89,7 +89,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// The read a fetch of `scope`/`variant` starts with (the scope's generation, then the entry under it), for
     /// sending ahead with the rate limiter's call; hand its result to `fetchJSON(scope:variant:prefetched:load:)`.
     public func readAhead(scope: String, variant: String = "") -> ChainedRead {
-        ChainedRead(provider: provider, first: generationKey(scope), prefix: "\(name):\(scope):", suffix: ":\(variant)")
+        let prefix = keyPrefix(scope)
+        return ChainedRead(provider: provider, first: prefix + "generation", prefix: prefix, suffix: ":" + variant)
     }
 
     /// A value's JSON, and the value itself when it was just loaded.
@@ -110,11 +111,11 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
                 prefetched = nil  // read under the generation just replaced
             }
             let read = try await read(scope: scope, variant: variant, prefetched: prefetched)
-            key = read.key
             if let bytes = read.entry, let json = payload(of: bytes) {
                 hits.increment()
                 return (Entry(json: json), .hit)
             }
+            key = read.key.name
         } catch {
             bypasses.increment()
             outageLog.warning(
@@ -172,7 +173,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// (the common case); a scope without one gets a fresh generation, under which nothing is stored yet.
     /// `prefetched`, when it read the same keys, stands for the first round trip.
     private func read(scope: String, variant: String, prefetched: PrefetchedRead? = nil) async throws -> (
-        key: String, entry: [UInt8]?
+        key: EntryKey, entry: [UInt8]?
     ) {
         let chained = readAhead(scope: scope, variant: variant)
         let found: ChainedRead.Found
@@ -182,10 +183,23 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
             found = try await chained.run()
         }
         if let generation = found.first {
-            return (chained.prefix + String(decoding: generation, as: UTF8.self) + chained.suffix, found.second)
+            return (EntryKey(chained, generation: String(decoding: generation, as: UTF8.self)), found.second)
         }
-        let key = "\(chained.prefix)\(try await generation(of: scope))\(chained.suffix)"
-        return (key, try await provider.get(key))
+        let key = EntryKey(chained, generation: try await generation(of: scope))
+        return (key, try await provider.get(key.name))
+    }
+
+    /// The key of an entry, `name:scope:generation:variant`, put together only where it is used (a hit does not).
+    private struct EntryKey {
+        let read: ChainedRead
+        let generation: String
+
+        init(_ read: ChainedRead, generation: String) {
+            self.read = read
+            self.generation = generation
+        }
+
+        var name: String { read.prefix + generation + read.suffix }
     }
 
     /// Tries again every invalidation that could not reach the provider; returns how many are still pending.
@@ -220,7 +234,18 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         }
     }
 
-    private func generationKey(_ scope: String) -> String { "\(name):\(scope):generation" }
+    private func generationKey(_ scope: String) -> String { keyPrefix(scope) + "generation" }
+
+    /// `name:scope:`, which every key of the scope starts with (built in one allocation: it is built on every read).
+    private func keyPrefix(_ scope: String) -> String {
+        var prefix = ""
+        prefix.reserveCapacity(name.utf8.count + scope.utf8.count + 2)
+        prefix += name
+        prefix += ":"
+        prefix += scope
+        prefix += ":"
+        return prefix
+    }
 
     private static func newGeneration() -> String {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)

@@ -146,7 +146,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     }
 
     /// The store's decision (and `read`, made along with it); on a store failure, what the failure modes say.
-    private func decide(_ checks: [RateLimitCheck], along read: ChainedRead?) async throws -> (
+    private nonisolated(nonsending) func decide(_ checks: [RateLimitCheck], along read: ChainedRead?) async throws -> (
         RateLimitDecision, PrefetchedRead?
     ) {
         let start = ContinuousClock.now

@@ -56,30 +56,33 @@ public struct RateLimitDecision: Sendable, Equatable {
 
 /// Where rate-limit counts live. One call decides every check atomically: a request is recorded only if every
 /// enforced policy admits it, so a rejected request consumes no quota anywhere. (A shadow policy that would
-/// have rejected is not charged either; the others are.)
+/// have rejected is not charged either; the others are.) Its calls run on the caller's executor, as the limiter
+/// calls them on every request (`nonisolated(nonsending)`; a conforming type whose methods say so too saves a hop).
 public protocol RateLimitStore: Sendable {
     /// Decides and, when all admit, records the request in every check's window.
-    func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision
+    nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision
     /// Decides like `acquire`, and performs `read` in the same round trip where the store can (the Redis plugin,
     /// when the read is on the same Redis); the read's failure is returned, not thrown. Nil for the read when it
     /// was not made: the default decides, then reads only for an admitted request.
-    func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
+    nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
         RateLimitDecision, PrefetchedRead?
     )
 }
 
 extension RateLimitStore {
     /// The default: `acquireThenRead`.
-    public func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
+    public nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
         RateLimitDecision, PrefetchedRead?
     ) {
         try await acquireThenRead(checks, along: read)
     }
 
     /// `acquire`, then, if admitted, the read on its own (two round trips where each is one).
-    public func acquireThenRead(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
-        RateLimitDecision, PrefetchedRead?
-    ) {
+    public nonisolated(nonsending) func acquireThenRead(_ checks: [RateLimitCheck], along read: ChainedRead)
+        async throws -> (
+            RateLimitDecision, PrefetchedRead?
+        )
+    {
         let decision = try await acquire(checks)
         guard decision.admitted else { return (decision, nil) }
         let result: Result<ChainedRead.Found, any Error>

@@ -24,9 +24,12 @@ public struct RedisCache: CacheProvider {
     /// A stored value without its stamp, or nil when absent or from another server lifetime. The stamp is read
     /// after the reply: a reconnection during the call has updated it to the answering server's lifetime.
     private func unstamped(_ reply: RESPValue) -> [UInt8]? {
-        let stamp = Self.stamp(client.serverRunID)
-        guard let stored = reply.bytes, stored.count >= stamp.count, stored.starts(with: stamp) else { return nil }
-        return Array(stored.dropFirst(stamp.count))
+        // Compared in place: building the stamp's bytes for each reply was 4 allocations per cached read.
+        let runID = client.serverRunID.utf8
+        guard let stored = reply.bytes, stored.count > runID.count, stored.starts(with: runID),
+            stored[runID.count] == Self.separator
+        else { return nil }
+        return Array(stored[(runID.count + 1)...])
     }
 
     /// The generation and the entry under it in one `EVALSHA` (the entry's key is built inside the script from the
@@ -43,15 +46,20 @@ public struct RedisCache: CacheProvider {
 
     /// The script call of a chained read; nil when its keys cannot be split around the value read first.
     func chainedRead(_ first: String, thenPrefix prefix: String, suffix: String) -> RedisScriptCall? {
-        // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
-        let sample = name(prefix + "\u{0}" + suffix)
-        guard let cut = sample.utf8.firstIndex(of: 0), !sample[sample.utf8.index(after: cut)...].utf8.contains(0)
-        else { return nil }
+        let before: String
+        let after: String
+        if let tagged = tagged(prefix, endingAtSecondColon: true) {
+            // The usual `cache:scope:` prefix: the tag closes inside it, and the suffix stays as it is.
+            (before, after) = (tagged, suffix)
+        } else {
+            // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
+            let sample = name(prefix + "\u{0}" + suffix)
+            guard let cut = sample.utf8.firstIndex(of: 0), !sample[sample.utf8.index(after: cut)...].utf8.contains(0)
+            else { return nil }
+            (before, after) = (String(sample[..<cut]), String(sample[sample.utf8.index(after: cut)...]))
+        }
         return RedisScriptCall(
-            Self.chainedRead, keys: [name(first)],
-            arguments: [
-                RedisArgument(String(sample[..<cut])), RedisArgument(String(sample[sample.utf8.index(after: cut)...])),
-            ])
+            Self.chainedRead, keys: [name(first)], arguments: [RedisArgument(before), RedisArgument(after)])
     }
 
     /// What a chained read's reply says (an error reply is thrown).
@@ -88,18 +96,38 @@ public struct RedisCache: CacheProvider {
     }
 
     /// `run_id` and a separator; 41 bytes per value.
-    private static func stamp(_ runID: String) -> [UInt8] { Array(runID.utf8) + [0x1F] }
+    private static func stamp(_ runID: String) -> [UInt8] { Array(runID.utf8) + [separator] }
+
+    /// The byte between a value's stamp and the value (ASCII unit separator).
+    private static let separator: UInt8 = 0x1F
 
     // A scoped cache key is `cache:scope:…`; the scope becomes the hash tag so one user's entries share a slot.
-    // (Found by scanning bytes: this runs on every request, and `split` was 3 % of a cached read's CPU.)
+    // (Found by scanning bytes and built in one allocation: this runs on every request, and `split` was 3 % of a
+    // cached read's CPU.)
     private func name(_ key: String) -> String {
+        tagged(key, endingAtSecondColon: false) ?? "\(prefix):cache:\(key)"
+    }
+
+    /// `prefix:cache:cache:{scope}:rest` for a key `cache:scope:rest`, or nil when the key has no such shape. With
+    /// `endingAtSecondColon`, the key must end at the colon after the scope (a chained read's prefix); without, the
+    /// rest must not be empty.
+    private func tagged(_ key: String, endingAtSecondColon: Bool) -> String? {
         let colon = UInt8(ascii: ":")
         let bytes = key.utf8
         guard let first = bytes.firstIndex(of: colon), first != bytes.startIndex,
             case let scopeStart = bytes.index(after: first),
             let second = bytes[scopeStart...].firstIndex(of: colon), second != scopeStart,
-            bytes.index(after: second) != bytes.endIndex
-        else { return "\(prefix):cache:\(key)" }
-        return "\(prefix):cache:\(key[..<first]):{\(key[scopeStart..<second])}:\(key[bytes.index(after: second)...])"
+            (bytes.index(after: second) == bytes.endIndex) == endingAtSecondColon
+        else { return nil }
+        var name = ""
+        name.reserveCapacity(prefix.utf8.count + bytes.count + 9)
+        name += prefix
+        name += ":cache:"
+        name += key[..<scopeStart]
+        name += "{"
+        name += key[scopeStart..<second]
+        name += "}"
+        name += key[second...]
+        return name
     }
 }

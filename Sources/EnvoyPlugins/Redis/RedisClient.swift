@@ -9,6 +9,8 @@ import Synchronization
 
 /// A Redis client for many concurrent callers: a small pool of pipelined connections, a deadline on every
 /// call, a circuit breaker that fails fast while Redis is down, reconnection on demand, scripts by `EVALSHA`.
+/// Calls run on their caller's executor (`nonisolated(nonsending)`): a request's task does not hop executors on
+/// its way into the client and back (each hop was a runtime switch and a look-up of the task's executor).
 public final class RedisClient: Sendable {
     /// Client settings.
     public struct Configuration: Sendable {
@@ -80,13 +82,13 @@ public final class RedisClient: Sendable {
 
     /// Sends a command; an error reply is thrown as `RedisError.server`.
     @discardableResult
-    public func send(_ arguments: RedisArgument...) async throws(RedisError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ arguments: RedisArgument...) async throws(RedisError) -> RESPValue {
         try await send(arguments)
     }
 
     /// Sends a command; an error reply is thrown as `RedisError.server`.
     @discardableResult
-    public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
         let reply = try await sendAllowingErrorReply(arguments)
         if case .error(let message) = reply { throw .server(message) }
         return reply
@@ -94,7 +96,8 @@ public final class RedisClient: Sendable {
 
     /// Sends `commands` back to back on one connection in one write and returns their replies in order: one
     /// round trip for all. Error replies are returned in place, not thrown. Not a transaction (`MULTI`).
-    public func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue] {
+    public nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue]
+    {
         try await onPooledConnection { connection throws(RedisError) in
             try await connection.pipeline(commands, timeout: configuration.commandTimeout)
         }
@@ -103,7 +106,8 @@ public final class RedisClient: Sendable {
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
     /// `SCRIPT FLUSH`).
     @discardableResult
-    public func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws(RedisError)
+    public nonisolated(nonsending) func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument])
+        async throws(RedisError)
         -> RESPValue
     {
         try await run(RedisScriptCall(script, keys: keys, arguments: arguments))
@@ -111,7 +115,7 @@ public final class RedisClient: Sendable {
 
     /// Runs one script call, as `run(_:keys:arguments:)` does.
     @discardableResult
-    public func run(_ call: RedisScriptCall) async throws(RedisError) -> RESPValue {
+    public nonisolated(nonsending) func run(_ call: RedisScriptCall) async throws(RedisError) -> RESPValue {
         let reply = try await sendAllowingErrorReply(call.evalsha)
         switch reply {
         case .error(let message) where message.hasPrefix("NOSCRIPT"):
@@ -125,14 +129,15 @@ public final class RedisClient: Sendable {
 
     /// Runs several scripts in one pipeline (one round trip) and returns their replies in order, as
     /// `pipeline(entries:)` of script entries does.
-    public func run(_ calls: [RedisScriptCall]) async throws(RedisError) -> [RESPValue] {
+    public nonisolated(nonsending) func run(_ calls: [RedisScriptCall]) async throws(RedisError) -> [RESPValue] {
         try await pipeline(entries: calls.map { .script($0) })
     }
 
     /// Sends commands and script runs in one pipeline (one round trip) and returns their replies in order; error
     /// replies are returned in place. A script Redis does not have is loaded by `EVAL` and run again (after the
     /// entries that followed it in the pipeline).
-    public func pipeline(entries: [RedisPipelineEntry]) async throws(RedisError) -> [RESPValue] {
+    public nonisolated(nonsending) func pipeline(entries: [RedisPipelineEntry]) async throws(RedisError) -> [RESPValue]
+    {
         var replies = try await pipeline(entries.map(\.command))
         for (index, entry) in entries.enumerated() {
             if case .script(let call) = entry, case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT")
@@ -206,7 +211,9 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
+    private nonisolated(nonsending) func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError)
+        -> RESPValue
+    {
         try await onPooledConnection { connection throws(RedisError) in
             try await connection.send(arguments, timeout: configuration.commandTimeout)
         }
@@ -214,7 +221,9 @@ public final class RedisClient: Sendable {
 
     /// Runs `call` on the next pooled connection (one on the caller's event loop when it runs on one), through the
     /// circuit breaker.
-    private func onPooledConnection<T>(_ call: (RedisConnection) async throws(RedisError) -> T)
+    private nonisolated(nonsending) func onPooledConnection<T>(
+        _ call: nonisolated(nonsending) (RedisConnection) async throws(RedisError) -> T
+    )
         async throws(RedisError) -> T
     {
         guard breaker.allowCall() else { throw .circuitOpen }
@@ -237,7 +246,7 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func connection(at index: Int) async throws(RedisError) -> RedisConnection {
+    private nonisolated(nonsending) func connection(at index: Int) async throws(RedisError) -> RedisConnection {
         if let live = slots.withLock({ $0[index]?.isActive == true ? $0[index] : nil }) { return live }
         do {
             return try await connecting.run("slot-\(index)") {
@@ -308,19 +317,29 @@ public enum RedisPipelineEntry: Sendable {
 /// One run of a script: the script, its keys and its arguments.
 public struct RedisScriptCall: Sendable {
     let script: RedisScript
-    /// The key count, the keys, the arguments.
-    let tail: [RedisArgument]
+    /// The command that runs it by SHA-1: `EVALSHA`, the SHA-1, the key count, the keys, the arguments.
+    let evalsha: [RedisArgument]
 
     /// A run of `script` with `keys` and `arguments`.
     public init(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) {
         self.script = script
-        self.tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
+        var command: [RedisArgument] = []
+        command.reserveCapacity(3 + keys.count + arguments.count)
+        command.append("EVALSHA")
+        command.append(RedisArgument(script.sha1))
+        command.append(RedisArgument(keys.count))
+        for key in keys { command.append(RedisArgument(key)) }
+        command += arguments
+        self.evalsha = command
     }
 
-    /// The command that runs it by SHA-1.
-    var evalsha: [RedisArgument] { ["EVALSHA", RedisArgument(script.sha1)] + tail }
     /// The command that loads and runs it.
-    var eval: [RedisArgument] { ["EVAL", RedisArgument(script.source)] + tail }
+    var eval: [RedisArgument] {
+        var command = evalsha
+        command[0] = "EVAL"
+        command[1] = RedisArgument(script.source)
+        return command
+    }
 }
 
 /// A Lua script, run by its SHA-1 with a fallback to loading it.

@@ -76,14 +76,18 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends one command and waits up to `timeout` for its reply. An error reply is returned, not thrown.
-    public func send(_ arguments: [RedisArgument], timeout: Duration) async throws(RedisError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ arguments: [RedisArgument], timeout: Duration) async throws(RedisError)
+        -> RESPValue
+    {
         try await enqueue(replies: 1, timeout: timeout) { bytes in RESPEncoder.encode(arguments, into: &bytes) }
     }
 
     /// Sends several commands back to back in one write and waits up to `timeout` for all their replies, in
     /// order: one round trip. Error replies are returned in place, not thrown. Not a transaction: other callers'
     /// commands may run between them on the server.
-    public func pipeline(_ commands: [[RedisArgument]], timeout: Duration) async throws(RedisError) -> [RESPValue] {
+    public nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]], timeout: Duration)
+        async throws(RedisError) -> [RESPValue]
+    {
         guard !commands.isEmpty else { return [] }
         let replies = try await enqueue(replies: commands.count, timeout: timeout) { bytes in
             for command in commands { RESPEncoder.encode(command, into: &bytes) }
@@ -94,7 +98,8 @@ public final class RedisConnection: Sendable {
 
     /// Queues commands encoded by `encode` for the next drain and waits for their reply (gathered into an array
     /// when there is more than one).
-    private func enqueue(replies: Int, timeout: Duration, encode: (inout ByteBuffer) -> Void) async throws(RedisError)
+    private nonisolated(nonsending) func enqueue(replies: Int, timeout: Duration, encode: (inout ByteBuffer) -> Void)
+        async throws(RedisError)
         -> RESPValue
     {
         let waiter = ReplyWaiter()
@@ -277,7 +282,7 @@ final class ReplyWaiter: Sendable {
     }
 
     /// Suspends until completed; a cancelled caller stops waiting at once (its reply, when it comes, is dropped).
-    func wait() async throws(RedisError) -> RESPValue {
+    nonisolated(nonsending) func wait() async throws(RedisError) -> RESPValue {
         do {
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { continuation in
