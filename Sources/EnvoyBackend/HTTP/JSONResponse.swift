@@ -17,7 +17,9 @@ enum JSONResponse {
         -> Response
     {
         var fields = headers
-        fields[.contentType] = "application/json"
+        // Room for the rate limiter's fields, which most responses get (growing the list cost two allocations).
+        fields.reserveCapacity(headers.count + 8)
+        fields.append(HTTPField(name: .contentType, value: "application/json"))
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: json)))
     }
 

@@ -9,8 +9,15 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
         let duration: Timer
     }
 
+    /// What a series is looked up by (a struct, not a formatted string: no allocation per request).
+    private struct SeriesKey: Hashable {
+        let method: String
+        let route: String
+        let status: Int
+    }
+
     private final class SeriesCache: Sendable {
-        let series = Mutex([String: Series]())
+        let series = Mutex([SeriesKey: Series]())
     }
 
     private let metrics: any MetricsFactory
@@ -40,7 +47,7 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
     private func record(_ request: Request, _ context: Context, status: Int, since start: ContinuousClock.Instant) {
         let route = context.endpointPath ?? "unmatched"
         let method = request.method.rawValue
-        let id = "\(method) \(route) \(status)"
+        let id = SeriesKey(method: method, route: route, status: status)
         let series = cache.series.withLock { series in
             if let existing = series[id] { return existing }
             let dimensions = [("route", route), ("method", method), ("status", String(status))]
