@@ -1,5 +1,6 @@
 import EnvoyFramework
 import HTTPTypes
+import NIOCore
 import Testing
 
 @Suite("Client identity: addresses, networks, trusted proxies")
@@ -18,6 +19,15 @@ struct ClientIdentityTests {
         for bad in ["", "1.2.3", "300.1.1.1", "example.com", "1.2.3.4:80", "::g"] {
             #expect(IPAddress(bad) == nil, "\(bad)")
         }
+    }
+
+    @Test("a socket peer's address reads as its text does; a Unix-domain peer has none")
+    func socketPeers() throws {
+        for text in ["192.0.2.7", "2001:db8:1:2:aaaa::1", "::1", "::ffff:192.0.2.7", "0.0.0.0"] {
+            #expect(IPAddress(try SocketAddress(ipAddress: text, port: 443)) == IPAddress(text), "\(text)")
+        }
+        #expect(IPAddress(try SocketAddress(ipAddress: "::ffff:192.0.2.7", port: 1))?.isIPv4 == true)
+        #expect(IPAddress(try SocketAddress(unixDomainSocketPath: "/tmp/envoy-test.sock")) == nil)
     }
 
     @Test("CIDR membership")

@@ -100,7 +100,7 @@ public struct ClientAddressMiddleware<Context: IdentifiedRequestContext & Remote
         async throws -> Response
     {
         var context = context
-        let peer = context.remoteAddress.flatMap { $0.ipAddress }.flatMap { IPAddress($0) }
+        let peer = context.remoteAddress.flatMap { IPAddress($0) }
         context.identity.clientAddress = resolver.clientAddress(peer: peer, headers: request.headers)
         return try await next(request, context)
     }

@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -16,14 +18,33 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
-            self.bytes = withUnsafeBytes(of: v4.s_addr) { Array($0) }
+            self.init(bytes: withUnsafeBytes(of: v4.s_addr) { Array($0) })
             return
         }
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        let raw = withUnsafeBytes(of: v6) { Array($0) }
-        let mappedPrefix: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
-        self.bytes = Array(raw.prefix(12)) == mappedPrefix ? Array(raw.suffix(4)) : raw
+        self = withUnsafeBytes(of: v6) { IPAddress(ipv6: $0) }
+    }
+
+    /// A socket peer's address, read from its bytes (formatting it as text to parse it again cost a cached read
+    /// two allocations); nil for a Unix-domain socket.
+    public init?(_ peer: SocketAddress) {
+        switch peer {
+        // sockaddr_in: family (2 bytes), port (2), then the 4-byte address; sockaddr_in6: family, port, flow
+        // information (4), then the 16-byte address (RFC 3493).
+        case .v4(let v4):
+            self.init(bytes: withUnsafeBytes(of: v4.address) { Array($0[4..<8]) })
+        case .v6(let v6):
+            self = withUnsafeBytes(of: v6.address) { IPAddress(ipv6: $0[8..<24]) }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// An IPv6 address from its 16 bytes; an IPv4-mapped one becomes IPv4.
+    private init(ipv6 raw: some Collection<UInt8>) {
+        let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+        self.init(bytes: raw.prefix(12).elementsEqual(mapped) ? Array(raw.suffix(4)) : Array(raw))
     }
 
     init(bytes: [UInt8]) {
