@@ -51,6 +51,22 @@ limit_on_policies() {
         > "$work/log.json"
 }
 
+# start_profile_envoy NAME USERS: `envoy serve` ($envoy) as NAME on a free port, every authenticated request limited
+# by limit_on_policies' sliding log on the Redis of start_redis, with USERS registered users whose profiles are
+# cached already; sets port, tokens, and ready_ms (exec to /health answered, 100 ms polling included).
+start_profile_envoy() {
+    local name=$1 users=$2 started token
+    limit_on_policies
+    port=$(free_port)
+    started=$(date +%s%N)
+    start_envoy "$name" "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
+    ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    register_users "$port" "$users"
+    for token in "${tokens[@]}"; do
+        curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null
+    done
+}
+
 # start_envoy NAME PORT [VAR=value…]: `envoy serve` in its own directory, waits until /health answers.
 start_envoy() {
     local name=$1 port=$2

@@ -11,17 +11,13 @@ binaries=("$(realpath "$1")" "$(realpath "$2")")
 rounds=${ROUNDS:-4}
 duration=${DURATION:-8s}
 start_redis
-limit_on_policies
 ports=()
 users=()
 for index in 0 1; do
     envoy=${binaries[$index]}
-    ports[index]=$(free_port)
-    start_envoy "build$index" "${ports[index]}" RATE_LIMITS_FILE="$work/log.json" \
-        REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
-    register_users "${ports[index]}" 1
+    start_profile_envoy "build$index" 1
+    ports[index]=$port
     users[index]=${tokens[0]}
-    curl -sf "localhost:${ports[index]}/v1/user/profile" -H "Authorization: Bearer ${users[index]}" >/dev/null
 done
 
 echo "machine: $(nproc) cores; each build under wrk -t1 -c16 -d $duration, both at once"

@@ -31,12 +31,8 @@ for probe in "${probes[@]}"; do
 done
 
 start_redis
-limit_on_policies
 start_hello
-port=$(free_port)
-start_envoy profile "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
-register_users "$port" 1
-curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer ${tokens[0]}" >/dev/null   # warm the cache
+start_profile_envoy profile 1
 
 # count NAME URL [HEADER]: each event's count per request, over a light wrk run against the server started as NAME.
 count() {

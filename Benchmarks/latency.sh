@@ -11,12 +11,8 @@ rates=("$@")
 [ ${#rates[@]} -eq 0 ] && rates=(250 1000)
 envoy=$(release_binary envoy)
 start_redis
-limit_on_policies
 start_hello
-port=$(free_port)
-start_envoy profile "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
-register_users "$port" 1
-curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer ${tokens[0]}" >/dev/null   # warm the cache
+start_profile_envoy profile 1
 
 # paced PORT PATH RATE: one connection, RATE requests/s for $seconds s; prints the percentiles of the answers'
 # latency (from the request's write to the end of its answer; the client's own wake-up is not counted).

@@ -12,19 +12,9 @@ connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 envoy=$(release_binary envoy)
 start_redis
-limit_on_policies
-
 start_hello
-
-port=$(free_port)
-started=$(date +%s%N)
-start_envoy profile "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
-ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 users=50
-register_users "$port" "$users"
-for token in "${tokens[@]}"; do   # warm the cache
-    curl -sf "localhost:$port/v1/user/profile" -H "Authorization: Bearer $token" >/dev/null
-done
+start_profile_envoy profile "$users"
 token=${tokens[0]}
 # One request per user, formatted once per wrk thread; each connection takes them in turn.
 wrk_script() {
