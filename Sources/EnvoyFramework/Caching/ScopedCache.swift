@@ -191,15 +191,15 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
 
     /// The key of an entry, `name:scope:generation:variant`, put together only where it is used (a hit does not).
     private struct EntryKey {
-        let read: ChainedRead
+        let prefix: String
         let generation: String
+        let suffix: String
 
         init(_ read: ChainedRead, generation: String) {
-            self.read = read
-            self.generation = generation
+            (prefix, self.generation, suffix) = (read.prefix, generation, read.suffix)
         }
 
-        var name: String { read.prefix + generation + read.suffix }
+        var name: String { prefix + generation + suffix }
     }
 
     /// Tries again every invalidation that could not reach the provider; returns how many are still pending.

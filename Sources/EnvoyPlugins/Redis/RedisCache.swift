@@ -108,7 +108,7 @@ public struct RedisCache: CacheProvider {
         tagged(key, endingAtSecondColon: false) ?? "\(prefix):cache:\(key)"
     }
 
-    /// `prefix:cache:cache:{scope}:rest` for a key `cache:scope:rest`, or nil when the key has no such shape. With
+    /// `PREFIX:cache:kind:{scope}:rest` for a key `kind:scope:rest`, or nil when the key has no such shape. With
     /// `endingAtSecondColon`, the key must end at the colon after the scope (a chained read's prefix); without, the
     /// rest must not be empty.
     private func tagged(_ key: String, endingAtSecondColon: Bool) -> String? {

@@ -106,10 +106,9 @@ public final class RedisClient: Sendable {
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
     /// `SCRIPT FLUSH`).
     @discardableResult
-    public nonisolated(nonsending) func run(_ script: RedisScript, keys: [String], arguments: [RedisArgument])
-        async throws(RedisError)
-        -> RESPValue
-    {
+    public nonisolated(nonsending) func run(
+        _ script: RedisScript, keys: [String], arguments: [RedisArgument]
+    ) async throws(RedisError) -> RESPValue {
         try await run(RedisScriptCall(script, keys: keys, arguments: arguments))
     }
 
@@ -223,9 +222,7 @@ public final class RedisClient: Sendable {
     /// circuit breaker.
     private nonisolated(nonsending) func onPooledConnection<T>(
         _ call: nonisolated(nonsending) (RedisConnection) async throws(RedisError) -> T
-    )
-        async throws(RedisError) -> T
-    {
+    ) async throws(RedisError) -> T {
         guard breaker.allowCall() else { throw .circuitOpen }
         let turn = next.wrappingAdd(1, ordering: .relaxed).oldValue
         let index: Int
