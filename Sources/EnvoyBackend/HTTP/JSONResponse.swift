@@ -16,9 +16,7 @@ enum JSONResponse {
     static func body(
         _ json: ArraySlice<UInt8>, status: HTTPResponse.Status = .ok, headers: consuming HTTPFields = [:]
     ) -> Response {
-        // Taken, not copied (a copy's first change copied every field); with room for the rate limiter's fields,
-        // which most responses get (growing the list cost two allocations).
-        headers.reserveCapacity(headers.count + 8)
+        // Taken, not copied (a copy's first change copied every field).
         headers.append(HTTPField(name: .contentType, value: "application/json"))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json)))
     }

@@ -78,11 +78,9 @@ extension RateLimitStore {
     }
 
     /// `acquire`, then, if admitted, the read on its own (two round trips where each is one).
-    public nonisolated(nonsending) func acquireThenRead(_ checks: [RateLimitCheck], along read: ChainedRead)
-        async throws -> (
-            RateLimitDecision, PrefetchedRead?
-        )
-    {
+    public nonisolated(nonsending) func acquireThenRead(
+        _ checks: [RateLimitCheck], along read: ChainedRead
+    ) async throws -> (RateLimitDecision, PrefetchedRead?) {
         let decision = try await acquire(checks)
         guard decision.admitted else { return (decision, nil) }
         let result: Result<ChainedRead.Found, any Error>
