@@ -43,6 +43,26 @@ struct SimulatorTests {
             (
                 Self.minimal.replacingOccurrences(
                     of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "faults": [{"at": 1, "kind": "redis_melt"}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"redis": false},"#
+                        + #" "faults": [{"at": 1, "kind": "redis_latency", "latency_ms": 5}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"workers": 0},"#
+                        + #" "faults": [{"at": 1, "kind": "worker_kill"}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
                     with: #""users": {"count": 1}, "expect": [{"metric": "speed", "max": 1}],"#),
                 "expect[0].metric"
             ),

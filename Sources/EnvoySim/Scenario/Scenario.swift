@@ -124,11 +124,7 @@ public struct Scenario: Codable, Sendable, Equatable {
     public struct Fault: Codable, Sendable, Equatable {
         /// Seconds from the start of the first phase.
         public var at: Double
-        /// `redis_down` (SIGKILL, restarted after `duration`), `redis_blackhole` (the proxy holds every byte for
-        /// `duration`), `redis_latency` (the proxy delays each byte `latencyMs`), `redis_stop` (SIGSTOP),
-        /// `server_stall` (SIGSTOP `envoy serve` for `duration`), `worker_kill` (SIGKILL every worker, restarted
-        /// after `duration`), `mailgun_errors` / `paddle_errors` (the next `count` requests answer `status`),
-        /// `mailgun_slow` (every request waits `latencyMs` for `duration`).
+        /// One of `Kind`'s names; kept as text so that an unknown kind is reported with its JSON path.
         public var kind: String
         /// How long it lasts, seconds.
         public var duration: Double = 0
@@ -139,8 +135,38 @@ public struct Scenario: Codable, Sendable, Equatable {
         /// For `mailgun_slow` and `redis_latency`: milliseconds of delay.
         public var latencyMs: Int = 0
 
+        /// The fault's kind, nil when `kind` names none.
+        public var known: Kind? { Kind(rawValue: kind) }
+
         /// Whether the fault is made by the proxy between the app and Redis.
-        public var needsRedisProxy: Bool { kind == "redis_blackhole" || kind == "redis_latency" }
+        public var needsRedisProxy: Bool { known?.needsRedisProxy ?? false }
+
+        /// What a fault does.
+        public enum Kind: String, CaseIterable, Sendable {
+            /// SIGKILL redis-server, restarted after `duration`.
+            case redisDown = "redis_down"
+            /// The proxy holds every byte for `duration`.
+            case redisBlackhole = "redis_blackhole"
+            /// The proxy delays each byte `latencyMs` for `duration`.
+            case redisLatency = "redis_latency"
+            /// SIGSTOP redis-server for `duration`.
+            case redisStop = "redis_stop"
+            /// SIGSTOP `envoy serve` for `duration`.
+            case serverStall = "server_stall"
+            /// SIGKILL every worker, restarted after `duration`.
+            case workerKill = "worker_kill"
+            /// The mock Mailgun answers the next `count` requests with `status`.
+            case mailgunErrors = "mailgun_errors"
+            /// The mock Paddle answers the next `count` requests with `status`.
+            case paddleErrors = "paddle_errors"
+            /// Every request to the mock Mailgun waits `latencyMs` for `duration`.
+            case mailgunSlow = "mailgun_slow"
+
+            /// Made by the proxy between the app and Redis.
+            var needsRedisProxy: Bool { self == .redisBlackhole || self == .redisLatency }
+            /// Acts on redis-server or on the way to it.
+            var needsRedis: Bool { self == .redisDown || self == .redisStop || needsRedisProxy }
+        }
     }
 
     /// A bound on one figure of the report.
@@ -173,12 +199,6 @@ public struct Scenario: Codable, Sendable, Equatable {
         "service_p99_ms", "achieved_rps", "cache_hit_ratio", "over_admission", "tasks_accepted", "tasks_delivered",
         "tasks_lost", "tasks_duplicated", "task_latency_p99_ms", "server_cache_hit_ratio", "db_queries_saved_ratio",
         "schedule_lag_p99_ms", "recovery_s", "forgeries_accepted",
-    ]
-
-    static let faultKinds: Set<String> = [
-        "redis_down", "redis_blackhole", "redis_latency", "redis_stop", "server_stall", "worker_kill", "mailgun_errors",
-        "paddle_errors",
-        "mailgun_slow",
     ]
 }
 
@@ -285,18 +305,19 @@ extension Scenario {
         let total = phases.reduce(0) { $0 + $1.duration }
         for (index, fault) in faults.enumerated() {
             let at = "faults[\(index)]"
-            guard Self.faultKinds.contains(fault.kind) else {
+            guard let kind = fault.known else {
                 throw ScenarioError(
-                    path: "\(at).kind", "must be one of \(Self.faultKinds.sorted().joined(separator: ", "))")
+                    path: "\(at).kind",
+                    "must be one of \(Fault.Kind.allCases.map(\.rawValue).sorted().joined(separator: ", "))")
             }
             guard fault.at >= 0 && fault.at < total else {
                 throw ScenarioError(path: "\(at).at", "must fall within the phases (0 ≤ at < \(total))")
             }
             guard fault.duration >= 0 else { throw ScenarioError(path: "\(at).duration", "must be ≥ 0") }
-            if fault.kind.hasPrefix("redis") && !stack.redis {
+            if kind.needsRedis && !stack.redis {
                 throw ScenarioError(path: "\(at).kind", "needs stack.redis")
             }
-            if fault.kind == "worker_kill" && stack.workers == 0 {
+            if kind == .workerKill && stack.workers == 0 {
                 throw ScenarioError(path: "\(at).kind", "needs stack.workers ≥ 1")
             }
         }

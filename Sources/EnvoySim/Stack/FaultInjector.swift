@@ -40,42 +40,41 @@ final class FaultInjector: Sendable {
 
     private func apply(_ fault: Scenario.Fault) async {
         let hold = Duration.milliseconds(Int(fault.duration * 1000))
-        switch fault.kind {
-        case "redis_down":
+        guard let kind = fault.known else { return }  // a loaded scenario has only known kinds
+        switch kind {
+        case .redisDown:
             stack.redis?.kill()
             try? await Task.sleep(for: hold)
             try? stack.redis?.restart()
-        case "redis_blackhole":
+        case .redisBlackhole:
             stack.redisProxy?.set(.blackhole)
             try? await Task.sleep(for: hold)
             stack.redisProxy?.set(.pass)
-        case "redis_latency":
+        case .redisLatency:
             stack.redisProxy?.set(.latency(.milliseconds(fault.latencyMs)))
             try? await Task.sleep(for: hold)
             stack.redisProxy?.set(.pass)
-        case "redis_stop":
+        case .redisStop:
             stack.redis?.pause(true)
             try? await Task.sleep(for: hold)
             stack.redis?.pause(false)
-        case "server_stall":
+        case .serverStall:
             stack.stallServer(true)
             try? await Task.sleep(for: hold)
             stack.stallServer(false)
-        case "worker_kill":
+        case .workerKill:
             stack.killWorkers()
             try? await Task.sleep(for: hold)
             try? stack.restartWorkers()
-        case "mailgun_errors", "paddle_errors":
+        case .mailgunErrors, .paddleErrors:
             let reset = Int(Date().timeIntervalSince1970) + 1
             let headers = fault.status == 429 ? ["X-RateLimit-Reset": "\(reset)", "Retry-After": "1"] : [:]
-            let faults = fault.kind == "mailgun_errors" ? stack.mailgun.faults : stack.paddle.faults
+            let faults = kind == .mailgunErrors ? stack.mailgun.faults : stack.paddle.faults
             faults.fail(next: fault.count, status: fault.status, headers: headers, message: "simulated \(fault.status)")
-        case "mailgun_slow":
+        case .mailgunSlow:
             stack.mailgun.faults.setLatency(.milliseconds(fault.latencyMs))
             try? await Task.sleep(for: hold)
             stack.mailgun.faults.setLatency(.zero)
-        default:
-            break
         }
     }
 }
