@@ -253,9 +253,7 @@ public struct Simulator: Sendable {
             }
             let (sent, errors, p99) = recorder.state.withLock { state -> (Int, Int, Double) in
                 let cell = state.cells[Recorder.key("*", "*")]
-                let errors =
-                    (cell?.statuses.filter { $0.key >= 500 }.values.reduce(0, +) ?? 0) + (cell?.transportErrors ?? 0)
-                return (cell?.sent ?? 0, errors, Double(cell?.corrected.valueAtPercentile(99) ?? 0) / 1000)
+                return (cell?.sent ?? 0, cell?.failed ?? 0, Double(cell?.corrected.valueAtPercentile(99) ?? 0) / 1000)
             }
             let line = String(
                 format: "\r\u{1B}[K%@ %@  %.0f/%.0f s  sent %d  errors %d  p99 %.1f ms", scenario.name, phase, elapsed,

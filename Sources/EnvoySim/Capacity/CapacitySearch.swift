@@ -353,7 +353,7 @@ extension Simulator {
         let state = recorder.state.withLock { $0 }
         let cell = state.cells[Recorder.key("*", "*")]
         let sent = cell?.sent ?? 0
-        let failed = (cell?.statuses.filter { $0.key >= 500 }.values.reduce(0, +) ?? 0) + (cell?.transportErrors ?? 0)
+        let failed = cell?.failed ?? 0
         let answered = Double(sent - failed)
         let p99 = Double(cell?.corrected.valueAtPercentile(99) ?? 0) / 1000
         let lag = Double(state.lag.valueAtPercentile(99)) / 1000

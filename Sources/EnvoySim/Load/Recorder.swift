@@ -29,6 +29,11 @@ public final class Recorder: Sendable {
         var cache: [String: Int] = [:]
         var sent = 0
 
+        /// Answers with a 5xx status.
+        var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
+        /// Requests that failed: a 5xx answer or none at all.
+        var failed: Int { serverErrors + transportErrors }
+
         /// Counts one outcome (latencies in microseconds).
         mutating func record(_ outcome: Outcome, corrected: UInt64, service: UInt64) {
             sent += 1

@@ -141,7 +141,7 @@ struct ReportBuilder {
         return Report.Figures(
             sent: cell.sent, ok: ok,
             statuses: cell.statuses.reduce(into: [:]) { $0[String($1.key)] = $1.value },
-            serverErrors: cell.statuses.filter { $0.key >= 500 }.values.reduce(0, +),
+            serverErrors: cell.serverErrors,
             transportErrors: cell.transportErrors,
             p50Ms: ms(cell.corrected, 50), p90Ms: ms(cell.corrected, 90), p99Ms: ms(cell.corrected, 99),
             p999Ms: ms(cell.corrected, 99.9), maxMs: Double(cell.corrected.max) / 1000,
