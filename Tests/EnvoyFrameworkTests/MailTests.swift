@@ -59,6 +59,22 @@ struct MailTests {
         #expect(throws: InvalidEmail.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
     }
 
+    @Test("addresses: one @, a local part of at most 64 bytes, a dotted domain, no spaces, controls or brackets")
+    func addresses() {
+        for address in ["a@example.com", "first.last+tag@sub.example.co", "ü@例え.jp", "x@a-b.example"] {
+            #expect(EmailAddress.isValid(address), "\(address)")
+        }
+        let long = String(repeating: "a", count: 250) + "@b.co"
+        for address in [
+            "", "a", "@example.com", "a@", "a@b", "a@@b.com", "a@b@c.com", "a b@c.com", "a@c.com\n", "a\t@c.com",
+            "a\u{A0}b@c.com", "a\u{7}@c.com", "a@-c.com", "a@c-.com", "a@c..com", "a@[1.2.3.4]", "a@c,d.com",
+            "a@c\".com", String(repeating: "a", count: 65) + "@b.com", String(repeating: "ü", count: 33) + "@b.com",
+            long,
+        ] {
+            #expect(!EmailAddress.isValid(address), "\(address.debugDescription)")
+        }
+    }
+
     @Test("the repository's templates all render, and each names what it needs")
     func repositoryTemplates() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

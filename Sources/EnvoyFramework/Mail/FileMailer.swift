@@ -74,12 +74,18 @@ public struct FileMailer: Mailer {
         return copy
     }
 
+    /// RFC 5322's date format, made once (ICU builds a formatter on first use: a fresh one per message costs more
+    /// than the rest of the rendering).
+    private static let dateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
+        return formatter
+    }()
+
     /// The message as MIME text (multipart/alternative when there is an HTML body).
     static func render(_ message: EmailMessage, messageID: String, date: Date) -> String {
-        let dateFormatter = DateFormatter()
-        dateFormatter.locale = Locale(identifier: "en_US_POSIX")
-        dateFormatter.timeZone = TimeZone(identifier: "UTC")
-        dateFormatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
         let from = message.fromName.map { "\(encodeHeader($0)) <\(message.from)>" } ?? message.from
         var lines = ["From: \(from)", "To: \(message.to.joined(separator: ", "))"]
         if !message.cc.isEmpty { lines.append("Cc: \(message.cc.joined(separator: ", "))") }
