@@ -199,11 +199,15 @@ struct RedisClientTests {
         redis.shutdown()
     }
 
-    @Test("a pipeline whose replies do not come in time fails at its deadline; late replies do not shift later calls")
+    @Test(
+        "a pipeline whose replies do not come in time fails at its deadline, after the connection was idle too; late replies do not shift later calls",
+        .timeLimit(.minutes(1)))
     func pipelineDeadline() async throws {
         let server = try RedisServer()
         let redis = try client(server.url, poolSize: 1, timeout: .milliseconds(200))
         try await redis.send("SET", "k", "v")
+        // Idle long enough for the connection to stop sweeping for deadlines: the next write must start it again.
+        try await Task.sleep(for: .milliseconds(100))
         server.pause(true)
         let start = ContinuousClock.now
         await #expect(throws: RedisError.timeout(.milliseconds(200))) {

@@ -186,8 +186,18 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             sweeper = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10))
             { _ in
-                loopBound.value.failExpired()
+                loopBound.value.sweep()
             }
+        }
+    }
+
+    /// Fails what has expired; stops the sweeping once nothing waits (an idle connection wakes nobody — ticking on
+    /// regardless kept an idle `envoy serve` at 260 wake-ups a second), and the next write starts it again.
+    private func sweep() {
+        failExpired()
+        if waiting.isEmpty {
+            sweeper?.cancel()
+            sweeper = nil
         }
     }
 
