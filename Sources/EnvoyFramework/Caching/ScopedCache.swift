@@ -236,16 +236,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
 
     private func generationKey(_ scope: String) -> String { keyPrefix(scope) + "generation" }
 
-    /// `name:scope:`, which every key of the scope starts with (built in one allocation: it is built on every read).
-    private func keyPrefix(_ scope: String) -> String {
-        var prefix = ""
-        prefix.reserveCapacity(name.utf8.count + scope.utf8.count + 2)
-        prefix += name
-        prefix += ":"
-        prefix += scope
-        prefix += ":"
-        return prefix
-    }
+    /// `name:scope:`, which every key of the scope starts with.
+    private func keyPrefix(_ scope: String) -> String { String(concatenating: name[...], ":", scope[...], ":") }
 
     private static func newGeneration() -> String {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)

@@ -73,17 +73,9 @@ public struct RedisRateLimitStore: RateLimitStore {
 
     /// The Redis key of `check`.
     func key(_ check: RateLimitCheck) -> String {
-        // Built in one allocation (an interpolation grew it twice, on every request).
-        var key = ""
-        key.reserveCapacity(prefix.utf8.count + check.key.utf8.count + check.policy.name.utf8.count + 12)
-        key += "{"
-        key += prefix
-        key += ":rl}:"
-        key += check.key
-        key += ":"
-        key += check.policy.name
-        key += check.policy.algorithm == .gcra ? ":gcra" : ":log"
-        return key
+        String(
+            concatenating: "{", prefix[...], ":rl}:", check.key[...], ":", check.policy.name[...],
+            check.policy.algorithm == .gcra ? ":gcra" : ":log")
     }
 
     /// Decides all checks atomically in one `EVALSHA`.
