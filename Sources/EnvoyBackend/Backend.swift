@@ -160,7 +160,9 @@ public struct Backend: Sendable {
         router.addMiddleware {
             RequestMetricsMiddleware(metrics: metrics)
             ProblemMiddleware()
-            ClientAddressMiddleware(resolver: ClientAddressResolver(trustedProxies: configuration.trustedProxies))
+            ClientAddressMiddleware(
+                resolver: ClientAddressResolver(
+                    trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader))
         }
         addSystemRoutes(to: router.group())
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
@@ -258,10 +260,14 @@ public struct Backend: Sendable {
         if inProcessWorker ?? (taskQueue is SQLTaskQueue) {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }
+        // Connections are capped below the descriptor limit, so the server itself never runs out of descriptors.
+        let connections = DescriptorLimit.connectionCapacity(limit: DescriptorLimit.raiseToHardLimit() ?? 1024)
         return Application(
             router: router(),
-            server: .http1OnEventLoops(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "envoy"),
+            server: .http1OnEventLoops(timeouts: configuration.connectionTimeouts),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "envoy",
+                availableConnectionsDelegate: .maximum(connections, logger: logger)),
             services: services,
             logger: logger
         )

@@ -4,6 +4,7 @@ import EnvoyFramework
 import EnvoyPlugins
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The `envoy` command: serve, worker, queues, sim.
 @main
@@ -52,4 +53,15 @@ func makeBackend(_ configuration: AppConfiguration, logger: Logger) async throws
 func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data("envoy: \(message)\n".utf8))
     return ExitCode.failure
+}
+
+extension ServiceGroupConfiguration {
+    /// Graceful shutdown with an upper bound whatever clients or tasks do: after `grace` what is left is
+    /// cancelled, and a cancellation still hanging 5 s later ends the process.
+    func boundingShutdown(grace: Duration) -> Self {
+        var copy = self
+        copy.maximumGracefulShutdownDuration = grace
+        copy.maximumCancellationDuration = .seconds(5)
+        return copy
+    }
 }

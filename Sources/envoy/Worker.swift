@@ -40,15 +40,7 @@ struct Worker: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger
-            ).withMaximumGracefulShutdownDuration(.seconds(shutdownGraceSeconds)))
+            ).boundingShutdown(grace: .seconds(shutdownGraceSeconds)))
         try await group.run()
-    }
-}
-
-extension ServiceGroupConfiguration {
-    func withMaximumGracefulShutdownDuration(_ duration: Duration) -> Self {
-        var copy = self
-        copy.maximumGracefulShutdownDuration = duration
-        return copy
     }
 }

@@ -101,3 +101,46 @@ struct ProcessTests {
         #expect(retry.log.contains("re-queued 0 task(s)"))
     }
 }
+
+extension ProcessTests {
+    /// CPU seconds `pid` has used (user + system), from `/proc`.
+    static func cpuSeconds(_ pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    @Test(
+        "with 330 connections held against 300 descriptors, serve burns no CPU, answers once they go, and stops on SIGTERM"
+    )
+    func descriptorExhaustion() async throws {
+        var environment = self.environment
+        environment["HTTP_HEADER_TIMEOUT"] = "3"
+        let serve = try ChildProcess(
+            binary: URL(fileURLWithPath: "/bin/sh"),
+            arguments: ["-c", #"ulimit -n 300 && exec "$0" serve"#, EnvoyProcess.binary.path], directory: directory,
+            environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        var held: [RawConnection] = []
+        for _ in 0..<330 { if let connection = try? await RawConnection.open(port: port) { held.append(connection) } }
+        #expect(held.count == 330)
+        try await Task.sleep(for: .milliseconds(500))
+        let before = try #require(Self.cpuSeconds(serve.pid))
+        try await Task.sleep(for: .seconds(2))
+        let used = try #require(Self.cpuSeconds(serve.pid)) - before
+        #expect(used < 0.3, "serve used \(used) s of CPU in 2 s while at its connection limit")
+        // The held connections never send a request: the header timeout frees them, and a new client is answered.
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let response = try await client.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"), timeout: .seconds(15))
+        try await client.shutdown()
+        #expect(response.status.code == 200)
+        serve.signal(SIGTERM)
+        #expect(await serve.wait(timeout: .seconds(10)) == 0, "\(serve.log)")
+        #expect(!serve.log.contains("CONTINUATION MISUSE"), "\(serve.log)")
+        for connection in held { connection.close() }
+    }
+}

@@ -111,6 +111,28 @@ struct RateLimitHTTPTests {
     }
 }
 
+extension RateLimitHTTPTests {
+    @Test("behind a proxy that sets X-Forwarded-For, a client's own Forwarded header cannot pick its bucket")
+    func forwardedBypass() async throws {
+        let stack = try TestStack { $0.trustedProxies = [IPNetwork("127.0.0.0/8")!, IPNetwork("::1/128")!] }
+        let app = try await stack.backend().application()
+        try await app.test(.ahc(.http)) { client in
+            var admitted = 0
+            for index in 0..<30 {
+                var headers = HTTPFields()
+                headers[.contentType] = "application/json"
+                headers[.init("Forwarded")!] = "for=198.51.100.\(index)"  // the client's own, a new address each time
+                headers[.init("X-Forwarded-For")!] = "203.0.113.7"  // what the proxy set
+                let response = try await client.execute(
+                    uri: "/v1/auth/login", method: .post, headers: headers,
+                    body: ByteBuffer(string: #"{"email":"nobody@example.com","password":"wrong password"}"#))
+                if response.status != .tooManyRequests { admitted += 1 }
+            }
+            #expect(admitted == 5, "the login policy allows 5 an hour per client")
+        }
+    }
+}
+
 /// A minimal parser for the structured-field lists the draft uses: `"name";k=int, …`.
 struct StructuredFieldList {
     struct Item {

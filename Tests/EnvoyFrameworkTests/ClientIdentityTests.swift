@@ -60,8 +60,54 @@ struct ClientIdentityTests {
 
         var forwarded = HTTPFields()
         forwarded[.forwarded] = #"for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711""#
-        let v6 = ClientAddressResolver(trustedProxies: [IPNetwork("10.0.0.0/8")!])
+        let v6 = ClientAddressResolver(trustedProxies: [IPNetwork("10.0.0.0/8")!], header: .forwarded)
         #expect(v6.clientAddress(peer: IPAddress("10.1.1.1"), headers: forwarded)?.description == "2001:db8:cafe::17")
         #expect(resolver.clientAddress(peer: nil, headers: headers) == nil)
+    }
+
+    @Test("only the configured forwarding header is read; the other is the client's and ignored")
+    func oneHeader() {
+        var headers = HTTPFields()
+        headers[.forwarded] = "for=6.6.6.6"
+        headers[.xForwardedFor] = "198.51.100.4"
+        let proxies = [IPNetwork("10.0.0.0/8")!]
+        let peer = IPAddress("10.0.0.1")
+        #expect(
+            ClientAddressResolver(trustedProxies: proxies).clientAddress(peer: peer, headers: headers)?.description
+                == "198.51.100.4")
+        #expect(
+            ClientAddressResolver(trustedProxies: proxies, header: .forwarded).clientAddress(
+                peer: peer, headers: headers)?
+                .description == "6.6.6.6")
+    }
+
+    @Test(
+        "entries with ports, quotes and spaces parse; unknown, obfuscated and garbage stop at the nearest trusted hop")
+    func entryForms() {
+        let xff = ClientAddressResolver(trustedProxies: [IPNetwork("10.0.0.0/8")!])
+        let forwarded = ClientAddressResolver(trustedProxies: [IPNetwork("10.0.0.0/8")!], header: .forwarded)
+        let peer = IPAddress("10.0.0.1")
+        func viaXFF(_ value: String) -> String? {
+            var headers = HTTPFields()
+            headers[.xForwardedFor] = value
+            return xff.clientAddress(peer: peer, headers: headers)?.description
+        }
+        func viaForwarded(_ value: String) -> String? {
+            var headers = HTTPFields()
+            headers[.forwarded] = value
+            return forwarded.clientAddress(peer: peer, headers: headers)?.description
+        }
+        #expect(viaXFF("1.2.3.4:5678") == "1.2.3.4")
+        #expect(viaXFF("[2001:db8::1]:443") == "2001:db8::1")
+        #expect(viaXFF("  2001:db8::2 ,10.0.0.5") == "2001:db8::2")
+        #expect(viaXFF("1.2.3.4:http") == "10.0.0.1")
+        #expect(viaXFF("junk, 10.0.0.9") == "10.0.0.9")
+        #expect(viaForwarded(#"for="1.2.3.4:5678""#) == "1.2.3.4")
+        #expect(viaForwarded(#"For = "[2001:db8::1]:443" ; proto=https"#) == "2001:db8::1")
+        #expect(viaForwarded(#"proto=https;for=192.0.2.1 , for=10.0.0.7"#) == "192.0.2.1")
+        #expect(viaForwarded(#"for="_hidden", for=10.0.0.8"#) == "10.0.0.8")
+        #expect(viaForwarded("for=unknown") == "10.0.0.1")
+        #expect(viaForwarded("proto=https") == "10.0.0.1")
+        #expect(viaForwarded(#"for="[2001:db8::1""#) == "10.0.0.1")
     }
 }

@@ -48,6 +48,10 @@ public struct AppConfiguration: Sendable {
     public var paddlePricePlans: [String: String] = [:]
     /// Networks whose forwarding headers are believed.
     public var trustedProxies: [IPNetwork] = []
+    /// The one header trusted proxies set (`TRUSTED_PROXY_HEADER`); the other is ignored.
+    public var trustedProxyHeader = ForwardingHeader.xForwardedFor
+    /// How long a connection may take over its request head, sit idle, or stall a body.
+    public var connectionTimeouts = ConnectionTimeouts()
     /// Rate-limit policies.
     public var rateLimitPolicies = RateLimitPolicy.defaults
     /// Profile cache TTL.
@@ -205,6 +209,24 @@ public struct AppConfiguration: Sendable {
                 return network
             }
         }
+        if let header = value("TRUSTED_PROXY_HEADER") {
+            guard let parsed = ForwardingHeader(rawValue: header.lowercased()) else {
+                throw ConfigurationError(
+                    variable: "TRUSTED_PROXY_HEADER", problem: "must be x-forwarded-for or forwarded, got \"\(header)\""
+                )
+            }
+            self.trustedProxyHeader = parsed
+        }
+        func timeout(_ name: String) throws(ConfigurationError) -> Duration? {
+            guard let raw = value(name) else { return nil }
+            guard let seconds = Double(raw), seconds > 0, seconds <= 86_400 else {
+                throw ConfigurationError(variable: name, problem: "must be a number of seconds above 0, got \"\(raw)\"")
+            }
+            return .milliseconds(Int64((seconds * 1000).rounded()))
+        }
+        if let header = try timeout("HTTP_HEADER_TIMEOUT") { self.connectionTimeouts.header = header }
+        if let idle = try timeout("HTTP_IDLE_TIMEOUT") { self.connectionTimeouts.idle = idle }
+        if let body = try timeout("HTTP_BODY_TIMEOUT") { self.connectionTimeouts.body = body }
         if let file = value("RATE_LIMITS_FILE") { self.rateLimitPolicies = try Self.loadPolicies(file) }
         if let cost = value("BCRYPT_COST") {
             guard let parsed = UInt8(cost), (4...31).contains(parsed) else {
@@ -296,6 +318,7 @@ public struct AppConfiguration: Sendable {
                 ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
             "paddle.api": paddleAPIKey == nil ? "not configured" : "\(paddleEnvironment) \(paddleAPIBaseURL ?? "")",
             "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
+            "trusted_proxy_header": "\(trustedProxyHeader.rawValue)",
             "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
         ]
     }

@@ -90,7 +90,7 @@ public struct SQLNotificationStore: NotificationStore {
     /// Inserts and returns the notification.
     public func create(userID: String, title: String, message: String, type: String) async throws -> UserNotification {
         let notification = UserNotification(
-            id: UUID().uuidString.lowercased(), title: title, message: message, type: type, read: false,
+            id: UUID.random().uuidString.lowercased(), title: title, message: message, type: type, read: false,
             createdAt: Timestamp.now())
         try await database.query(
             "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",

@@ -92,7 +92,7 @@ public struct SQLUserStore: UserStore {
 
     /// Inserts the user, relying on the unique index to refuse a taken email even under races.
     public func create(email: String, passwordHash: String, name: String) async throws -> UserProfile? {
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         let now = Timestamp.now()
         return try await database.row(
             """

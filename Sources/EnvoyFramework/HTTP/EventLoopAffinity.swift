@@ -56,8 +56,15 @@ public struct EventLoopAffineChannel<Base: ServerChildChannel>: ServerChildChann
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 with each connection handled on its own event loop (see `EventLoopAffineChannel`).
-    public static func http1OnEventLoops(configuration: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        .init { responder in EventLoopAffineChannel(HTTP1Channel(responder: responder, configuration: configuration)) }
+    /// HTTP/1.1 with each connection bounded by `timeouts` (see `GuardedHTTPChannel`) and handled on its own event
+    /// loop (see `EventLoopAffineChannel`).
+    public static func http1OnEventLoops(
+        configuration: HTTP1Channel.Configuration = .init(), timeouts: ConnectionTimeouts = .init()
+    ) -> HTTPServerBuilder {
+        .init { responder in
+            EventLoopAffineChannel(
+                GuardedHTTPChannel(HTTP1Channel(responder: responder, configuration: configuration), timeouts: timeouts)
+            )
+        }
     }
 }

@@ -32,12 +32,12 @@ public struct JSONBody: Sendable {
         return Array(try encoder.encode(value))
     }
 
-    /// The body's bytes as sent (for signature checks), or 413 when it is over the limit.
+    /// The body's bytes as sent (for signature checks); 413 when it is over the limit, 400 when its framing breaks.
     public func bytes(of request: Request) async throws -> ByteBuffer {
         var request = request
         do {
             return try await request.collectBody(upTo: limit)
-        } catch {
+        } catch let error as HTTPError where error.status == .contentTooLarge {
             throw Problem(.contentTooLarge, detail: "The request body is larger than \(limit) bytes.")
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOHTTP1
 
 /// An RFC 9457 problem: the only shape an Envoy error takes on the wire.
 public struct Problem: Error, HTTPResponseError, Sendable {
@@ -62,6 +63,13 @@ public struct Problem: Error, HTTPResponseError, Sendable {
 
     /// Renders the problem as `application/problem+json`.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/problem+json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: encodedBody())))
+    }
+
+    /// The problem+json body: `type`, `title`, `status`, `detail` and the extension members, keys sorted.
+    public func encodedBody() -> [UInt8] {
         var body: [String: ProblemValue] = extensions
         body["type"] = .string(type)
         body["title"] = .string(title)
@@ -69,10 +77,8 @@ public struct Problem: Error, HTTPResponseError, Sendable {
         body["detail"] = .string(detail)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var fields = headers
-        fields[.contentType] = "application/problem+json"
-        let data = try encoder.encode(body)
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        // Strings, integers and string lists always encode.
+        return Array((try? encoder.encode(body)) ?? Data())
     }
 }
 
@@ -114,6 +120,11 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         switch error {
         case let problem as Problem:
             return problem
+        case let parserError as HTTPParserError:
+            // The request's framing broke while its body was read (a malformed chunk, say).
+            return Problem(
+                .badRequest, title: "Malformed request",
+                detail: "The request body is not valid HTTP/1.1 framing (\(parserError)).")
         case let httpError as HTTPError:
             var problem = Problem(httpError.status, detail: httpError.body ?? httpError.status.reasonPhrase)
             problem.headers = httpError.headers

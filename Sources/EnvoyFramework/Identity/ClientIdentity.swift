@@ -22,15 +22,28 @@ public protocol IdentifiedRequestContext: RequestContext {
     var identity: RequestIdentity { get set }
 }
 
-/// Finds the client's address: the socket peer, unless that peer is a trusted proxy, in which case
-/// `Forwarded` / `X-Forwarded-For` is read right to left through trusted hops only.
+/// The forwarding header a deployment's trusted proxies set; the other one is never read.
+public enum ForwardingHeader: String, Sendable, Equatable {
+    /// The de-facto `X-Forwarded-For: client, proxy1, …`.
+    case xForwardedFor = "x-forwarded-for"
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    case forwarded
+}
+
+/// Finds the client's address: the socket peer, unless that peer is a trusted proxy, in which case the one
+/// forwarding header those proxies set is read right to left through trusted hops only. An entry that names no
+/// address (`unknown`, an obfuscated `_name`, garbage) stops the walk at the nearest trusted hop, which then
+/// counts as the client.
 public struct ClientAddressResolver: Sendable {
-    /// Networks whose forwarding headers are believed.
+    /// Networks whose forwarding header is believed.
     public var trustedProxies: [IPNetwork]
+    /// The header they set.
+    public var header: ForwardingHeader
 
     /// A resolver trusting the given proxy networks (none: the socket address is the client).
-    public init(trustedProxies: [IPNetwork] = []) {
+    public init(trustedProxies: [IPNetwork] = [], header: ForwardingHeader = .xForwardedFor) {
         self.trustedProxies = trustedProxies
+        self.header = header
     }
 
     /// The client's address for a request arriving from `peer` with `headers`.
@@ -38,7 +51,7 @@ public struct ClientAddressResolver: Sendable {
         guard let peer, isTrusted(peer) else { return peer }
         var closest = peer
         for hop in forwardedChain(headers).reversed() {
-            guard let address = IPAddress(hop) else { return closest }
+            guard let address = Self.address(ofNode: hop) else { return closest }
             if !isTrusted(address) { return address }
             closest = address
         }
@@ -49,32 +62,70 @@ public struct ClientAddressResolver: Sendable {
         trustedProxies.contains { $0.contains(address) }
     }
 
-    /// The addresses a request passed through, client first; `Forwarded` wins over `X-Forwarded-For`.
+    /// The nodes a request passed through, client first, from the configured header only.
     private func forwardedChain(_ headers: HTTPFields) -> [Substring] {
-        let forwarded = headers[values: .forwarded]
-        if !forwarded.isEmpty {
-            return forwarded.flatMap { $0.split(separator: ",") }.compactMap { element in
-                for pair in element.split(separator: ";") {
-                    let parts = pair.trimmingSpaces.split(separator: "=", maxSplits: 1)
-                    guard parts.count == 2, parts[0].lowercased() == "for" else { continue }
-                    var value = parts[1].trimmingSpaces
-                    if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 {
-                        value = value.dropFirst().dropLast()
+        switch header {
+        case .xForwardedFor:
+            return headers[values: .xForwardedFor].flatMap { Self.split($0[...], on: ",") }
+        case .forwarded:
+            return headers[values: .forwarded].flatMap { Self.split($0[...], on: ",") }.map { element in
+                for pair in Self.split(element, on: ";") {
+                    guard let equals = pair.firstIndex(of: "=") else { continue }
+                    if pair[..<equals].trimmingSpacesAndTabs().lowercased() == "for" {
+                        return pair[pair.index(after: equals)...]
                     }
-                    // `for="[2001:db8::1]:4711"` and `for=192.0.2.1:80` carry ports; drop them.
-                    if value.hasPrefix("["), let close = value.firstIndex(of: "]") {
-                        return value[value.index(after: value.startIndex)..<close]
-                    }
-                    if value.filter({ $0 == ":" }).count == 1, let colon = value.firstIndex(of: ":") {
-                        return value[..<colon]
-                    }
-                    return value
                 }
-                return "unknown"
+                return "unknown"  // an element without `for=` names no address
             }
         }
-        return headers[values: .xForwardedFor].flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
     }
+
+    /// `text` split on `separator` outside double quotes.
+    static func split(_ text: Substring, on separator: Character) -> [Substring] {
+        var parts: [Substring] = []
+        var start = text.startIndex
+        var quoted = false
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            if character == "\"" {
+                quoted.toggle()
+            } else if character == separator && !quoted {
+                parts.append(text[start..<index])
+                start = text.index(after: index)
+            }
+            index = text.index(after: index)
+        }
+        parts.append(text[start...])
+        return parts
+    }
+
+    /// The address in one node: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:443`, each optionally
+    /// quoted and spaced; nil for `unknown`, obfuscated names and anything else.
+    static func address(ofNode node: Substring) -> IPAddress? {
+        var value = node.trimmingSpacesAndTabs()
+        if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") {
+            value = value.dropFirst().dropLast().trimmingSpacesAndTabs()
+        }
+        if value.hasPrefix("[") {
+            guard let close = value.firstIndex(of: "]") else { return nil }
+            let rest = value[value.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isASCIIDigit)) else {
+                return nil
+            }
+            return IPAddress(value[value.index(after: value.startIndex)..<close])
+        }
+        if let colon = value.firstIndex(of: ":"), value[value.index(after: colon)...].allSatisfy({ $0 != ":" }) {
+            // One colon: an IPv4 address with a port.
+            guard value[value.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return nil }
+            return IPAddress(value[..<colon])
+        }
+        return IPAddress(value)
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 extension HTTPField.Name {

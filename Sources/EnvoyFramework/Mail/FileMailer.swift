@@ -23,7 +23,7 @@ public struct FileMailer: Mailer {
         let id =
             message.messageID.map { messageID in
                 Self.fileSafe(String(messageID.drop { $0 == "<" }.prefix { $0 != "@" && $0 != ">" }))
-            } ?? UUID().uuidString.lowercased()
+            } ?? UUID.random().uuidString.lowercased()
         let date = Date()
         let copies =
             message.recipientVariables.map { variables in
@@ -109,7 +109,7 @@ public struct FileMailer: Mailer {
         let text =
             message.text ?? (message.storedTemplate.map { "(rendered by the provider from template \($0.name))" } ?? "")
         if let html = message.html {
-            let boundary = "envoy-\(UUID().uuidString)"
+            let boundary = "envoy-\(UUID.random().uuidString)"
             lines +=
                 [
                     "Content-Type: multipart/alternative; boundary=\"\(boundary)\"", "",

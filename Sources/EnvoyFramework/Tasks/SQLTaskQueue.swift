@@ -56,7 +56,7 @@ public final class SQLTaskQueue: TaskQueue {
     /// Commits the task (or notices its deduplication key) and wakes local workers.
     public func enqueue(_ task: NewTask) async throws -> EnqueueResult {
         let time = now()
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         let dedupExpiry = time + deduplicationWindow.inSeconds
         let result = try await database.transaction { db -> EnqueueResult in
             if let key = task.deduplicationKey {
@@ -86,7 +86,7 @@ public final class SQLTaskQueue: TaskQueue {
     /// A task whose lease expired on its last allowed run is dead-lettered instead of run again.
     public func claim(queues: [String], lease: Duration) async throws -> ClaimedTask? {
         let time = now()
-        let token = UUID().uuidString.lowercased()
+        let token = UUID.random().uuidString.lowercased()
         let queueList = queues.isEmpty ? "" : "queue IN (\(sqlPlaceholders(queues.count))) AND "
         // SQLite runs one write transaction at a time; PostgreSQL's workers skip the rows another claim holds.
         let lock = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""

@@ -175,7 +175,7 @@ public struct RedisTaskQueue: TaskQueue {
     /// Stores the task (and its deduplication key) in one script.
     public func enqueue(_ task: NewTask) async throws -> EnqueueResult {
         let keys = Keys(prefix: prefix, queue: task.queue)
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         var scriptKeys = [keys.task, keys.ready, keys.delayed, keys.wake]
         if let dedup = task.deduplicationKey { scriptKeys.append(keys.dedup(dedup)) }
         let delay = max(0, Int(((task.runAt ?? 0) - Date().timeIntervalSince1970) * 1000))
@@ -205,7 +205,7 @@ public struct RedisTaskQueue: TaskQueue {
     public func claim(queues: [String], lease: Duration) async throws -> ClaimedTask? {
         for queue in try await resolve(queues) {
             let keys = Keys(prefix: prefix, queue: queue)
-            let token = UUID().uuidString.lowercased()
+            let token = UUID.random().uuidString.lowercased()
             let reply = try await client.run(
                 Self.claimScript,
                 keys: [
