@@ -56,6 +56,7 @@ struct PaddleWebhookTests {
                 (nil, "missing"), ("ts=1;h1=00", "expired"), ("garbage", "malformed"),
                 (Self.sign(body, secret: "wrong"), "mismatch"),
                 (Self.sign(body, at: Date() - 10), "expired"),
+                (Self.sign(body, at: Date() + 10), "future"),
                 (Self.sign(body + Array(" ".utf8)), "mismatch"),
             ] as [(String?, String)] {
                 let response = try await client.webhook(body, signature: signature)
@@ -67,6 +68,13 @@ struct PaddleWebhookTests {
             #expect(try await client.webhook(notJSON, signature: Self.sign(notJSON)).status == .badRequest)
             let notEvent = Array(#"{"hello":"world"}"#.utf8)
             #expect(try await client.webhook(notEvent, signature: Self.sign(notEvent)).status == .badRequest)
+            // An event whose id holds a byte that is not UTF-8: signed, valid JSON framing, but refused.
+            let notUTF8 =
+                Array(#"{"event_id":"evt_"#.utf8) + [0xFF]
+                + Array(#"","event_type":"customer.created","occurred_at":"2024-01-01T00:00:00Z","data":{}}"#.utf8)
+            let refused = try await client.webhook(notUTF8, signature: Self.sign(notUTF8))
+            #expect(refused.status == .badRequest)
+            #expect(refused.text.contains("UTF-8"))
             let old = try await client.webhook(body, signature: Self.sign(body, secret: "pdl_ntfset_old"))
             #expect(old.status == .ok, "a secret being rotated out still verifies")
         }

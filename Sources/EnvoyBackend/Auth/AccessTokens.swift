@@ -10,6 +10,7 @@ struct AccessTokenClaims: JWTPayload {
     var sub: SubjectClaim
     var exp: ExpirationClaim
     var iat: IssuedAtClaim
+    var nbf: NotBeforeClaim?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
@@ -44,6 +45,7 @@ public struct AccessTokens: Sendable {
     /// answered from memory until its `exp` (a client sends the same token with every request).
     public func verify(_ token: String, now: Date = Date()) async throws(TokenRejection) -> String {
         if let userID = try verified.userID(for: token, at: now) { return userID }
+        guard Self.isCanonicalHS256(token) else { throw .invalid }
         let claims: AccessTokenClaims
         do {
             claims = try await keys.verify(token, as: AccessTokenClaims.self)
@@ -52,8 +54,37 @@ public struct AccessTokens: Sendable {
         } catch {
             throw .invalid
         }
+        // Not valid yet: refused (as invalid, not expired) and not remembered.
+        if let notBefore = claims.nbf?.value, now < notBefore { throw .invalid }
         verified.insert(token, userID: claims.sub.value, expires: claims.exp.value)
         return claims.sub.value
+    }
+
+    /// Whether `token` is shaped as this issuer makes them: three parts, a header naming `alg` HS256 (never another
+    /// algorithm, nor `none`), and a signature in canonical base64url — 43 characters whose last carries no stray
+    /// bits, so that no second spelling of a signature verifies.
+    static func isCanonicalHS256(_ token: String) -> Bool {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, let header = base64URLDecoded(parts[0]),
+            let fields = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
+            fields["alg"] as? String == "HS256", fields["crit"] == nil
+        else { return false }
+        let signature = parts[2]
+        guard signature.count == 43, signature.allSatisfy({ base64URLAlphabet.contains($0) }),
+            let last = signature.last, lastSignatureCharacters.contains(last)
+        else { return false }
+        return true
+    }
+
+    private static let base64URLAlphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// The characters whose low two bits are zero: a 32-byte value's last base64 character is one of these.
+    private static let lastSignatureCharacters = Set("AEIMQUYcgkosw048".utf8)
+
+    private static func base64URLDecoded(_ text: Substring.UTF8View.SubSequence) -> Data? {
+        var base64 = String(decoding: text, as: UTF8.self).replacingOccurrences(of: "-", with: "+")
+            .replacingOccurrences(of: "_", with: "/")
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64)
     }
 
     /// Reads `JWT_SECRET`, or the secret kept at `path`, generating and persisting one (0600) on first use.

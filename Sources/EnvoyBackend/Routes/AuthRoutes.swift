@@ -38,17 +38,13 @@ extension Backend {
     func addAuthRoutes(to router: RouterGroup<EnvoyRequestContext>) {
         router.post("/v1/auth/register") { request, context in
             let body = try await json.decode(RegisterRequest.self, from: request)
-            let email = body.email.trimmingCharacters(in: .whitespaces).lowercased()
-            guard EmailAddress.isValid(email) else {
+            guard let email = EmailAddress.normalized(body.email) else {
                 throw Problem.invalidField("email", "is not a valid email address")
             }
             guard body.password.utf8.count >= 8 else {
                 throw Problem.invalidField("password", "must be at least 8 characters")
             }
-            // bcrypt reads at most 72 bytes; longer passwords would be silently truncated.
-            guard body.password.utf8.count <= 72 else {
-                throw Problem.invalidField("password", "must be at most 72 bytes")
-            }
+            if let problem = Self.bcryptProblem(body.password) { throw Problem.invalidField("password", problem) }
             let name = try Validate.text(body.name, field: "name", maxLength: 100)
             let hash = try await passwords.hash(body.password)
             guard let user = try await users.create(email: email, passwordHash: hash, name: name) else {
@@ -69,7 +65,10 @@ extension Backend {
 
         router.post("/v1/auth/login") { request, context in
             let body = try await json.decode(LoginRequest.self, from: request)
-            let email = body.email.trimmingCharacters(in: .whitespaces).lowercased()
+            // A password bcrypt would truncate (a NUL, past 72 bytes) is one no account can have.
+            guard let email = EmailAddress.normalized(body.email), Self.bcryptProblem(body.password) == nil else {
+                throw Problem.unauthorized("The email or password is wrong.")
+            }
             let account = try await users.credentials(email: email)
             guard try await passwords.verify(body.password, hash: account?.passwordHash), let account else {
                 throw Problem.unauthorized("The email or password is wrong.")
@@ -77,5 +76,13 @@ extension Backend {
             let token = try await tokens.issue(userID: account.id)
             return try JSONResponse.make(TokenResponse(accessToken: token, expiresIn: Int(tokens.lifetime.inSeconds)))
         }
+    }
+
+    /// Why bcrypt cannot hash `password` as given, if it cannot: it stops at the first NUL byte and reads at most
+    /// 72 bytes, so either would make a shorter password open the account.
+    static func bcryptProblem(_ password: String) -> String? {
+        if password.utf8.contains(0) { return "must not contain a NUL character" }
+        if password.utf8.count > 72 { return "must be at most 72 bytes" }
+        return nil
     }
 }

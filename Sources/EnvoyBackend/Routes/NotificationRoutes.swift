@@ -34,7 +34,10 @@ extension Backend {
             let title = try Validate.text(body.title, field: "title", maxLength: 200)
             let message = try Validate.text(body.message, field: "message", maxLength: 5000)
             let type = try Validate.text(body.type ?? "info", field: "type", maxLength: 50)
-            let created = try await notifications.create(userID: userID, title: title, message: message, type: type)
+            guard
+                let created = try await notifications.create(
+                    userID: userID, title: title, message: message, type: type)
+            else { throw Problem.unauthorized("The account for this token no longer exists.") }
             await notificationsCache.invalidate(scope: userID)
             return try JSONResponse.make(created, status: .created)
         }

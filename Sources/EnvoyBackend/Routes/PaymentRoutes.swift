@@ -18,7 +18,7 @@ extension Backend {
         // Made once: the route is a hot path (Paddle storms), and the results are a fixed set.
         let results =
             ["accepted", "duplicate", "malformed"]
-            + ["missing", "malformed", "expired", "mismatch"].map { "rejected_\($0)" }
+            + ["missing", "malformed", "expired", "future", "mismatch"].map { "rejected_\($0)" }
         let counters = Dictionary(
             uniqueKeysWithValues: results.map { result in
                 (
@@ -44,13 +44,18 @@ extension Backend {
                     ])
                 throw Problem.unauthorized("The Paddle-Signature header is \(error).")
             }
-            guard let event = PaddleEvent(json: body.readableBytesView) else {
+            // The worker parses exactly the text queued here, with the same parser: what it would refuse is refused now.
+            guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+                counters["malformed"]?.increment()
+                throw Problem.malformedJSON("The body is not valid UTF-8.")
+            }
+            guard let event = PaddleEvent(json: text.utf8) else {
                 counters["malformed"]?.increment()
                 throw Problem.malformedJSON(
                     "The body is not a Paddle event (JSON with event_id, event_type, occurred_at and data).")
             }
             let result = try await taskQueue.enqueue(
-                ProcessPaddleWebhook.self, .init(body: String(buffer: body)), deduplicationKey: "paddle:\(event.id)")
+                ProcessPaddleWebhook.self, .init(body: text), deduplicationKey: "paddle:\(event.id)")
             let duplicate = result == .duplicate
             counters[duplicate ? "duplicate" : "accepted"]?.increment()
             context.logger.info(

@@ -55,7 +55,7 @@ public protocol NotificationStore: Sendable {
     /// A page of `userID`'s notifications.
     func list(userID: String, query: NotificationQuery) async throws -> NotificationPage
     /// Creates one.
-    func create(userID: String, title: String, message: String, type: String) async throws -> UserNotification
+    func create(userID: String, title: String, message: String, type: String) async throws -> UserNotification?
     /// Marks one read; nil if it is not the user's.
     func markRead(userID: String, id: String) async throws -> UserNotification?
     /// Marks all read; returns how many changed.
@@ -87,15 +87,18 @@ public struct SQLNotificationStore: NotificationStore {
         return NotificationPage(notifications: try rows.map(Self.notification), unreadCount: unread ?? 0)
     }
 
-    /// Inserts and returns the notification.
-    public func create(userID: String, title: String, message: String, type: String) async throws -> UserNotification {
+    /// Inserts and returns the notification; nil when no user `userID` exists (a token outliving its account).
+    public func create(userID: String, title: String, message: String, type: String) async throws -> UserNotification? {
         let notification = UserNotification(
             id: UUID.random().uuidString.lowercased(), title: title, message: message, type: type, read: false,
             createdAt: Timestamp.now())
-        try await database.query(
-            "INSERT INTO notifications (id, user_id, title, message, type, read, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-            notification.id, userID, title, message, type, notification.createdAt)
-        return notification
+        let inserted = try await database.query(
+            """
+            INSERT INTO notifications (id, user_id, title, message, type, read, created_at)
+            SELECT ?, id, ?, ?, ?, 0, ? FROM users WHERE id = ? RETURNING id
+            """,
+            notification.id, title, message, type, notification.createdAt, userID)
+        return inserted.isEmpty ? nil : notification
     }
 
     /// Sets `read` on the user's notification.

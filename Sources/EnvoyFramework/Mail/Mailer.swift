@@ -103,27 +103,3 @@ public protocol Mailer: Sendable {
     /// Hands `message` to the provider.
     func send(_ message: EmailMessage) async throws -> MailReceipt
 }
-
-/// Address checks shared by validation and routes.
-public enum EmailAddress {
-    /// A pragmatic check: one `@`, a local part of 1-64 bytes, a dotted domain, no spaces or control characters.
-    public static func isValid(_ address: String) -> Bool {
-        // On bytes and scalars: by `Character` (grapheme breaking) this was 3 % of `Benchmarks/emails.sh`.
-        let bytes = address.utf8
-        guard bytes.count <= 254,
-            !address.unicodeScalars.contains(where: { $0.value < 32 || $0.properties.isWhitespace }),
-            let at = bytes.firstIndex(of: UInt8(ascii: "@"))
-        else { return false }
-        let local = bytes[..<at]
-        let domain = bytes[bytes.index(after: at)...]
-        guard !local.isEmpty, local.count <= 64, !domain.contains(where: Self.forbiddenInDomain.contains) else {
-            return false
-        }
-        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        return labels.count >= 2
-            && labels.allSatisfy { !$0.isEmpty && $0.first != UInt8(ascii: "-") && $0.last != UInt8(ascii: "-") }
-    }
-
-    /// Bytes a domain may not hold (a second `@` included).
-    private static let forbiddenInDomain = Set("@<>()[],;:\\\"".utf8)
-}

@@ -4,7 +4,8 @@ import Foundation
 
 /// Paddle Billing's webhook signature, `Paddle-Signature: ts=UNIX;h1=HEX[;h1=HEX…]`, where each `h1` is
 /// hex(HMAC-SHA256(secret, "ts:rawbody")). Verified as Paddle's SDKs do, with several secrets (rotation) and any
-/// `h1` matching, compared in constant time, and a timestamp older than the tolerance rejected (replays).
+/// `h1` matching, compared in constant time, and a timestamp further than the tolerance from now, before or after,
+/// rejected (replays).
 public struct PaddleSignature: Sendable {
     /// Why a signature was not accepted (never carries a secret or the expected digest).
     public enum Rejection: Error, Equatable, CustomStringConvertible, Sendable {
@@ -14,6 +15,8 @@ public struct PaddleSignature: Sendable {
         case malformed
         /// Signed more than the tolerance ago.
         case expired
+        /// Signed more than the tolerance ahead of this machine's clock.
+        case future
         /// No `h1` matches any configured secret.
         case mismatch
 
@@ -23,6 +26,7 @@ public struct PaddleSignature: Sendable {
             case .missing: "missing"
             case .malformed: "malformed"
             case .expired: "expired"
+            case .future: "future"
             case .mismatch: "mismatch"
             }
         }
@@ -61,6 +65,8 @@ public struct PaddleSignature: Sendable {
             throw .malformed
         }
         guard now.timeIntervalSince1970 <= Double(seconds) + tolerance.inSeconds else { throw .expired }
+        // A timestamp ahead by more than the tolerance would stay replayable for that much longer.
+        guard Double(seconds) <= now.timeIntervalSince1970 + tolerance.inSeconds else { throw .future }
         let prefix = Array("\(seconds):".utf8)
         let bytes = Array(body)
         for prepared in macs {
