@@ -84,17 +84,16 @@ public struct Backend: Sendable {
         let cache =
             providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) }
             ?? MemoryCache()
+        // The queue in the application's database: the embedded queue itself, or the outbox in front of another
+        // one — where a task waits while that queue is down, and where a sign-up's welcome email commits with the
+        // user's row. Counted apart, so that worker polling shows apart from request queries in the metrics.
+        let local = SQLTaskQueue(
+            database: database.counted(as: providers.taskQueue == nil && redis == nil ? "queue" : "outbox", metrics: metrics))
         let queue: any TaskQueue
-        if let custom = providers.taskQueue {
-            queue = custom
-        } else if let redis {
-            queue = OutboxTaskQueue(
-                primary: RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix),
-                outbox: SQLTaskQueue(database: database.counted(as: "outbox", metrics: metrics)), logger: logger,
-                metrics: metrics)
+        if let primary = providers.taskQueue ?? redis.map({ RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) }) {
+            queue = OutboxTaskQueue(primary: primary, outbox: local, logger: logger, metrics: metrics)
         } else {
-            // Counted apart, so that worker polling shows apart from request queries in the metrics.
-            queue = SQLTaskQueue(database: database.counted(as: "queue", metrics: metrics))
+            queue = local
         }
         let appDatabase = database.counted(as: "app", metrics: metrics)
         let secretPath =
@@ -130,7 +129,7 @@ public struct Backend: Sendable {
             logger: logger,
             database: appDatabase,
             redis: redis,
-            users: SQLUserStore(database: appDatabase),
+            users: SQLUserStore(database: appDatabase, outbox: local),
             notifications: SQLNotificationStore(database: appDatabase),
             cacheProvider: cache,
             profileCache: profileCache,

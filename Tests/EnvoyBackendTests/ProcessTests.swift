@@ -144,3 +144,75 @@ extension ProcessTests {
         for connection in held { connection.close() }
     }
 }
+
+extension ProcessTests {
+    @Test(
+        "a server SIGKILLed during a sign-up flood leaves every account with its welcome email, and no email without one"
+    )
+    func atomicSignUp() async throws {
+        var environment = self.environment
+        environment["BCRYPT_COST"] = "4"
+        let policies = directory.appendingPathComponent("no-limits.json")
+        try Data("[]".utf8).write(to: policies)
+        environment["RATE_LIMITS_FILE"] = policies.path
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var attempted: [String] = []
+        for round in 0..<2 {
+            let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
+            let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+            let emails = (0..<400).map { "flood-\(round)-\($0)@example.com" }
+            attempted += emails
+            await withTaskGroup(of: Void.self) { group in
+                for lane in 0..<8 {
+                    group.addTask {
+                        for email in emails[(lane * 50)..<((lane + 1) * 50)] {
+                            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
+                            request.method = .POST
+                            request.body = .bytes(
+                                ByteBuffer(string: #"{"email":"\#(email)","password":"correct horse","name":"F"}"#))
+                            guard (try? await client.execute(request, timeout: .seconds(5))) != nil else { return }
+                        }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(round == 0 ? 400 : 250))
+                serve.signal(SIGKILL)
+            }
+            #expect(await serve.wait() == SIGKILL)
+        }
+        // Which accounts exist: a login for each attempted address, on a fresh server.
+        let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        var registered = Set<String>()
+        for email in attempted {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/login")
+            request.method = .POST
+            request.body = .bytes(ByteBuffer(string: #"{"email":"\#(email)","password":"correct horse"}"#))
+            if try await client.execute(request, timeout: .seconds(10)).status == .ok { registered.insert(email) }
+        }
+        serve.signal(SIGTERM)
+        _ = await serve.wait()
+        #expect(registered.count > 0 && registered.count < attempted.count, "the kills landed mid-flood")
+
+        let worker = try EnvoyProcess(["worker", "--concurrency", "4"], directory: directory, environment: environment)
+        let welcomed = { () -> Set<String> in
+            let folder = directory.appendingPathComponent("outbox")
+            return Set(
+                outbox().compactMap { name in
+                    let text = (try? String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8)) ?? ""
+                    return attempted.first { text.contains("To: \($0)") }
+                })
+        }
+        _ = await eventually(timeout: .seconds(60)) { welcomed().count >= registered.count }
+        try await Task.sleep(for: .milliseconds(500))  // nothing more arrives
+        let final = welcomed()
+        #expect(
+            registered.subtracting(final).isEmpty, "\(registered.subtracting(final).count) account(s) without a welcome"
+        )
+        #expect(
+            final.subtracting(registered).isEmpty,
+            "\(final.subtracting(registered).count) welcome(s) without an account")
+        worker.signal(SIGTERM)
+        _ = await worker.wait()
+        try await client.shutdown()
+    }
+}

@@ -46,17 +46,12 @@ extension Backend {
             }
             if let problem = Self.bcryptProblem(body.password) { throw Problem.invalidField("password", problem) }
             let name = try Validate.text(body.name, field: "name", maxLength: 100)
+            let welcome = try emails.task(
+                SendEmail.Payload(to: [email], template: "welcome", templateData: ["name": name, "email": email]))
             let hash = try await passwords.hash(body.password)
-            guard let user = try await users.create(email: email, passwordHash: hash, name: name) else {
+            guard let user = try await users.create(email: email, passwordHash: hash, name: name, with: [welcome])
+            else {
                 throw Problem(.conflict, detail: "An account with this email already exists.")
-            }
-            do {
-                try await emails.send(
-                    SendEmail.Payload(
-                        to: [user.email], template: "welcome", templateData: ["name": user.name, "email": user.email]))
-            } catch {
-                context.logger.error(
-                    "could not queue the welcome email", metadata: ["user.id": "\(user.id)", "error": "\(error)"])
             }
             context.logger.info("user registered", metadata: ["user.id": "\(user.id)"])
             return try JSONResponse.make(

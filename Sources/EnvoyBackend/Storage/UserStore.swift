@@ -69,8 +69,9 @@ public struct ProfileChanges: Codable, Sendable, Equatable {
 
 /// Where users live.
 public protocol UserStore: Sendable {
-    /// Creates a user; nil when the email is taken.
-    func create(email: String, passwordHash: String, name: String) async throws -> UserProfile?
+    /// Creates a user and, in the same transaction, commits `tasks` (its welcome email) to the outbox: both or
+    /// neither, whenever the process dies. Nil, and no task, when the email is taken.
+    func create(email: String, passwordHash: String, name: String, with tasks: [NewTask]) async throws -> UserProfile?
     /// The id and password hash for an email, for login.
     func credentials(email: String) async throws -> (id: String, passwordHash: String)?
     /// The profile of `id`.
@@ -81,26 +82,40 @@ public protocol UserStore: Sendable {
     func setPlan(id: String, plan: String) async throws -> UserProfile?
 }
 
-/// `UserStore` on the application's SQL database.
+/// `UserStore` on the application's SQL database, with the task outbox in the same database.
 public struct SQLUserStore: UserStore {
     let database: any SQLDatabase
+    let outbox: SQLTaskQueue
 
-    /// A store on `database`.
-    public init(database: any SQLDatabase) {
+    /// A store on `database`, committing tasks that go with a new user to `outbox` (a queue on the same database).
+    public init(database: any SQLDatabase, outbox: SQLTaskQueue) {
         self.database = database
+        self.outbox = outbox
     }
 
-    /// Inserts the user, relying on the unique index to refuse a taken email even under races.
-    public func create(email: String, passwordHash: String, name: String) async throws -> UserProfile? {
+    /// Inserts the user and its tasks in one transaction, relying on the unique index to refuse a taken email even
+    /// under races.
+    public func create(email: String, passwordHash: String, name: String, with tasks: [NewTask]) async throws
+        -> UserProfile?
+    {
         let id = UUID.random().uuidString.lowercased()
         let now = Timestamp.now()
-        return try await database.row(
-            """
-            INSERT INTO users (id, email, password_hash, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT DO NOTHING RETURNING \(Self.profileColumns)
-            """,
-            id, email, passwordHash, name, now, now
-        ).map(Self.profile)
+        let outbox = self.outbox
+        let user = try await database.transaction { db -> UserProfile? in
+            guard
+                let user = try await db.row(
+                    """
+                    INSERT INTO users (id, email, password_hash, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING RETURNING \(Self.profileColumns)
+                    """,
+                    id, email, passwordHash, name, now, now
+                ).map(Self.profile)
+            else { return nil }
+            for task in tasks { _ = try await outbox.enqueue(task, in: db) }
+            return user
+        }
+        if user != nil && !tasks.isEmpty { outbox.committed() }
+        return user
     }
 
     /// The id and hash for `email` (case-insensitive).

@@ -13,8 +13,13 @@ public struct EmailQueue: Sendable {
     /// Checks and queues one email (`send_email`).
     @discardableResult
     public func send(_ payload: SendEmail.Payload, deduplicationKey: String? = nil) async throws -> EnqueueResult {
+        try await queue.enqueue(try task(payload, deduplicationKey: deduplicationKey))
+    }
+
+    /// Checks one email and returns its `send_email` task, for a caller that commits it with its own rows.
+    public func task(_ payload: SendEmail.Payload, deduplicationKey: String? = nil) throws -> NewTask {
         _ = try composer.message(payload)
-        return try await queue.enqueue(SendEmail.self, payload, deduplicationKey: deduplicationKey)
+        return try NewTask(SendEmail.self, payload, deduplicationKey: deduplicationKey)
     }
 
     /// Checks and queues a bulk email (`send_bulk_email`): every recipient is checked now; the worker sends

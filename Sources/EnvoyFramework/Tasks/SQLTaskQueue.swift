@@ -55,31 +55,39 @@ public final class SQLTaskQueue: TaskQueue {
 
     /// Commits the task (or notices its deduplication key) and wakes local workers.
     public func enqueue(_ task: NewTask) async throws -> EnqueueResult {
-        let time = now()
-        let id = UUID.random().uuidString.lowercased()
-        let dedupExpiry = time + deduplicationWindow.inSeconds
-        let result = try await database.transaction { db -> EnqueueResult in
-            if let key = task.deduplicationKey {
-                try await db.query("DELETE FROM envoy_task_dedup WHERE key = ? AND expires_at <= ?", key, time)
-                // A concurrent enqueue of the same key waits on the row, then inserts nothing: one task per key.
-                let inserted = try await db.query(
-                    """
-                    INSERT INTO envoy_task_dedup (key, task_id, expires_at) VALUES (?, ?, ?)
-                    ON CONFLICT DO NOTHING RETURNING key
-                    """, key, id, dedupExpiry)
-                if inserted.isEmpty { return .duplicate }
-            }
-            try await db.query(
-                """
-                INSERT INTO envoy_tasks (id, queue, type, payload, state, max_attempts, run_at, created_at, dedup_key)
-                VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?)
-                """,
-                id, task.queue, task.type, task.payload, task.maxAttempts, task.runAt ?? time, time,
-                task.deduplicationKey)
-            return .enqueued(id)
-        }
+        let result = try await database.transaction { db in try await enqueue(task, in: db) }
         if case .enqueued = result { wake.signal() }
         return result
+    }
+
+    /// Stores the task inside the caller's transaction on this queue's database (a transactional outbox: the task
+    /// commits with the caller's rows, or neither does). Call `committed()` once the transaction has.
+    public func enqueue(_ task: NewTask, in db: any SQLExecutor) async throws -> EnqueueResult {
+        let time = now()
+        let id = UUID.random().uuidString.lowercased()
+        if let key = task.deduplicationKey {
+            try await db.query("DELETE FROM envoy_task_dedup WHERE key = ? AND expires_at <= ?", key, time)
+            // A concurrent enqueue of the same key waits on the row, then inserts nothing: one task per key.
+            let inserted = try await db.query(
+                """
+                INSERT INTO envoy_task_dedup (key, task_id, expires_at) VALUES (?, ?, ?)
+                ON CONFLICT DO NOTHING RETURNING key
+                """, key, id, time + deduplicationWindow.inSeconds)
+            if inserted.isEmpty { return .duplicate }
+        }
+        try await db.query(
+            """
+            INSERT INTO envoy_tasks (id, queue, type, payload, state, max_attempts, run_at, created_at, dedup_key)
+            VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?)
+            """,
+            id, task.queue, task.type, task.payload, task.maxAttempts, task.runAt ?? time, time,
+            task.deduplicationKey)
+        return .enqueued(id)
+    }
+
+    /// Wakes local workers (and an outbox relay) after a transaction holding `enqueue(_:in:)` has committed.
+    public func committed() {
+        wake.signal()
     }
 
     /// Claims the oldest runnable task: ready and due, or running under an expired lease (its worker died).

@@ -162,14 +162,21 @@ extension TaskQueue {
     public func enqueue<H: TaskHandler>(
         _ handler: H.Type, _ payload: H.Payload, delay: Duration? = nil, deduplicationKey: String? = nil
     ) async throws -> EnqueueResult {
-        try await enqueue(
-            NewTask(
-                type: H.taskType,
-                queue: H.queue,
-                payload: Array(try JSONEncoder().encode(payload)),
-                maxAttempts: H.retryPolicy.maxAttempts,
-                runAt: delay.map { Date().timeIntervalSince1970 + $0.inSeconds },
-                deduplicationKey: deduplicationKey
-            ))
+        try await enqueue(try NewTask(handler, payload, delay: delay, deduplicationKey: deduplicationKey))
+    }
+}
+
+extension NewTask {
+    /// `payload` for the handler type `H`, with its queue and retry policy.
+    public init<H: TaskHandler>(
+        _ handler: H.Type, _ payload: H.Payload, delay: Duration? = nil, deduplicationKey: String? = nil
+    ) throws {
+        self.init(
+            type: H.taskType,
+            queue: H.queue,
+            payload: Array(try JSONEncoder().encode(payload)),
+            maxAttempts: H.retryPolicy.maxAttempts,
+            runAt: delay.map { Date().timeIntervalSince1970 + $0.inSeconds },
+            deduplicationKey: deduplicationKey)
     }
 }
