@@ -88,9 +88,12 @@ public struct Backend: Sendable {
         // one — where a task waits while that queue is down, and where a sign-up's welcome email commits with the
         // user's row. Counted apart, so that worker polling shows apart from request queries in the metrics.
         let local = SQLTaskQueue(
-            database: database.counted(as: providers.taskQueue == nil && redis == nil ? "queue" : "outbox", metrics: metrics))
+            database: database.counted(
+                as: providers.taskQueue == nil && redis == nil ? "queue" : "outbox", metrics: metrics))
         let queue: any TaskQueue
-        if let primary = providers.taskQueue ?? redis.map({ RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) }) {
+        if let primary = providers.taskQueue
+            ?? redis.map({ RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) })
+        {
             queue = OutboxTaskQueue(primary: primary, outbox: local, logger: logger, metrics: metrics)
         } else {
             queue = local
@@ -155,10 +158,13 @@ public struct Backend: Sendable {
     /// Every route, behind the middleware chain: metrics → problems → client address → (token → limiter → routes);
     /// health, metrics and the Paddle webhook are not limited.
     public func router() -> Router<EnvoyRequestContext> {
-        let router = Router(context: EnvoyRequestContext.self)
+        // Every GET route answers HEAD too (its headers, no body).
+        let router = Router(context: EnvoyRequestContext.self, options: .autoGenerateHeadEndpoints)
+        let methods = RouteMethods()
         router.addMiddleware {
             RequestMetricsMiddleware(metrics: metrics)
             ProblemMiddleware()
+            MethodNotAllowedMiddleware(routes: methods)
             ClientAddressMiddleware(
                 resolver: ClientAddressResolver(
                     trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader))
@@ -174,6 +180,7 @@ public struct Backend: Sendable {
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited)
         addNotificationRoutes(to: limited)
+        methods.record(router.routes)
         return router
     }
 
@@ -237,6 +244,8 @@ public struct Backend: Sendable {
             logger.info("redis connected", metadata: ["redis": "\(endpoint)", "redis.version": "\(version)"])
         } catch .authenticationFailed(let reason) {
             throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the credentials (\(reason))")
+        } catch .databaseRefused(let reason) {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the database index (\(reason))")
         } catch {
             logger.error(
                 "redis unreachable at start-up; continuing degraded",

@@ -180,4 +180,16 @@ struct RedisBackendTests {
             #expect(stack.outbox().first?.contains("To: offline@example.com") == true)
         }
     }
+
+    @Test("a database index the server refuses stops start-up with a line naming REDIS_URL, not a degraded start")
+    func refusedDatabase() async throws {
+        let stack = try TestStack { $0.redisURL = SharedRedis.url + "/9999" }
+        do {
+            _ = try await stack.backend()
+            Issue.record("the backend started on a database Redis refuses")
+        } catch let error as ConfigurationError {
+            #expect(error.variable == "REDIS_URL")
+            #expect(error.description.contains("database"))
+        }
+    }
 }

@@ -252,25 +252,15 @@ public struct AppConfiguration: Sendable {
         }
     }
 
-    /// Checks a Redis URL's shape; the message never repeats the URL (it may hold a password).
+    /// Checks a Redis URL by parsing it as the client will; the message never repeats the URL (it may hold a
+    /// password).
     static func validateRedisURL(_ url: String) throws(ConfigurationError) {
-        if url.hasPrefix("unix://") {
-            guard url.count > "unix://".count else {
-                throw ConfigurationError(variable: "REDIS_URL", problem: "unix:// needs a socket path")
-            }
-            return
-        }
-        guard let components = URLComponents(string: url), ["redis", "rediss"].contains(components.scheme ?? "") else {
-            throw ConfigurationError(
-                variable: "REDIS_URL", problem: "must be redis://, rediss:// or unix:// (value not shown)")
-        }
-        guard let host = components.host, !host.isEmpty else {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "has no host (value not shown)")
-        }
-        let database = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        guard database.isEmpty || Int(database) != nil else {
-            throw ConfigurationError(
-                variable: "REDIS_URL", problem: "the path must be a database number (value not shown)")
+        do {
+            _ = try RedisEndpoint(url: url)
+        } catch .invalidURL(let why) {
+            throw ConfigurationError(variable: "REDIS_URL", problem: why)
+        } catch {
+            throw ConfigurationError(variable: "REDIS_URL", problem: "\(error)")
         }
     }
 

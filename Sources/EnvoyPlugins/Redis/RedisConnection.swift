@@ -62,7 +62,7 @@ public final class RedisConnection: Sendable {
                 if case .error(let message) = try await connection.send(
                     ["SELECT", RedisArgument(endpoint.database)], timeout: timeout)
                 {
-                    throw RedisError.server(message)
+                    throw RedisError.databaseRefused(message)
                 }
             }
         } catch let error as RedisError {

@@ -27,6 +27,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// Errors describe the problem without repeating the URL.
     public init(url: String, caFile: String? = nil) throws(RedisError) {
         self.caFile = caFile
+        // Foundation reads a stray `%` as a literal one; a password with `%zz` in it is a mistake to report.
+        guard Self.percentEscapesAreWellFormed(url) else {
+            throw .invalidURL("has a malformed percent-escape: % must be followed by two hex digits (value not shown)")
+        }
         if url.hasPrefix("unix://") {
             let rest = url.dropFirst("unix://".count)
             let parts = rest.split(separator: "?", maxSplits: 1)
@@ -41,7 +45,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                     guard let index = Int(db), index >= 0 else { throw .invalidURL("db must be a number") }
                     database = index
                 }
-                password = query.first(where: { $0.name == "password" })?.value
+                password = try Self.decoded(
+                    URLComponents(string: "x:?\(parts[1])")?.percentEncodedQueryItems?.first(where: {
+                        $0.name == "password"
+                    })?.value, part: "password")
             }
             return
         }
@@ -53,9 +60,9 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         guard let host = components.host, !host.isEmpty else { throw .invalidURL("has no host (value not shown)") }
         address = .tcp(host: host, port: components.port ?? 6379)
         tls = scheme == "rediss"
-        let user = components.user?.removingPercentEncoding
+        let user = try Self.decoded(components.percentEncodedUser, part: "user name")
         username = (user?.isEmpty ?? true) ? nil : user
-        password = components.password?.removingPercentEncoding
+        password = try Self.decoded(components.percentEncodedPassword, part: "password")
         let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if path.isEmpty {
             database = 0
@@ -63,6 +70,38 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             guard let index = Int(path), index >= 0 else { throw .invalidURL("the path must be a database number") }
             database = index
         }
+    }
+
+    /// Whether every `%` in `text` starts a two-hex-digit escape.
+    static func percentEscapesAreWellFormed(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "%") else {
+                index += 1
+                continue
+            }
+            guard index + 2 < bytes.count, isHexDigit(bytes[index + 1]), isHexDigit(bytes[index + 2]) else {
+                return false
+            }
+            index += 3
+        }
+        return true
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+    }
+
+    /// A percent-encoded URL part, decoded; a malformed escape (`%zz`, a lone `%`) is an error, never a part
+    /// silently dropped.
+    private static func decoded(_ encoded: String?, part: String) throws(RedisError) -> String? {
+        guard let encoded else { return nil }
+        guard let decoded = encoded.removingPercentEncoding else {
+            throw .invalidURL("the \(part) has a malformed percent-escape (value not shown)")
+        }
+        return decoded
     }
 
     /// Host, port, TLS and database — never the credentials.

@@ -6,6 +6,8 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     case connectionFailed(String)
     /// The server refused our credentials.
     case authenticationFailed(String)
+    /// The server refused the database index in the URL (`SELECT`).
+    case databaseRefused(String)
     /// The reply did not arrive within the call's deadline.
     case timeout(Duration)
     /// The circuit breaker is open: Redis failed repeatedly, calls fail fast until a probe succeeds.
@@ -25,6 +27,7 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidURL(let why): "REDIS_URL: \(why)"
         case .connectionFailed(let why): "Redis connection failed: \(why)"
         case .authenticationFailed(let why): "Redis authentication failed: \(why)"
+        case .databaseRefused(let why): "Redis refused the database index: \(why)"
         case .timeout(let deadline): "Redis did not answer within \(deadline)"
         case .circuitOpen: "Redis is unavailable (circuit open; failing fast)"
         case .protocolError(let why): "Redis protocol error: \(why)"
@@ -37,7 +40,7 @@ public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     /// True for failures of the transport (count against the circuit breaker), false for Redis's own answers.
     var isTransportFailure: Bool {
         switch self {
-        case .server, .unexpectedReply, .authenticationFailed, .invalidURL, .cancelled: false
+        case .server, .unexpectedReply, .authenticationFailed, .databaseRefused, .invalidURL, .cancelled: false
         default: true
         }
     }

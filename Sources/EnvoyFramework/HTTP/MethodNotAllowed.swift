@@ -1,0 +1,70 @@
+import HTTPTypes
+import Hummingbird
+import Synchronization
+
+/// The methods each registered path answers, so that a known path asked with another method is a 405 naming them.
+public final class RouteMethods: Sendable {
+    private struct Route {
+        /// Literal segments, nil where the route captures (`{id}`, `*`).
+        var segments: [Substring?]
+        var methods: [String]
+    }
+
+    private let routes = Mutex([Route]())
+
+    /// An empty table, filled by `record` once the routes are registered.
+    public init() {}
+
+    /// Records `routes` (path and method of each; a GET answers HEAD too), replacing what was recorded.
+    public func record<Context>(_ routes: [Router<Context>.RouteDescription]) {
+        var byPath: [String: Set<String>] = [:]
+        for route in routes {
+            byPath[route.path.description, default: []].insert(route.method.rawValue)
+            if route.method == .get { byPath[route.path.description, default: []].insert("HEAD") }
+        }
+        let table = byPath.map { path, methods in
+            Route(
+                segments: path.split(separator: "/").map { $0.contains("{") || $0.contains("*") ? nil : $0 },
+                methods: methods.sorted())
+        }
+        self.routes.withLock { $0 = table }
+    }
+
+    /// The methods `path` answers, sorted; empty when no route has this path.
+    public func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        return routes.withLock { routes in
+            routes.first { route in
+                route.segments.count == segments.count
+                    && zip(route.segments, segments).allSatisfy { pattern, segment in
+                        pattern.map { $0 == segment } ?? true
+                    }
+            }?.methods ?? []
+        }
+    }
+}
+
+/// Turns the router's 404 for a path that exists under other methods into 405 with `Allow`.
+public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteMethods
+
+    /// A middleware answering from `routes`.
+    public init(routes: RouteMethods) {
+        self.routes = routes
+    }
+
+    /// Runs the rest of the chain; a "no such route" from the router becomes 405 when the path has other methods.
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.methods(for: request.uri.path)
+            guard !allowed.isEmpty else { throw error }
+            throw Problem(
+                .methodNotAllowed, detail: "\(request.uri.path) answers \(allowed.joined(separator: ", ")).",
+                headers: [.allow: allowed.joined(separator: ", ")])
+        }
+    }
+}
