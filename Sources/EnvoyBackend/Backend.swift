@@ -77,6 +77,17 @@ public struct Backend: Sendable {
     public static func make(
         configuration: AppConfiguration, providers: Providers = Providers(), logger: Logger
     ) async throws -> Backend {
+        // Templates first: a bad EMAIL_TEMPLATES_DIR stops start-up before anything is opened or written.
+        let templates: EmailTemplates
+        if let directory = configuration.emailTemplatesDirectory {
+            do {
+                templates = try await EmailTemplates.load(directory: directory)
+            } catch {
+                throw ConfigurationError(variable: "EMAIL_TEMPLATES_DIR", problem: "\(error)")
+            }
+        } else {
+            templates = try EmailTemplates.builtIn()
+        }
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = try await openDatabase(configuration, logger: logger)
@@ -84,20 +95,9 @@ public struct Backend: Sendable {
         let cache =
             providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) }
             ?? MemoryCache()
-        // The queue in the application's database: the embedded queue itself, or the outbox in front of another
-        // one — where a task waits while that queue is down, and where a sign-up's welcome email commits with the
-        // user's row. Counted apart, so that worker polling shows apart from request queries in the metrics.
-        let local = SQLTaskQueue(
-            database: database.counted(
-                as: providers.taskQueue == nil && redis == nil ? "queue" : "outbox", metrics: metrics))
-        let queue: any TaskQueue
-        if let primary = providers.taskQueue
-            ?? redis.map({ RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) })
-        {
-            queue = OutboxTaskQueue(primary: primary, outbox: local, logger: logger, metrics: metrics)
-        } else {
-            queue = local
-        }
+        let (queue, local) = composeQueue(
+            configuration, database: database, redis: redis, custom: providers.taskQueue, logger: logger,
+            metrics: metrics)
         let appDatabase = database.counted(as: "app", metrics: metrics)
         let secretPath =
             ((configuration.databasePath as NSString).deletingLastPathComponent.nonEmpty ?? ".") + "/envoy.jwt-secret"
@@ -107,7 +107,6 @@ public struct Backend: Sendable {
                 "JWT_SECRET is unset; generated one and saved it beside the database",
                 metadata: ["path": "\(secretPath)"])
         }
-        let templates = try await EmailTemplates.load(directory: configuration.emailTemplatesDirectory)
         let mailer =
             providers.mailer ?? configuration.mailgun.map { MailgunMailer(configuration: $0) }
             ?? FileMailer(directory: URL(fileURLWithPath: configuration.mailOutboxDirectory))
@@ -210,6 +209,44 @@ public struct Backend: Sendable {
     /// A worker for this backend's task types.
     public func worker(_ configuration: TaskWorker.Configuration) -> TaskWorker {
         TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)
+    }
+
+    /// The task queue, and the queue in the application's database under it: the embedded queue itself, or the
+    /// outbox in front of Redis or `custom` — where a task waits while that queue is down, and where a sign-up's
+    /// welcome email commits with the user's row. Counted apart, so that worker polling shows apart from request
+    /// queries in the metrics.
+    static func composeQueue(
+        _ configuration: AppConfiguration, database: any SQLDatabase, redis: RedisClient?, custom: (any TaskQueue)?,
+        logger: Logger, metrics: any MetricsFactory
+    ) -> (queue: any TaskQueue, local: SQLTaskQueue) {
+        let primary = custom ?? redis.map { RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) }
+        let local = SQLTaskQueue(database: database.counted(as: primary == nil ? "queue" : "outbox", metrics: metrics))
+        guard let primary else { return (local, local) }
+        return (OutboxTaskQueue(primary: primary, outbox: local, logger: logger, metrics: metrics), local)
+    }
+
+    /// The task queue `configuration` names, opened for inspection (`envoy queues`), and a description of where it
+    /// is (no secrets); nil when it is a SQLite file that does not exist yet: nothing was ever queued there, and
+    /// looking creates neither a database nor a token secret.
+    public static func existingQueue(configuration: AppConfiguration, logger: Logger) async throws
+        -> (queue: any TaskQueue, store: String)?
+    {
+        let metrics = NOOPMetricsHandler.instance
+        let databaseExists =
+            configuration.postgresURL != nil || FileManager.default.fileExists(atPath: configuration.databasePath)
+        let redis = try await connectRedis(configuration, logger: logger)
+        if let redis, !databaseExists {
+            return (
+                RedisTaskQueue(client: redis, prefix: configuration.redisKeyPrefix),
+                "redis \(redis.configuration.endpoint)"
+            )
+        }
+        guard databaseExists else { return nil }
+        let database = try await openDatabase(configuration, logger: logger)
+        let (queue, _) = composeQueue(
+            configuration, database: database, redis: redis, custom: nil, logger: logger, metrics: metrics)
+        let store = configuration.databaseDescription
+        return (queue, redis.map { "redis \($0.configuration.endpoint) (outbox: \(store))" } ?? store)
     }
 
     /// Opens `DATABASE_URL` (PostgreSQL) or the SQLite file, and applies the migrations it lacks.

@@ -19,8 +19,8 @@ public struct Simulator: Sendable {
     public struct Options: Sendable {
         /// The `envoy` executable to start as `serve` and `worker`.
         public var envoy: URL
-        /// The email templates directory the stack uses.
-        public var templates: String
+        /// The email templates directory the stack uses; nil: the ones built into `envoy`.
+        public var templates: String?
         /// Run the `--quick` version of the scenario.
         public var quick: Bool
         /// Print a progress line (on a terminal).
@@ -32,7 +32,8 @@ public struct Simulator: Sendable {
 
         /// Options with the given values.
         public init(
-            envoy: URL, templates: String, quick: Bool = false, progress: Bool = false, keepDirectory: Bool = false,
+            envoy: URL, templates: String? = nil, quick: Bool = false, progress: Bool = false,
+            keepDirectory: Bool = false,
             maxScheduleLag: Duration = .milliseconds(50)
         ) {
             self.envoy = envoy
@@ -97,11 +98,15 @@ public struct Simulator: Sendable {
                 configuration: .init(endpoint: try RedisEndpoint(url: redis.url), commandTimeout: .seconds(2)),
                 logger: logger)
             redisClient = connection
+            let templates =
+                if let directory = options.templates {
+                    try await EmailTemplates.load(directory: directory)
+                } else {
+                    try EmailTemplates.builtIn()
+                }
             emails = EmailQueue(
                 queue: RedisTaskQueue(client: connection, prefix: stack.environment["REDIS_KEY_PREFIX"] ?? "envoy"),
-                composer: EmailComposer(
-                    templates: try await EmailTemplates.load(directory: options.templates),
-                    sender: EmailSender(address: "noreply@envoyou.com")))
+                composer: EmailComposer(templates: templates, sender: EmailSender(address: "noreply@envoyou.com")))
         }
         let driver = Driver(
             scenario: scenario, stack: stack, users: users, policies: policies, emails: emails)

@@ -17,8 +17,7 @@ struct Queues: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let backend = try await queueBackend()
-            let stats = try await backend.taskQueue.stats()
+            let stats = try await inspectedQueue()?.stats() ?? []
             if json { return try printJSON(stats) }
             print(
                 "queue".padding(toLength: 16, withPad: " ", startingAt: 0)
@@ -45,8 +44,7 @@ struct Queues: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
-            let backend = try await queueBackend()
-            let dead = try await backend.taskQueue.deadTasks(limit: limit)
+            let dead = try await inspectedQueue()?.deadTasks(limit: limit) ?? []
             if json { return try printJSON(dead) }
             for task in dead {
                 print("\(task.id)  \(task.type)  queue=\(task.queue)  attempts=\(task.attempts)")
@@ -64,16 +62,30 @@ struct Queues: AsyncParsableCommand {
         var ids: [String] = []
 
         func run() async throws {
-            let backend = try await queueBackend()
-            let count = try await backend.taskQueue.retryDead(ids: ids.isEmpty ? nil : ids)
+            let count = try await inspectedQueue()?.retryDead(ids: ids.isEmpty ? nil : ids) ?? 0
             print("re-queued \(count) task(s)")
         }
     }
 }
 
-private func queueBackend() async throws -> Backend {
+/// The queue the configuration names, after saying on standard error which store it is (standard output stays
+/// the answer, so `--json` is JSON alone); nil when its database does not exist yet (nothing is created).
+private func inspectedQueue() async throws -> (any TaskQueue)? {
     let (configuration, logger) = try loadConfiguration()
-    return try await makeBackend(configuration, logger: logger)
+    let found: (queue: any TaskQueue, store: String)?
+    do {
+        found = try await Backend.existingQueue(configuration: configuration, logger: logger)
+    } catch let error as ConfigurationError {
+        throw fail("configuration error: \(error)")
+    } catch {
+        throw fail("cannot open the queue: \(error)")
+    }
+    guard let found else {
+        FileHandle.standardError.write(Data("queue: sqlite \(configuration.databasePath) (no database yet)\n".utf8))
+        return nil
+    }
+    FileHandle.standardError.write(Data("queue: \(found.store)\n".utf8))
+    return found.queue
 }
 
 private func printJSON(_ value: some Encodable) throws {

@@ -49,10 +49,10 @@ struct Sim: AsyncParsableCommand {
             return
         }
         let environment = ProcessInfo.processInfo.environment
-        let templates = URL(fileURLWithPath: environment["EMAIL_TEMPLATES_DIR"] ?? "./templates/email").standardized
-            .path
-        guard FileManager.default.fileExists(atPath: templates) else {
-            printError("no email templates at \(templates); run from the repository or set EMAIL_TEMPLATES_DIR")
+        // EMAIL_TEMPLATES_DIR, when set, replaces the templates built into envoy for the stack too.
+        let templates = environment["EMAIL_TEMPLATES_DIR"].map { URL(fileURLWithPath: $0).standardized.path }
+        if let templates, !FileManager.default.fileExists(atPath: templates) {
+            printError("EMAIL_TEMPLATES_DIR: no email templates directory at \(templates)")
             throw ExitCode(3)
         }
         let simulator = Simulator(

@@ -216,3 +216,69 @@ extension ProcessTests {
         try await client.shutdown()
     }
 }
+
+extension ProcessTests {
+    @Test("serve, worker and queues copied out of the checkout run in an empty folder, with the built-in templates")
+    func runsFromAnywhere() async throws {
+        let elsewhere = directory.appendingPathComponent("elsewhere")
+        let empty = directory.appendingPathComponent("empty")
+        for folder in [elsewhere, empty] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
+        let binary = elsewhere.appendingPathComponent("envoy")
+        try FileManager.default.copyItem(at: EnvoyProcess.binary, to: binary)
+        var environment = ["PORT": "0", "BCRYPT_COST": "4"]
+        if SharedPostgres.backendTestsUsePostgres {
+            environment["DATABASE_URL"] = self.environment["DATABASE_URL"]
+            environment["JWT_SECRET"] = self.environment["JWT_SECRET"]
+        }
+
+        let queues = try ChildProcess(
+            binary: binary, arguments: ["queues", "stats", "--json"], directory: empty, environment: environment)
+        #expect(await queues.wait() == 0, "\(queues.log)")
+        #expect(queues.log.contains("queue: "), "it names the store it read: \(queues.log)")
+        if !SharedPostgres.backendTestsUsePostgres {
+            let left = try FileManager.default.contentsOfDirectory(atPath: empty.path)
+            #expect(left.isEmpty, "envoy queues created \(left)")
+        }
+
+        let serve = try ChildProcess(binary: binary, arguments: ["serve"], directory: empty, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
+        request.method = .POST
+        request.body = .bytes(
+            ByteBuffer(string: #"{"email":"far@example.com","password":"correct horse","name":"Far"}"#))
+        #expect(try await client.execute(request, timeout: .seconds(30)).status.code == 201, "\(serve.log)")
+        try await client.shutdown()
+        let outbox = empty.appendingPathComponent("mail-outbox")
+        let welcomed = await eventually(timeout: .seconds(20)) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: outbox.path)) ?? []).contains {
+                $0.hasSuffix(".eml")
+            }
+        }
+        #expect(welcomed, "no welcome email from the built-in template: \(serve.log)")
+        serve.signal(SIGTERM)
+        #expect(await serve.wait() == 0)
+
+        let worker = try ChildProcess(binary: binary, arguments: ["worker"], directory: empty, environment: environment)
+        try await Task.sleep(for: .milliseconds(500))
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0, "\(worker.log)")
+    }
+
+    @Test("a missing or unreadable EMAIL_TEMPLATES_DIR stops start-up with one line naming it")
+    func templatesDirectory() async throws {
+        let unreadable = directory.appendingPathComponent("no-templates")
+        try FileManager.default.createDirectory(at: unreadable, withIntermediateDirectories: true)
+        for folder in [directory.appendingPathComponent("missing").path, unreadable.path] {
+            var environment = self.environment
+            environment["EMAIL_TEMPLATES_DIR"] = folder
+            let serve = try EnvoyProcess(["serve"], directory: directory, environment: environment)
+            let status = await serve.wait()
+            #expect(status != nil && status != 0)
+            let lines = serve.log.split(separator: "\n")
+            #expect(lines.count == 1 && serve.log.contains("EMAIL_TEMPLATES_DIR"), "\(serve.log)")
+        }
+    }
+}

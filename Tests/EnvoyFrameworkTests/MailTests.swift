@@ -75,6 +75,20 @@ struct MailTests {
         }
     }
 
+    @Test("the templates built into the binary are templates/email/ as committed (scripts/generate-email-templates)")
+    func builtInTemplates() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("templates/email")
+        var files: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasSuffix(".mustache") {
+            files[String(name.dropLast(".mustache".count))] = try String(
+                contentsOf: folder.appendingPathComponent(name), encoding: .utf8)
+        }
+        #expect(files == EmailTemplates.builtInSources, "run scripts/generate-email-templates")
+        let welcome = try EmailTemplates.builtIn().render("welcome", data: ["name": "Ann", "email": "ann@example.com"])
+        #expect(welcome.subject == "Welcome to Envoyou, Ann")
+    }
+
     @Test("the repository's templates all render, and each names what it needs")
     func repositoryTemplates() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

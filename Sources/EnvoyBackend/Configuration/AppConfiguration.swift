@@ -30,8 +30,8 @@ public struct AppConfiguration: Sendable {
     public var mailgun: MailgunMailer.Configuration?
     /// Where the file mailer writes `.eml` files.
     public var mailOutboxDirectory = "./mail-outbox"
-    /// Where the email templates live.
-    public var emailTemplatesDirectory = "./templates/email"
+    /// Where the email templates live (`EMAIL_TEMPLATES_DIR`); nil: the ones built into the binary.
+    public var emailTemplatesDirectory: String?
     /// The sender of every email.
     public var sender = EmailSender(address: "noreply@envoyou.com", name: "Envoyou")
     /// The Paddle API key.

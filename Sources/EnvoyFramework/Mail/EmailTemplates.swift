@@ -22,19 +22,34 @@ public struct EmailTemplates: Sendable {
         self.required = required
     }
 
-    /// Loads every `.mustache` file under `directory` (read off the concurrency threads).
+    /// The templates built into the binary (`templates/email/` of the repository), so that `envoy` runs anywhere.
+    public static func builtIn() throws -> EmailTemplates {
+        try EmailTemplates(sources: builtInSources)
+    }
+
+    /// Loads every `.mustache` file under `directory` (read off the concurrency threads); a missing or unreadable
+    /// directory, one without templates, or a template that does not parse is an `EmailTemplateError`.
     public static func load(directory: String) async throws -> EmailTemplates {
-        guard FileManager.default.fileExists(atPath: directory) else {
-            throw EmailTemplateError.missingDirectory(directory)
-        }
-        return try await NIOThreadPool.singleton.runIfActive {
-            var sources: [String: String] = [:]
-            for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".mustache")
-            {
-                sources[String(file.dropLast(".mustache".count))] = try String(
-                    contentsOfFile: directory + "/" + file, encoding: .utf8)
+        try await NIOThreadPool.singleton.runIfActive {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue
+            else { throw EmailTemplateError.missingDirectory(directory) }
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+                throw EmailTemplateError.unreadable(directory)
             }
-            return try EmailTemplates(sources: sources)
+            var sources: [String: String] = [:]
+            for file in files where file.hasSuffix(".mustache") {
+                guard let text = try? String(contentsOfFile: directory + "/" + file, encoding: .utf8) else {
+                    throw EmailTemplateError.unreadable(directory + "/" + file)
+                }
+                sources[String(file.dropLast(".mustache".count))] = text
+            }
+            guard !sources.isEmpty else { throw EmailTemplateError.empty(directory) }
+            do {
+                return try EmailTemplates(sources: sources)
+            } catch {
+                throw EmailTemplateError.invalid(directory, "\(error)")
+            }
         }
     }
 
@@ -102,13 +117,22 @@ public struct InvalidEmail: PermanentError, CustomStringConvertible, Sendable, E
 
 /// Template loading failures.
 public enum EmailTemplateError: Error, CustomStringConvertible {
-    /// The templates directory does not exist.
+    /// The templates directory does not exist (or is not a directory).
     case missingDirectory(String)
+    /// The directory or one of its templates cannot be read.
+    case unreadable(String)
+    /// The directory holds no `.mustache` file.
+    case empty(String)
+    /// A template does not parse.
+    case invalid(String, String)
 
     /// One line naming the directory.
     public var description: String {
         switch self {
-        case .missingDirectory(let path): "email templates directory not found: \(path)"
+        case .missingDirectory(let path): "no email templates directory at \(path)"
+        case .unreadable(let path): "cannot read \(path)"
+        case .empty(let path): "no .mustache templates in \(path)"
+        case .invalid(let path, let why): "a template in \(path) does not parse: \(why)"
         }
     }
 }

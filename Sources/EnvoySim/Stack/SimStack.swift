@@ -59,7 +59,7 @@ public final class SimStack: Sendable {
     /// Starts everything and waits until `envoy serve` answers `/health`; `proxyRedis` puts a `FaultProxy` between
     /// the app and Redis.
     public static func start(
-        _ stack: Scenario.Stack, proxyRedis: Bool, envoy binary: URL, templates: String, client: HTTPClient
+        _ stack: Scenario.Stack, proxyRedis: Bool, envoy binary: URL, templates: String?, client: HTTPClient
     ) async throws -> SimStack {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-sim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -74,9 +74,9 @@ public final class SimStack: Sendable {
             "MAILGUN_API_KEY": mailgun.apiKey, "MAILGUN_DOMAIN": "sim.envoy.test",
             "MAILGUN_API_BASE_URL": mailgun.baseURL,
             "PADDLE_WEBHOOK_SECRET": paddle.webhookSecret, "PADDLE_API_KEY": paddle.apiKey,
-            "PADDLE_API_BASE_URL": paddle.baseURL, "EMAIL_TEMPLATES_DIR": templates, "TRUSTED_PROXIES": "127.0.0.1/32",
-            "LOG_LEVEL": "error",
+            "PADDLE_API_BASE_URL": paddle.baseURL, "TRUSTED_PROXIES": "127.0.0.1/32", "LOG_LEVEL": "error",
         ]
+        if let templates { environment["EMAIL_TEMPLATES_DIR"] = templates }
         if let redis { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy?.port ?? redis.port)" }
         environment.merge(stack.env) { $1 }
         var servers: [ChildProcess] = []
