@@ -91,5 +91,7 @@ private func inspectedQueue() async throws -> (any TaskQueue)? {
 private func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+    // Foundation pretty-prints an empty list as "[", a blank line and "]".
+    print(text.filter { !$0.isWhitespace } == "[]" ? "[]" : text)
 }

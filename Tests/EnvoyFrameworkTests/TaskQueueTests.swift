@@ -222,7 +222,8 @@ struct TaskWorkerTests {
         _ = try await queue.enqueue(NewTask(type: "unknown", queue: "q", payload: Array("{}".utf8), maxAttempts: 3))
         let worker = TaskWorker(
             queue: queue, registry: registry,
-            configuration: .init(concurrency: 4, queues: ["q"], pollInterval: .milliseconds(20)),
+            configuration: .init(
+                concurrency: 4, queues: ["q"], pollInterval: .milliseconds(20), unknownTypeDelay: .milliseconds(50)),
             logger: quietLogger, metrics: NOOPMetricsHandler.instance)
         try await withThrowingTaskGroup(of: Void.self) { group in
             let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
@@ -237,7 +238,42 @@ struct TaskWorkerTests {
         #expect(Set(seen.value.withLock { $0 }) == Set(0..<20))
         let dead = try await queue.deadTasks(limit: 10)
         #expect(dead.contains { $0.reason.contains("negative numbers are refused") && $0.attempts == 1 })
-        #expect(dead.contains { $0.reason.contains("no handler is registered") })
+        // A type no handler knows is handed back, not dead on its first run: dead once its 3 attempts are spent.
+        let unknown = try #require(dead.first { $0.type == "unknown" })
+        #expect(unknown.attempts == 3)
+        #expect(unknown.reason.contains("no handler is registered") && unknown.reason.contains("attempts exhausted"))
+        #expect(unknown.history.filter { $0.contains("no handler") }.count == 3, "\(unknown.history)")
+    }
+
+    @Test("a task of a type no handler here knows is handed back with a delay, and runs once a worker knows it")
+    func unknownTypeHandedBack() async throws {
+        let queue = try await (try QueueFixture()).openOnSystemClock()
+        let seen = Shared([Int]())
+        try await queue.enqueue(Echo.self, .init(n: 7))
+        let unaware = TaskWorker(
+            queue: queue, registry: TaskRegistry(),
+            configuration: .init(concurrency: 1, pollInterval: .milliseconds(20), unknownTypeDelay: .seconds(1)),
+            logger: quietLogger, metrics: NOOPMetricsHandler.instance)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let serviceGroup = ServiceGroup(services: [unaware], logger: quietLogger)
+            group.addTask { try await serviceGroup.run() }
+            #expect(await eventually { (try? await queue.stats().first?.delayed) == 1 })
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(try await queue.deadTasks(limit: 10).isEmpty)
+        var registry = TaskRegistry()
+        registry.register(Echo(seen: seen, failuresBeforeSuccess: 0))
+        let upgraded = TaskWorker(
+            queue: queue, registry: registry, configuration: .init(concurrency: 1, pollInterval: .milliseconds(20)),
+            logger: quietLogger, metrics: NOOPMetricsHandler.instance)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let serviceGroup = ServiceGroup(services: [upgraded], logger: quietLogger)
+            group.addTask { try await serviceGroup.run() }
+            #expect(await eventually(timeout: .seconds(5)) { seen.value.withLock { $0 } == [7] })
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
     }
 
     @Test("on graceful shutdown a running task finishes, and nothing more is claimed")

@@ -15,16 +15,20 @@ public struct TaskWorker: Service {
         public var lease: Duration
         /// The longest wait between looks at the queue when nothing wakes the worker.
         public var pollInterval: Duration
+        /// The first wait before a task of a type this worker has no handler for runs again (doubling, at most
+        /// 10 minutes): during a rolling deploy a newer worker brings the handler.
+        public var unknownTypeDelay: Duration
 
         /// A configuration with the given settings.
         public init(
             concurrency: Int = 4, queues: [String] = [], lease: Duration = .seconds(30),
-            pollInterval: Duration = .milliseconds(500)
+            pollInterval: Duration = .milliseconds(500), unknownTypeDelay: Duration = .seconds(30)
         ) {
             self.concurrency = concurrency
             self.queues = queues
             self.lease = lease
             self.pollInterval = pollInterval
+            self.unknownTypeDelay = unknownTypeDelay
         }
     }
 
@@ -47,7 +51,7 @@ public struct TaskWorker: Service {
         self.logger = logger
         self.claimFailures = SampledLogger(logger: logger, perSecond: 1)
         var outcomes: [String: Counter] = [:]
-        for outcome in ["completed", "retried", "dead", "released", "lease_lost"] {
+        for outcome in ["completed", "retried", "dead", "released", "lease_lost", "unknown_type"] {
             outcomes[outcome] = Counter(
                 label: "envoy_tasks_processed_total", dimensions: [("outcome", outcome)], factory: metrics)
         }
@@ -107,9 +111,7 @@ public struct TaskWorker: Service {
         logger[metadataKey: "task.type"] = "\(task.type)"
         logger[metadataKey: "task.attempt"] = "\(task.attempt)"
         guard let entry = registry.entry(for: task.type) else {
-            await settle(task, logger: logger, outcome: "dead") {
-                try await queue.bury(task, error: "no handler is registered for task type \(task.type)")
-            }
+            await handBack(unknown: task, logger: logger)
             return
         }
         let context = TaskContext(taskID: task.id, attempt: task.attempt, logger: logger)
@@ -127,6 +129,29 @@ public struct TaskWorker: Service {
                 "lease lost while running; another worker owns the task now", metadata: ["error": "\(error)"])
         } catch {
             await fail(task, error: error, policy: entry.retryPolicy, logger: logger)
+        }
+    }
+
+    /// A task no handler here knows: handed back for later (another worker, or this one after a deploy, may know
+    /// it), and dead only once its attempts are used up.
+    private func handBack(unknown task: ClaimedTask, logger: Logger) async {
+        let reason = "no handler is registered for task type \(task.type) in this worker"
+        guard task.attempt < task.maxAttempts else {
+            logger.error("no worker ran this task type; dead-lettered", metadata: ["error": "\(reason)"])
+            await settle(task, logger: logger, outcome: "dead") {
+                try await queue.bury(task, error: "\(reason) (attempts exhausted)")
+            }
+            return
+        }
+        outcomes["unknown_type"]?.increment()
+        let policy = RetryPolicy(
+            maxAttempts: task.maxAttempts, baseDelay: configuration.unknownTypeDelay,
+            maxDelay: max(configuration.unknownTypeDelay, .seconds(600)))
+        let wait = min(policy.baseDelay * (1 << min(task.attempt - 1, 20)), policy.maxDelay)
+        logger.warning(
+            "no handler for this task type; handed back", metadata: ["retry.in_seconds": "\(wait.inSeconds)"])
+        await settle(task, logger: logger, outcome: "retried") {
+            try await queue.retry(task, after: wait, error: reason)
         }
     }
 
