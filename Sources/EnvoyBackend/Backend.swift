@@ -37,8 +37,8 @@ public struct Backend: Sendable {
     public let billing: BillingStore
     /// Email, checked and queued.
     public let emails: EmailQueue
-    /// The task types this backend runs.
-    public let tasks: TaskRegistry
+    /// The task types this backend runs (Envoy's own, then those `register` adds).
+    public private(set) var tasks: TaskRegistry
     /// Access tokens.
     public let tokens: AccessTokens
     /// Password hashing.
@@ -49,6 +49,8 @@ public struct Backend: Sendable {
     public let metrics: any MetricsFactory
     let queueGauges: QueueGauges
     let json: JSONBody
+    /// Routes application code added with `addRoutes`.
+    private var applicationRoutes: [@Sendable (RouterGroup<EnvoyRequestContext>) -> Void] = []
 
     /// The providers a plugin author may replace; nil means the embedded default.
     public struct Providers: Sendable {
@@ -179,8 +181,21 @@ public struct Backend: Sendable {
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited)
         addNotificationRoutes(to: limited)
+        for add in applicationRoutes { add(limited) }
         methods.record(router.routes)
         return router
+    }
+
+    /// Adds application routes, registered with Envoy's own behind the token check and the rate limiter (the
+    /// policies match them by method and route template); call it before `router()` or `application()`.
+    public mutating func addRoutes(_ add: @escaping @Sendable (_ routes: RouterGroup<EnvoyRequestContext>) -> Void) {
+        applicationRoutes.append(add)
+    }
+
+    /// Adds a task type that this backend's workers run (in `envoy serve`'s in-process worker and `worker(_:)`).
+    public mutating func register<Handler: TaskHandler>(_ handler: Handler) {
+        tasks.register(handler)
+        queueGauges.report([Handler.queue])
     }
 
     /// The cache read a cached `GET` starts with, which the limiter sends with its decision (one round trip for

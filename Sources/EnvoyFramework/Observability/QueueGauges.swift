@@ -13,6 +13,11 @@ public final class QueueGauges: Sendable {
         knownQueues.withLock { $0.formUnion(queues) }
     }
 
+    /// Reports `queues` too (as zeros while they are empty).
+    public func report(_ queues: [String]) {
+        knownQueues.withLock { $0.formUnion(queues) }
+    }
+
     /// Sets every gauge from a fresh stats reading; a queue missing from it has emptied and reads zero.
     public func record(_ stats: [QueueStats]) {
         let present = Set(stats.map(\.queue))
