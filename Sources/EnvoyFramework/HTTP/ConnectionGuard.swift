@@ -81,14 +81,20 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
 
+    private let headerLimit: TimeAmount
+    private let idleLimit: TimeAmount
+    private let bodyLimit: TimeAmount
+
     init(timeouts: ConnectionTimeouts, logger: Logger) {
         self.timeouts = timeouts
         self.logger = logger
+        func amount(_ duration: Duration) -> TimeAmount { .nanoseconds(Int64(duration.inSeconds * 1e9)) }
+        (headerLimit, idleLimit, bodyLimit) = (amount(timeouts.header), amount(timeouts.idle), amount(timeouts.body))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        set(timeouts.header, stage: "header")
+        set(headerLimit, stage: "header")
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -106,10 +112,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes came in off the socket (seen before the decoder).
     func bytesArrived() {
         if readingRequest {
-            set(timeouts.body, stage: "body")
+            set(bodyLimit, stage: "body")
         } else if !nextRequestStarted && responsesOwed == 0 {
             nextRequestStarted = true
-            set(timeouts.header, stage: "header")
+            set(headerLimit, stage: "header")
         }
     }
 
@@ -120,7 +126,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             readingRequest = true
             nextRequestStarted = false
             responsesOwed += 1
-            set(timeouts.body, stage: "body")
+            set(bodyLimit, stage: "body")
             if let refusal = Self.refusal(of: head) {
                 discarding = true
                 respond(refusal, context: context)
@@ -131,7 +137,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if discarding { return }
         case .end:
             readingRequest = false
-            if responsesOwed == 0 { set(timeouts.idle, stage: "idle") } else { clear() }
+            if responsesOwed == 0 { set(idleLimit, stage: "idle") } else { clear() }
             if discarding {
                 discarding = false
                 return
@@ -157,9 +163,9 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             responsesOwed = max(0, responsesOwed - 1)
             if responsesOwed == 0 && !readingRequest {
                 if nextRequestStarted {
-                    set(timeouts.header, stage: "header")
+                    set(headerLimit, stage: "header")
                 } else {
-                    set(timeouts.idle, stage: "idle")
+                    set(idleLimit, stage: "idle")
                 }
             }
             context.write(data, promise: promise)
@@ -227,8 +233,8 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 
-    private func set(_ limit: Duration, stage: String) {
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(limit.inSeconds * 1e9))
+    private func set(_ limit: TimeAmount, stage: String) {
+        let deadline = NIODeadline.now() + limit
         self.deadline = deadline
         self.stage = stage
         guard let context else { return }
@@ -241,9 +247,13 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         deadline = nil
     }
 
+    /// Arms the timer for `deadline`, or sooner: it never fires later than a header timeout from now, so that a
+    /// later, earlier deadline (the header one, when the next request's first byte arrives) never has to cancel
+    /// and re-arm it — the request path schedules no timer; an idle connection's timer fires every header timeout.
     private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        timerDeadline = deadline
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+        let fireAt = min(deadline, .now() + headerLimit)
+        timerDeadline = fireAt
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: fireAt) { [self] in
             timer = nil
             timerDeadline = nil
             guard let current = self.deadline, let context = self.context else { return }
