@@ -3,8 +3,9 @@ import Foundation
 import Logging
 import Testing
 
-/// A mailer that keeps what it is given.
-final class RecordingMailer: Mailer, @unchecked Sendable {
+/// A mailer that keeps what it is given, taking at most 1,000 recipients a message.
+final class RecordingMailer: Mailer, @unchecked Sendable {  // every stored property is behind `lock`
+    var maxRecipientsPerMessage: Int { 1000 }
     private let lock = NSLock()
     private var _sent: [EmailMessage] = []
     var sent: [EmailMessage] { lock.withLock { _sent } }
@@ -54,9 +55,11 @@ struct MailTests {
         }
         var headers = EmailContent(subject: "s", body: "b", headers: ["X-Evil": "a\r\nBcc: evil@example.com"])
         #expect(throws: InvalidEmail.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
+        // How many tags a message may carry is the provider's limit (the Mailgun plugin checks its 3), not the
+        // framework's.
         headers.headers = nil
         headers.tags = ["1", "2", "3", "4"]
-        #expect(throws: InvalidEmail.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
+        #expect(throws: Never.self) { try composer.message(.init(to: ["a@example.com"], content: headers)) }
     }
 
     @Test("addresses: one @, a local part of at most 64 bytes, a dotted domain, no spaces, controls or brackets")
@@ -223,6 +226,43 @@ struct MailTests {
         #expect(try await queue.stats().allSatisfy { $0.ready == 0 })
         let result = try await emails.send(.init(to: ["a@example.com"], template: "hello", templateData: ["name": "A"]))
         guard case .enqueued = result else { Issue.record("not queued"); return }
+    }
+
+    /// A mailer that fails every send with `error`.
+    struct FailingMailer: Mailer {
+        let error: MailError
+        func send(_ message: EmailMessage) async throws -> MailReceipt { throw error }
+    }
+
+    @Test(
+        "the send task maps a mail error: rejected to a dead letter, rate limited to its wait, unavailable to backoff")
+    func mailErrorsMapped() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let context = TaskContext(taskID: "t", attempt: 1, logger: logger)
+        let payload = SendEmail.Payload(to: ["a@example.com"], subject: "s", body: "b")
+        func failure(_ error: MailError) async -> (any Error)? {
+            do {
+                try await SendEmail(mailer: FailingMailer(error: error), composer: composer).handle(
+                    payload, context: context)
+                return nil
+            } catch { return error }
+        }
+        guard case .permanent(let reason) = await failure(.rejected("mailgun 400: bad")) as? TaskFailure else {
+            Issue.record("a rejection is not permanent")
+            return
+        }
+        #expect(reason.contains("mailgun 400: bad"))
+        guard
+            case .retryAfter(let wait, _) = await failure(.rateLimited(retryAfter: .seconds(7), "429")) as? TaskFailure
+        else {
+            Issue.record("a rate limit does not wait")
+            return
+        }
+        #expect(wait == .seconds(7))
+        let unavailable = await failure(.unavailable("503"))
+        #expect(unavailable as? MailError == .unavailable("503"), "retried with the task's backoff")
+        #expect(!(unavailable is TaskFailure))
     }
 
     @Test("a bulk task above 1000 recipients splits into batch tasks once, even when it runs twice")

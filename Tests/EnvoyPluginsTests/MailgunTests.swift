@@ -49,7 +49,7 @@ struct MailgunTests {
             second.value("recipient-variables") == #"{"a@example.com":{"first":"A"},"b@example.com":{"first":"B"}}"#)
     }
 
-    @Test("a wrong key is a permanent failure naming Mailgun's reason and never the key")
+    @Test("a wrong key is a rejection naming Mailgun's reason and never the key")
     func wrongKey() async throws {
         let mock = try await MockMailgun.start()
         defer { Task { await mock.stop() } }
@@ -59,15 +59,15 @@ struct MailgunTests {
         do {
             _ = try await mailer.send(Self.message())
             Issue.record("sent with a wrong key")
-        } catch let failure as TaskFailure {
-            guard case .permanent(let reason) = failure else { Issue.record("not permanent: \(failure)"); return }
-            #expect(reason == "mailgun 401: Forbidden")
+        } catch let failure as MailError {
+            #expect(failure.isRejected)
+            #expect(failure.reason == "mailgun 401: Forbidden")
             #expect(!"\(failure)".contains(secret))
         }
         #expect(mock.messages.isEmpty && mock.refusals.map(\.status) == [401])
     }
 
-    @Test("over 1000 recipients is refused by the mock as by Mailgun: a permanent failure")
+    @Test("Mailgun's own limits, over 1,000 recipients or 3 tags, are rejections before anything is sent")
     func recipientLimit() async throws {
         let mock = try await MockMailgun.start()
         defer { Task { await mock.stop() } }
@@ -75,8 +75,14 @@ struct MailgunTests {
             configuration: .init(apiKey: mock.apiKey, domain: "d.example.com", baseURL: mock.baseURL))
         let message = EmailMessage(
             to: (0..<1001).map { "u\($0)@example.com" }, from: "noreply@example.com", subject: "s", text: "t")
-        await #expect(throws: TaskFailure.self) { _ = try await mailer.send(message) }
-        #expect(mock.refusals.first?.message.contains("Too many recipients") == true)
+        #expect(mailer.maxRecipientsPerMessage == 1000)
+        await #expect(throws: MailError.rejected("mailgun takes at most 1,000 recipients a message, got 1001")) {
+            _ = try await mailer.send(message)
+        }
+        var tagged = Self.message()
+        tagged.tags = ["a", "b", "c", "d"]
+        await #expect(throws: MailError.self) { _ = try await mailer.send(tagged) }
+        #expect(mock.messages.isEmpty && mock.refusals.isEmpty)
     }
 
     @Test("429 waits for X-RateLimit-Reset; 5xx and timeouts are retryable, not permanent")
@@ -93,18 +99,24 @@ struct MailgunTests {
         do {
             _ = try await mailer.send(Self.message())
             Issue.record("429 accepted")
-        } catch TaskFailure.retryAfter(let delay, let reason) {
+        } catch let error as MailError {
+            let delay = try #require(error.retryAfter)
             #expect(delay > .seconds(28) && delay <= .seconds(30))
-            #expect(reason.contains("slow down"))
+            #expect(error.reason.contains("slow down"))
         }
         mock.faults.fail(next: 1, status: 503)
-        await #expect(throws: MailgunError.self) { _ = try await mailer.send(Self.message()) }
+        do {
+            _ = try await mailer.send(Self.message())
+            Issue.record("503 accepted")
+        } catch let error as MailError {
+            #expect(!error.isRejected && error.retryAfter == nil)
+        }
         mock.faults.setLatency(.seconds(3))
         do {
             _ = try await impatient.send(Self.message())
             Issue.record("a slow Mailgun did not time out")
-        } catch MailgunError.unreachable(let detail) {
-            #expect(detail.contains("timed out"))
+        } catch let error as MailError {
+            #expect(!error.isRejected && error.reason.contains("timed out"), "\(error)")
         }
         mock.faults.reset()
         let receipt = try await mailer.send(Self.message())

@@ -23,7 +23,7 @@ public struct EmailQueue: Sendable {
     }
 
     /// Checks and queues a bulk email (`send_bulk_email`): every recipient is checked now; the worker sends
-    /// batches of at most `SendBulkEmail.batchSize`.
+    /// batches of at most its mailer's `maxRecipientsPerMessage`.
     @discardableResult
     public func sendBulk(_ payload: SendBulkEmail.Payload, deduplicationKey: String? = nil) async throws
         -> EnqueueResult
@@ -33,7 +33,7 @@ public struct EmailQueue: Sendable {
         if let twice = payload.recipients.first(where: { !seen.insert($0.address.lowercased()).inserted }) {
             throw InvalidEmail("\(twice.address) is listed twice")
         }
-        for batch in payload.batches { _ = try composer.message(batch) }
+        _ = try composer.message(payload)
         return try await queue.enqueue(SendBulkEmail.self, payload, deduplicationKey: deduplicationKey)
     }
 }

@@ -9,6 +9,9 @@ public struct FileMailer: Mailer {
     /// The directory the files go to (created if missing).
     public let directory: URL
 
+    /// One file per recipient: a batch of a thousand keeps a failed write's retry small, as a provider's would.
+    public var maxRecipientsPerMessage: Int { 1000 }
+
     /// A mailer writing into `directory`.
     public init(directory: URL) {
         self.directory = directory
@@ -96,14 +99,14 @@ public struct FileMailer: Mailer {
             "Message-ID: \(messageID)",
             "MIME-Version: 1.0",
         ]
-        lines += message.tags.map { "X-Mailgun-Tag: \(encodeHeader($0))" }
-        if !message.variables.isEmpty { lines.append("X-Mailgun-Variables: \(json(message.variables))") }
-        if message.testMode { lines.append("X-Mailgun-Drop-Message: yes") }
+        lines += message.tags.map { "X-Envoy-Tag: \(encodeHeader($0))" }
+        if !message.variables.isEmpty { lines.append("X-Envoy-Variables: \(json(message.variables))") }
+        if message.testMode { lines.append("X-Envoy-Test-Mode: yes") }
         lines += message.headers.sorted { $0.key < $1.key }.map { "\($0.key): \(encodeHeader($0.value))" }
         if let template = message.storedTemplate {
             lines += [
-                "X-Mailgun-Template-Name: \(template.name)",
-                "X-Mailgun-Template-Variables: \(json(template.variables))",
+                "X-Envoy-Template-Name: \(template.name)",
+                "X-Envoy-Template-Variables: \(json(template.variables))",
             ]
         }
         let text =

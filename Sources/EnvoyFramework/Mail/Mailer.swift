@@ -18,7 +18,7 @@ public struct EmailMessage: Sendable, Equatable {
     public var html: String?
     /// A template stored at the provider (Mailgun's `template`), rendered there with its variables.
     public var storedTemplate: StoredTemplate?
-    /// Provider tags for analytics (Mailgun's `o:tag`, at most 3).
+    /// Provider tags for analytics (Mailgun's `o:tag`; a provider may limit how many).
     public var tags: [String] = []
     /// Asks the provider to accept but not deliver (Mailgun's `o:testmode`).
     public var testMode = false
@@ -65,7 +65,6 @@ public struct EmailMessage: Sendable, Equatable {
         for name in headers.keys where name.isEmpty || name.contains(where: { $0 == ":" || $0.isWhitespace }) {
             throw InvalidEmail("not a valid header name: \(name)")
         }
-        if tags.count > 3 { throw InvalidEmail("at most 3 tags per message, got \(tags.count)") }
         if let recipientVariables, let missing = to.first(where: { recipientVariables[$0] == nil }) {
             throw InvalidEmail("recipient variables are missing for \(missing)")
         }
@@ -98,8 +97,15 @@ public struct MailReceipt: Sendable, Equatable {
 }
 
 /// Sends email. Embedded: `FileMailer` (writes `.eml` files); Mailgun: a plugin.
-/// Throw `TaskFailure.permanent` for rejections that retrying cannot fix, `.retryAfter` when told to wait.
+/// Throw `MailError` (rejected, rate limited, unavailable); the send tasks map it to dead letter or retry.
 public protocol Mailer: Sendable {
+    /// The most recipients one message may have at this provider; bulk email is sent in batches of this size.
+    var maxRecipientsPerMessage: Int { get }
     /// Hands `message` to the provider.
     func send(_ message: EmailMessage) async throws -> MailReceipt
+}
+
+extension Mailer {
+    /// No limit of its own: a bulk email goes as one message.
+    public var maxRecipientsPerMessage: Int { Int.max }
 }

@@ -1,7 +1,8 @@
 import Logging
 
 /// The `send_bulk_email` task: one message to many recipients, each getting their own copy (no recipient sees
-/// another). Payloads above `batchSize` recipients are split into batch tasks, so a failed batch retries alone.
+/// another). Payloads above the mailer's `maxRecipientsPerMessage` are split into batch tasks, so a failed batch
+/// retries alone.
 public struct SendBulkEmail: TaskHandler {
     /// One recipient and their values for `%recipient.NAME%` placeholders.
     public struct Recipient: Codable, Sendable, Equatable {
@@ -30,12 +31,10 @@ public struct SendBulkEmail: TaskHandler {
             self.content = content
         }
 
-        /// The payload split into batches of at most `batchSize` recipients, in order.
-        public var batches: [Payload] {
-            stride(from: 0, to: recipients.count, by: SendBulkEmail.batchSize).map {
-                Payload(
-                    recipients: Array(recipients[$0..<min($0 + SendBulkEmail.batchSize, recipients.count)]),
-                    content: content)
+        /// The payload split into batches of at most `size` recipients, in order.
+        public func batches(of size: Int) -> [Payload] {
+            stride(from: 0, to: recipients.count, by: max(1, size)).map {
+                Payload(recipients: Array(recipients[$0..<min($0 + max(1, size), recipients.count)]), content: content)
             }
         }
 
@@ -59,9 +58,6 @@ public struct SendBulkEmail: TaskHandler {
     public static let taskType = "send_bulk_email"
     /// `email`.
     public static let queue = "email"
-    /// Recipients per provider request (Mailgun's limit).
-    public static let batchSize = 1000
-
     let mailer: any Mailer
     let composer: EmailComposer
     let queue: any TaskQueue
@@ -75,10 +71,10 @@ public struct SendBulkEmail: TaskHandler {
 
     /// Sends one batch, or splits a larger payload into batch tasks (deduplicated, so a re-run splits nothing twice).
     public func handle(_ payload: Payload, context: TaskContext) async throws {
-        guard payload.recipients.count > Self.batchSize else {
+        guard payload.recipients.count > mailer.maxRecipientsPerMessage else {
             return try await deliver(composer.message(payload), mailer: mailer, context: context)
         }
-        let batches = payload.batches
+        let batches = payload.batches(of: mailer.maxRecipientsPerMessage)
         for (index, batch) in batches.enumerated() {
             try await queue.enqueue(SendBulkEmail.self, batch, deduplicationKey: "bulk:\(context.taskID):\(index)")
         }

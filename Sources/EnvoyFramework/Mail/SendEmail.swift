@@ -93,7 +93,14 @@ func deliver(_ message: EmailMessage, mailer: any Mailer, context: TaskContext) 
         let domain = message.from.split(separator: "@").last.map(String.init) ?? "localhost"
         message.messageID = "<\(context.taskID)@\(domain)>"
     }
-    let receipt = try await mailer.send(message)
+    let receipt: MailReceipt
+    do {
+        receipt = try await mailer.send(message)
+    } catch let error as MailError {
+        context.logger.warning(
+            "email not sent", metadata: ["mail.recipients": "\(message.recipientCount)", "mail.outcome": "\(error)"])
+        throw error.taskFailure
+    }
     context.logger.info(
         "email sent",
         metadata: [

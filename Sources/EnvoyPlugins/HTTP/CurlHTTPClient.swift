@@ -59,7 +59,12 @@ public final class CurlHTTPClient: Sendable {
     }
 }
 
-/// One request's easy handle and what has arrived so far. Touched by the transfer thread only, once submitted.
+/// One request's easy handle and what has arrived so far.
+///
+/// `@unchecked Sendable`, because: the caller sets it up (`init`, `continuation`) before `CurlEngine.submit`, and
+/// from then on only the transfer thread touches it, the hand-over going through `CurlEngine.inbox`'s lock; a
+/// transfer `submit` refuses never reaches that thread and is finished by the caller alone. `cancelRequested` is
+/// the one field both sides touch, and only while holding that same lock.
 final class CurlTransfer: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     var continuation: CheckedContinuation<OutboundResponse, any Error>?
@@ -67,6 +72,7 @@ final class CurlTransfer: @unchecked Sendable {
     var body: [UInt8] = []
     let maxResponseBytes: Int
     var tooLarge = false
+    /// Set by `CurlEngine.cancel`, read by `CurlEngine.submit`: both inside `CurlEngine.inbox`'s lock.
     var cancelRequested = false
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var form: OpaquePointer?
@@ -211,6 +217,9 @@ private let curlWriteHeader: envoy_curl_data_callback = { data, size, count, use
 }
 
 /// The transfer thread's state: a multi handle, the transfers it runs, and what callers handed over.
+///
+/// `@unchecked Sendable`, because: callers touch only `inbox` (a `Mutex`) and `curl_multi_wakeup`, which libcurl
+/// allows from any thread; `active` and every other multi-handle call belong to the transfer thread (`run`).
 final class CurlEngine: @unchecked Sendable {
     let configuration: CurlHTTPClient.Configuration
     private let multi: UnsafeMutableRawPointer
@@ -235,15 +244,17 @@ final class CurlEngine: @unchecked Sendable {
     }
 
     func submit(_ transfer: CurlTransfer) {
-        let accepted = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopping, !transfer.cancelRequested else { return false }
+        // Decided inside the lock, so that `cancelRequested` is never read outside it.
+        let refusal = inbox.withLock { inbox -> (any Error)? in
+            if transfer.cancelRequested { return CancellationError() }
+            if inbox.stopping { return OutboundHTTPError.shutDown }
             inbox.submitted.append(transfer)
-            return true
+            return nil
         }
-        if accepted {
-            curl_multi_wakeup(multi)
+        if let refusal {
+            transfer.finish(.failure(refusal))
         } else {
-            transfer.finish(.failure(transfer.cancelRequested ? CancellationError() : OutboundHTTPError.shutDown))
+            curl_multi_wakeup(multi)
         }
     }
 

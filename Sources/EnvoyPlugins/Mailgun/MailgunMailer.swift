@@ -2,8 +2,9 @@ import EnvoyFramework
 import Foundation
 
 /// Sends email through Mailgun's HTTP API (`POST {base}/v3/{domain}/messages`, multipart form, Basic auth
-/// `api:KEY`) over a pooled libcurl client. Rejections (4xx) are permanent failures carrying Mailgun's message;
-/// 429 waits for `X-RateLimit-Reset`; 5xx and timeouts are retried with backoff by the worker.
+/// `api:KEY`) over a pooled libcurl client. Mailgun's limits (3 tags, 1,000 recipients a message) are its own and
+/// checked here. Failures are `MailError`s: 4xx rejected (with Mailgun's message), 429 rate limited until
+/// `X-RateLimit-Reset`, 5xx, timeouts and odd replies unavailable.
 public struct MailgunMailer: Mailer {
     /// Account, region and limits.
     public struct Configuration: Sendable {
@@ -41,9 +42,18 @@ public struct MailgunMailer: Mailer {
         self.client = client
     }
 
+    /// Mailgun takes at most 1,000 recipients a message.
+    public var maxRecipientsPerMessage: Int { 1000 }
+
     /// Sends `message`; returns Mailgun's message id.
     public func send(_ message: EmailMessage) async throws -> MailReceipt {
         try message.validate()
+        guard message.tags.count <= 3 else {
+            throw MailError.rejected("mailgun takes at most 3 tags a message, got \(message.tags.count)")
+        }
+        guard message.recipientCount <= maxRecipientsPerMessage else {
+            throw MailError.rejected("mailgun takes at most 1,000 recipients a message, got \(message.recipientCount)")
+        }
         let domain = configuration.domain.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? ""
         let response: OutboundResponse
         do {
@@ -54,7 +64,7 @@ public struct MailgunMailer: Mailer {
                     body: .form(Self.form(message, testMode: configuration.testMode)),
                     basicAuth: ("api", configuration.apiKey), timeout: configuration.timeout))
         } catch let error as OutboundHTTPError {
-            throw MailgunError.unreachable("\(error)")
+            throw MailError.unavailable("mailgun unreachable: \(error)")
         }
         return try Self.receipt(from: response)
     }
@@ -100,17 +110,19 @@ public struct MailgunMailer: Mailer {
         let said = reply?.message ?? String(decoding: response.body.prefix(200), as: UTF8.self)
         switch response.status {
         case 200..<300:
-            guard let id = reply?.id else { throw MailgunError.unexpectedReply(response.status, said) }
+            guard let id = reply?.id else {
+                throw MailError.unavailable("mailgun \(response.status) without a message id: \(said)")
+            }
             return MailReceipt(messageID: id)
         case 429:
-            throw TaskFailure.retryAfter(
-                retryDelay(
+            throw MailError.rateLimited(
+                retryAfter: retryDelay(
                     reset: response.header("X-RateLimit-Reset"), retryAfter: response.header("Retry-After"), now: now),
                 "mailgun 429: \(said)")
         case 400..<500:
-            throw TaskFailure.permanent("mailgun \(response.status): \(said)")
+            throw MailError.rejected("mailgun \(response.status): \(said)")
         default:
-            throw MailgunError.serverError(response.status, said)
+            throw MailError.unavailable("mailgun \(response.status): \(said)")
         }
     }
 
@@ -137,24 +149,5 @@ public struct MailgunMailer: Mailer {
     private struct Reply: Decodable {
         var id: String?
         var message: String?
-    }
-}
-
-/// Mailgun failures the worker retries (with backoff): server errors, unreachable API, replies that make no sense.
-public enum MailgunError: Error, CustomStringConvertible, Sendable {
-    /// 5xx with Mailgun's message.
-    case serverError(Int, String)
-    /// No response (timeout, refused, TLS).
-    case unreachable(String)
-    /// A 2xx without a message id.
-    case unexpectedReply(Int, String)
-
-    /// One line, without credentials.
-    public var description: String {
-        switch self {
-        case .serverError(let status, let message): "mailgun \(status): \(message)"
-        case .unreachable(let detail): "mailgun unreachable: \(detail)"
-        case .unexpectedReply(let status, let message): "mailgun \(status) without a message id: \(message)"
-        }
     }
 }
