@@ -31,8 +31,8 @@ public struct Backend: Sendable {
     public let notificationsCache: ScopedCache<NotificationPage>
     /// Where rate-limit counts live.
     public let rateLimitStore: any RateLimitStore
-    /// The background task queue.
-    public let taskQueue: any TaskQueue
+    /// The background task queue (its hot path for producers and workers, and its administration).
+    public let taskQueue: any AdministeredTaskQueue
     /// Subscriptions, payments and processed Paddle events.
     public let billing: BillingStore
     /// Email, checked and queued.
@@ -58,15 +58,15 @@ public struct Backend: Sendable {
         public var cache: (any CacheProvider)?
         /// Replaces the in-memory rate-limit store.
         public var rateLimitStore: (any RateLimitStore)?
-        /// Replaces the embedded (SQL) task queue.
-        public var taskQueue: (any TaskQueue)?
+        /// Replaces the embedded (SQL) task queue; the embedded one becomes its outbox.
+        public var taskQueue: (any AdministeredTaskQueue)?
         /// Replaces the file mailer.
         public var mailer: (any Mailer)?
 
         /// Providers to use instead of the embedded ones.
         public init(
             cache: (any CacheProvider)? = nil, rateLimitStore: (any RateLimitStore)? = nil,
-            taskQueue: (any TaskQueue)? = nil, mailer: (any Mailer)? = nil
+            taskQueue: (any AdministeredTaskQueue)? = nil, mailer: (any Mailer)? = nil
         ) {
             self.cache = cache
             self.rateLimitStore = rateLimitStore
@@ -231,10 +231,11 @@ public struct Backend: Sendable {
     /// welcome email commits with the user's row. Counted apart, so that worker polling shows apart from request
     /// queries in the metrics.
     static func composeQueue(
-        _ configuration: AppConfiguration, database: any SQLDatabase, redis: RedisClient?, custom: (any TaskQueue)?,
-        logger: Logger, metrics: any MetricsFactory
-    ) -> (queue: any TaskQueue, local: SQLTaskQueue) {
-        let primary = custom ?? redis.map { RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) }
+        _ configuration: AppConfiguration, database: any SQLDatabase, redis: RedisClient?,
+        custom: (any AdministeredTaskQueue)?, logger: Logger, metrics: any MetricsFactory
+    ) -> (queue: any AdministeredTaskQueue, local: SQLTaskQueue) {
+        let primary: (any AdministeredTaskQueue)? =
+            custom ?? redis.map { RedisTaskQueue(client: $0, prefix: configuration.redisKeyPrefix) }
         let local = SQLTaskQueue(database: database.counted(as: primary == nil ? "queue" : "outbox", metrics: metrics))
         guard let primary else { return (local, local) }
         return (OutboxTaskQueue(primary: primary, outbox: local, logger: logger, metrics: metrics), local)
@@ -244,7 +245,7 @@ public struct Backend: Sendable {
     /// is (no secrets); nil when it is a SQLite file that does not exist yet: nothing was ever queued there, and
     /// looking creates neither a database nor a token secret.
     public static func existingQueue(configuration: AppConfiguration, logger: Logger) async throws
-        -> (queue: any TaskQueue, store: String)?
+        -> (queue: any TaskQueueAdministration, store: String)?
     {
         let metrics = NOOPMetricsHandler.instance
         let databaseExists =
@@ -314,10 +315,8 @@ public struct Backend: Sendable {
                 { await notificationsCache.retryPendingInvalidations() },
             ])
         ]
-        if let outboxQueue = taskQueue as? OutboxTaskQueue {
-            services.append(OutboxRelay(queue: outboxQueue))
-        }
-        if inProcessWorker ?? (taskQueue is SQLTaskQueue) {
+        services += taskQueue.services
+        if inProcessWorker ?? taskQueue.runsWorkerInProcess {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }
         // Connections are capped below the descriptor limit, so the server itself never runs out of descriptors.

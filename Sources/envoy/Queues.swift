@@ -6,8 +6,8 @@ import Foundation
 /// `envoy queues`: inspect and repair the task queue.
 struct Queues: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect the task queue: stats, dead letters, re-queue dead tasks.",
-        subcommands: [Stats.self, Dead.self, RetryDead.self],
+        abstract: "Inspect the task queue: stats, dead letters, re-queue or delete dead tasks.",
+        subcommands: [Stats.self, Dead.self, RetryDead.self, Delete.self],
         defaultSubcommand: Stats.self)
 
     struct Stats: AsyncParsableCommand {
@@ -70,9 +70,30 @@ struct Queues: AsyncParsableCommand {
 
 /// The queue the configuration names, after saying on standard error which store it is (standard output stays
 /// the answer, so `--json` is JSON alone); nil when its database does not exist yet (nothing is created).
-private func inspectedQueue() async throws -> (any TaskQueue)? {
+extension Queues {
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete dead tasks for good.")
+
+        @Option(name: .customLong("id"), help: "A dead task's id (repeatable).")
+        var ids: [String] = []
+
+        @Flag(help: "Delete every dead task.")
+        var all = false
+
+        func validate() throws {
+            guard all != !ids.isEmpty else { throw ValidationError("name dead tasks with --id, or pass --all") }
+        }
+
+        func run() async throws {
+            let count = try await inspectedQueue()?.deleteDead(ids: all ? nil : ids) ?? 0
+            print("deleted \(count) dead task(s)")
+        }
+    }
+}
+
+private func inspectedQueue() async throws -> (any TaskQueueAdministration)? {
     let (configuration, logger) = try loadConfiguration()
-    let found: (queue: any TaskQueue, store: String)?
+    let found: (queue: any TaskQueueAdministration, store: String)?
     do {
         found = try await Backend.existingQueue(configuration: configuration, logger: logger)
     } catch let error as ConfigurationError {

@@ -99,6 +99,9 @@ struct ProcessTests {
         let retry = try EnvoyProcess(["queues", "retry-dead"], directory: directory, environment: environment)
         #expect(await retry.wait() == 0)
         #expect(retry.log.contains("re-queued 0 task(s)"))
+        let delete = try EnvoyProcess(["queues", "delete", "--all"], directory: directory, environment: environment)
+        #expect(await delete.wait() == 0)
+        #expect(delete.log.contains("deleted 0 dead task(s)"))
     }
 }
 

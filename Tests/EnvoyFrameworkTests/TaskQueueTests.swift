@@ -123,6 +123,14 @@ struct TaskQueueTests {
         #expect(try await queue.retryDead(ids: nil) == 1)
         let revived = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         #expect(revived.attempt == 1)
+        // Deleting a dead task removes it for good; a live one is never deleted.
+        try await queue.bury(revived, error: "permanent: again")
+        _ = try await queue.enqueue(QueueFixture.task(2))
+        #expect(try await queue.deleteDead(ids: ["no-such-id"]) == 0)
+        #expect(try await queue.deleteDead(ids: [revived.id]) == 1)
+        #expect(try await queue.deadTasks(limit: 10).isEmpty)
+        #expect(try await queue.stats().first?.ready == 1)
+        #expect(try await queue.deleteDead(ids: nil) == 0)
     }
 
     @Test("a deduplication key admits one task while it is remembered", arguments: TestDatabase.allCases)

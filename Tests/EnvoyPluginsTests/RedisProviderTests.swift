@@ -226,7 +226,8 @@ struct RedisProviderTests {
     func queue() async throws {
         // Leases of seconds, not milliseconds: on a loaded CI machine 300 ms passed between two calls here once.
         let redis = try client(SharedRedis.url, timeout: .seconds(5))
-        let queue = RedisTaskQueue(client: redis, prefix: SharedRedis.prefix(), deduplicationWindow: .seconds(60))
+        let prefix = SharedRedis.prefix()
+        let queue = RedisTaskQueue(client: redis, prefix: prefix, deduplicationWindow: .seconds(60))
         let task = NewTask(
             type: "t", queue: "q", payload: Array(#"{"n":1}"#.utf8), maxAttempts: 2, deduplicationKey: "evt_1")
         guard case .enqueued = try await queue.enqueue(task) else { Issue.record("not enqueued"); return }
@@ -254,7 +255,15 @@ struct RedisProviderTests {
         try await queue.release(revived)
         let again = try #require(try await queue.claim(queues: ["q"], lease: .seconds(30)))
         #expect(again.attempt == 1)
-        try await queue.complete(again)
+        try await queue.bury(again, error: "permanent: once more")
+        #expect(try await queue.deleteDead(ids: ["no-such-id"]) == 0)
+        #expect(try await queue.deleteDead(ids: nil) == 1)
+        #expect(try await queue.deadTasks(limit: 10).isEmpty)
+        let hashes = ["task", "attempts", "token", "history", "died"]
+        for hash in hashes {
+            let left = try await redis.send("HLEN", RedisArgument("{\(prefix):q:q}:\(hash)"))
+            #expect(left.int == 0, "\(hash) keeps a record of the deleted task")
+        }
         #expect(
             try await queue.stats() == [
                 QueueStats(queue: "q", ready: 0, delayed: 0, inFlight: 0, dead: 0, oldestReadyAge: 0)

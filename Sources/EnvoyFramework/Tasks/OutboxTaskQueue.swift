@@ -5,9 +5,9 @@ import ServiceLifecycle
 /// A `TaskQueue` whose enqueue never fails for want of its primary (Redis): when the primary cannot take a
 /// task, the task is committed to a durable outbox in the application's database instead, and `OutboxRelay` moves it to the
 /// primary once that answers again. Everything else — claiming, settling, stats — is the primary's.
-public struct OutboxTaskQueue: TaskQueue {
+public struct OutboxTaskQueue: AdministeredTaskQueue {
     /// Where tasks normally go and workers take them from.
-    public let primary: any TaskQueue
+    public let primary: any AdministeredTaskQueue
     /// Where tasks wait while the primary is unreachable.
     public let outbox: SQLTaskQueue
     let logger: Logger
@@ -15,7 +15,9 @@ public struct OutboxTaskQueue: TaskQueue {
     let diverted: Counter
 
     /// A queue on `primary` falling back to `outbox`.
-    public init(primary: any TaskQueue, outbox: SQLTaskQueue, logger: Logger, metrics: any MetricsFactory) {
+    public init(
+        primary: any AdministeredTaskQueue, outbox: SQLTaskQueue, logger: Logger, metrics: any MetricsFactory
+    ) {
         self.primary = primary
         self.outbox = outbox
         self.logger = logger
@@ -75,6 +77,12 @@ public struct OutboxTaskQueue: TaskQueue {
     public func deadTasks(limit: Int) async throws -> [DeadTask] { try await primary.deadTasks(limit: limit) }
     /// The primary's retry-dead.
     public func retryDead(ids: [String]?) async throws -> Int { try await primary.retryDead(ids: ids) }
+    /// The primary's delete-dead.
+    public func deleteDead(ids: [String]?) async throws -> Int { try await primary.deleteDead(ids: ids) }
+    /// The relay that moves the outbox's tasks to the primary, and whatever the primary needs.
+    public var services: [any Service] { [OutboxRelay(queue: self)] + primary.services }
+    /// As the primary.
+    public var runsWorkerInProcess: Bool { primary.runsWorkerInProcess }
 }
 
 /// Moves tasks from the local outbox to the primary queue as soon as the primary takes them.

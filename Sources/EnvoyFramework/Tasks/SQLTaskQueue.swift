@@ -3,7 +3,7 @@ import Foundation
 /// The embedded, durable `TaskQueue`: one table in the application's database (SQLite in WAL mode, shared safely by
 /// every process on the machine, or PostgreSQL, shared by every machine). A task is committed before `enqueue`
 /// returns; a claim is a lease, so a killed worker's task becomes runnable again when the lease expires.
-public final class SQLTaskQueue: TaskQueue {
+public final class SQLTaskQueue: AdministeredTaskQueue {
     private let database: any SQLDatabase
     private let wake = WakeSignal()
     private let now: @Sendable () -> Double
@@ -238,6 +238,20 @@ public final class SQLTaskQueue: TaskQueue {
         if count > 0 { wake.signal() }
         return count
     }
+
+    /// Deletes dead tasks (all, or those named) for good.
+    public func deleteDead(ids: [String]?) async throws -> Int {
+        var sql = "DELETE FROM envoy_tasks WHERE state = 'dead'"
+        var binds: [any SQLBindable] = []
+        if let ids {
+            sql += " AND id IN (\(sqlPlaceholders(ids.count)))"
+            binds += ids as [any SQLBindable]
+        }
+        return try await database.query(sql + " RETURNING id", binding: binds).count
+    }
+
+    /// The embedded queue is served by a worker inside `envoy serve` unless told otherwise.
+    public var runsWorkerInProcess: Bool { true }
 
     /// Runs `sql` (its last two placeholders: the task's id and lease token) and records `history`, in one
     /// transaction; throws `LeaseLost` when the claim no longer holds the task.

@@ -1,4 +1,5 @@
 import Foundation
+import ServiceLifecycle
 
 /// A task waiting to be stored.
 public struct NewTask: Sendable {
@@ -130,7 +131,8 @@ public struct DeadTask: Sendable, Codable, Equatable {
 }
 
 /// A durable queue of background tasks with leases: a task claimed by a worker that dies returns to the
-/// queue when its lease expires, so no task is lost. Embedded: `SQLTaskQueue`; Redis: a plugin.
+/// queue when its lease expires, so no task is lost. Embedded: `SQLTaskQueue`; Redis: a plugin. This is the hot
+/// path producers and workers use; what operators do is `TaskQueueAdministration`.
 public protocol TaskQueue: Sendable {
     /// Stores a task durably; it is safe once this returns.
     func enqueue(_ task: NewTask) async throws -> EnqueueResult
@@ -148,13 +150,34 @@ public protocol TaskQueue: Sendable {
     func release(_ task: ClaimedTask) async throws
     /// Moves a task to the dead-letter queue with its reason.
     func bury(_ task: ClaimedTask, error: String) async throws
+    /// Whether `envoy serve` runs a worker in its own process by default: true for a queue that needs no worker
+    /// process of its own (the embedded one).
+    var runsWorkerInProcess: Bool { get }
+    /// Long-running work the queue needs beside it (an outbox relay), run in the application's service group.
+    var services: [any Service] { get }
+}
+
+extension TaskQueue {
+    /// A queue workers of their own serve.
+    public var runsWorkerInProcess: Bool { false }
+    /// None.
+    public var services: [any Service] { [] }
+}
+
+/// What operators do with a queue: look at it, and retry or delete dead tasks.
+public protocol TaskQueueAdministration: Sendable {
     /// Per-queue counts.
     func stats() async throws -> [QueueStats]
     /// Dead tasks, newest first.
     func deadTasks(limit: Int) async throws -> [DeadTask]
-    /// Puts dead tasks back in their queues with fresh attempts; returns how many.
+    /// Puts dead tasks (all, or those named) back in their queues with fresh attempts; returns how many.
     func retryDead(ids: [String]?) async throws -> Int
+    /// Deletes dead tasks (all, or those named) for good; returns how many.
+    func deleteDead(ids: [String]?) async throws -> Int
 }
+
+/// A queue that is also administered in one place (every provider Envoy ships).
+public typealias AdministeredTaskQueue = TaskQueue & TaskQueueAdministration
 
 extension TaskQueue {
     /// Enqueues `payload` for the handler type `H`, with its queue and retry policy.

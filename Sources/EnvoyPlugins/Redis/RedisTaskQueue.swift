@@ -9,7 +9,7 @@ import Foundation
 /// array of failures), `:died`; `:dedup:KEY` (expiring) and `:wake` (a one-element list that idle workers `BLPOP`).
 /// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue.
 /// Times come from Redis (`TIME`), so workers' clocks do not matter.
-public struct RedisTaskQueue: TaskQueue {
+public struct RedisTaskQueue: AdministeredTaskQueue {
     let client: RedisClient
     let prefix: String
     /// How long a deduplication key is remembered.
@@ -347,6 +347,32 @@ public struct RedisTaskQueue: TaskQueue {
         }
         return count
     }
+
+    /// Deletes dead tasks (all, or those named) with every record of them.
+    public func deleteDead(ids: [String]?) async throws -> Int {
+        var count = 0
+        for queue in try await resolve([]) {
+            let keys = Keys(prefix: prefix, queue: queue)
+            let dead =
+                try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
+            for id in dead where ids?.contains(id) ?? true {
+                let deleted = try await client.run(
+                    Self.deleteScript,
+                    keys: [keys.dead, keys.task, keys.attempts, keys.token, keys.history, keys.died],
+                    arguments: [RedisArgument(id)])
+                count += Int(deleted.int ?? 0)
+            }
+        }
+        return count
+    }
+
+    /// Removes a dead task and its records; 0 when it is no longer dead.
+    static let deleteScript = RedisScript(
+        """
+        if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+        for i = 2, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
+        return 1
+        """)
 
     private func settle(_ task: ClaimedTask, _ script: RedisScript, _ keys: [String], _ extra: [RedisArgument])
         async throws
