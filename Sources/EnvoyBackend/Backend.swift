@@ -49,8 +49,10 @@ public struct Backend: Sendable {
     public let metrics: any MetricsFactory
     let queueGauges: QueueGauges
     let json: JSONBody
-    /// Routes application code added with `addRoutes`.
-    private var applicationRoutes: [@Sendable (RouterGroup<EnvoyRequestContext>) -> Void] = []
+    /// Routes application code added with `addRoutes` and `addCachedRoute`.
+    private var applicationRoutes: [@Sendable (RouterGroup<EnvoyRequestContext>, CachedReads) -> Void] = []
+    /// The cache reads cached routes declare.
+    typealias CachedReads = DeclaredReadAheads<EnvoyRequestContext>
 
     /// The providers a plugin author may replace; nil means the embedded default.
     public struct Providers: Sendable {
@@ -172,16 +174,17 @@ public struct Backend: Sendable {
         }
         addSystemRoutes(to: router.group())
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
+        let reads = CachedReads()
         let limited = router.group().addMiddleware {
             AuthenticationMiddleware(tokens: tokens)
             RateLimitMiddleware(
                 policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics,
-                readAhead: { request, context in readAhead(for: request, context: context) })
+                readAhead: { request, context in reads.read(for: request, context: context) })
         }
         addAuthRoutes(to: limited)
-        addProfileRoutes(to: limited)
-        addNotificationRoutes(to: limited)
-        for add in applicationRoutes { add(limited) }
+        addProfileRoutes(to: limited, reads: reads)
+        addNotificationRoutes(to: limited, reads: reads)
+        for add in applicationRoutes { add(limited, reads) }
         methods.record(router.routes)
         return router
     }
@@ -189,28 +192,45 @@ public struct Backend: Sendable {
     /// Adds application routes, registered with Envoy's own behind the token check and the rate limiter (the
     /// policies match them by method and route template); call it before `router()` or `application()`.
     public mutating func addRoutes(_ add: @escaping @Sendable (_ routes: RouterGroup<EnvoyRequestContext>) -> Void) {
-        applicationRoutes.append(add)
+        applicationRoutes.append { routes, _ in add(routes) }
+    }
+
+    /// Adds a cached `GET path` for the caller's own data: answered from `cache` under the caller's user id and
+    /// `variant` of the request (`X-Cache: HIT`, `MISS`, `BYPASS`), loaded by `load` on a miss. Its cache read is
+    /// declared with the route, so the rate limiter sends it with its decision: one Redis round trip for both.
+    public mutating func addCachedRoute<Value: Codable & Sendable>(
+        _ path: String, cache: ScopedCache<Value>,
+        variant: @escaping @Sendable (Request) throws -> String = { _ in "" },
+        load: @escaping @Sendable (_ userID: String, Request) async throws -> Value
+    ) {
+        applicationRoutes.append { routes, reads in
+            Self.cachedRoute(path, on: routes, reads: reads, cache: cache, variant: variant, load: load)
+        }
+    }
+
+    /// Registers a cached `GET path` and declares the cache read it starts with (see `addCachedRoute`).
+    static func cachedRoute<Value: Codable & Sendable>(
+        _ path: String, on routes: RouterGroup<EnvoyRequestContext>, reads: CachedReads, cache: ScopedCache<Value>,
+        variant: @escaping @Sendable (Request) throws -> String,
+        load: @escaping @Sendable (_ userID: String, Request) async throws -> Value
+    ) {
+        reads.declare(get: path) { request, context in
+            guard let userID = context.identity.userID, let variant = try? variant(request) else { return nil }
+            return cache.readAhead(scope: userID, variant: variant)
+        }
+        routes.get(RouterPath(path)) { request, context -> Response in
+            let userID = try context.requireUser()
+            let (json, status) = try await cache.fetchJSON(
+                scope: userID, variant: try variant(request), prefetched: context.prefetched
+            ) { try await load(userID, request) }
+            return JSONResponse.cached(json: json, status)
+        }
     }
 
     /// Adds a task type that this backend's workers run (in `envoy serve`'s in-process worker and `worker(_:)`).
     public mutating func register<Handler: TaskHandler>(_ handler: Handler) {
         tasks.register(handler)
         queueGauges.report([Handler.queue])
-    }
-
-    /// The cache read a cached `GET` starts with, which the limiter sends with its decision (one round trip for
-    /// both on Redis); the route finds the result in `context.prefetched`.
-    func readAhead(for request: Request, context: EnvoyRequestContext) -> ChainedRead? {
-        guard request.method == .get, let userID = context.identity.userID else { return nil }
-        switch context.endpointPath {
-        case "/v1/user/profile":
-            return profileCache.readAhead(scope: userID)
-        case "/api/notifications":
-            guard let query = try? Self.notificationQuery(request.uri.queryParameters) else { return nil }
-            return notificationsCache.readAhead(scope: userID, variant: query.cacheVariant)
-        default:
-            return nil
-        }
     }
 
     /// Changes a user's plan outside Paddle (an admin grant) and invalidates their cached profile on every instance.

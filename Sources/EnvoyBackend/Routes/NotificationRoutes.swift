@@ -16,16 +16,13 @@ struct MarkedAllRead: Encodable {
 
 extension Backend {
     /// `/api/notifications/…`: list (cached per user and query), create, read, read-all, delete (each invalidates).
-    func addNotificationRoutes(to router: RouterGroup<EnvoyRequestContext>) {
-        router.get("/api/notifications") { request, context in
-            let userID = try context.requireUser()
-            let query = try Self.notificationQuery(request.uri.queryParameters)
-            let (json, status) = try await notificationsCache.fetchJSON(
-                scope: userID, variant: query.cacheVariant, prefetched: context.prefetched
-            ) {
-                try await notifications.list(userID: userID, query: query)
-            }
-            return JSONResponse.cached(json: json, status)
+    func addNotificationRoutes(to router: RouterGroup<EnvoyRequestContext>, reads: CachedReads) {
+        let notifications = self.notifications
+        Self.cachedRoute(
+            "/api/notifications", on: router, reads: reads, cache: notificationsCache,
+            variant: { request in try Self.notificationQuery(request.uri.queryParameters).cacheVariant }
+        ) { userID, request in
+            try await notifications.list(userID: userID, query: try Self.notificationQuery(request.uri.queryParameters))
         }
 
         router.post("/api/notifications") { request, context in

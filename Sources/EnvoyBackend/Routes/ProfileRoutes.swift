@@ -6,16 +6,14 @@ import Logging
 
 extension Backend {
     /// `GET` and `PUT /v1/user/profile` (cached per user).
-    func addProfileRoutes(to router: RouterGroup<EnvoyRequestContext>) {
-        router.get("/v1/user/profile") { _, context in
-            let userID = try context.requireUser()
-            let (json, status) = try await profileCache.fetchJSON(scope: userID, prefetched: context.prefetched) {
-                guard let profile = try await users.profile(id: userID) else {
-                    throw Problem.unauthorized("The account for this token no longer exists.")
-                }
-                return profile
+    func addProfileRoutes(to router: RouterGroup<EnvoyRequestContext>, reads: CachedReads) {
+        let users = self.users
+        Self.cachedRoute("/v1/user/profile", on: router, reads: reads, cache: profileCache, variant: { _ in "" }) {
+            userID, _ in
+            guard let profile = try await users.profile(id: userID) else {
+                throw Problem.unauthorized("The account for this token no longer exists.")
             }
-            return JSONResponse.cached(json: json, status)
+            return profile
         }
 
         router.put("/v1/user/profile") { request, context in

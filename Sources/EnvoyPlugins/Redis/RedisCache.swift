@@ -1,11 +1,22 @@
 import EnvoyFramework
 
+/// A cache provider whose chained reads are Redis script calls on one client — the capability that lets a store on
+/// the same client (the rate limiter's) send the read in its own round trip.
+public protocol RedisChainedReads: CacheProvider {
+    /// The client the reads go to.
+    var redisClient: RedisClient { get }
+    /// The script call of `read`; nil when it has no one-call form.
+    func chainedReadCall(_ read: ChainedRead) -> RedisScriptCall?
+    /// What the call's reply says (an error reply is thrown).
+    func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found
+}
+
 /// `CacheProvider` on Redis: `GET`, `SET … PX`, `DEL` under `prefix:cache:` keys.
 ///
 /// Every value is stamped with the `run_id` of the Redis server that stored it, and a value from another
 /// server lifetime reads as absent. So entries (and invalidation generations) restored from a snapshot after a
 /// restart can never be served: an invalidation that could not be delivered while Redis was down is not needed.
-public struct RedisCache: CacheProvider {
+public struct RedisCache: RedisChainedReads {
     let client: RedisClient
     let prefix: String
 
@@ -44,6 +55,14 @@ public struct RedisCache: CacheProvider {
         return try found(byChainedRead: try await client.run(call))
     }
 
+    /// The Redis client the reads go to.
+    public var redisClient: RedisClient { client }
+
+    /// The script call of `read`; nil when its keys cannot be split around the value read first.
+    public func chainedReadCall(_ read: ChainedRead) -> RedisScriptCall? {
+        chainedRead(read.first, thenPrefix: read.prefix, suffix: read.suffix)
+    }
+
     /// The script call of a chained read; nil when its keys cannot be split around the value read first.
     func chainedRead(_ first: String, thenPrefix prefix: String, suffix: String) -> RedisScriptCall? {
         let before: String
@@ -63,7 +82,7 @@ public struct RedisCache: CacheProvider {
     }
 
     /// What a chained read's reply says (an error reply is thrown).
-    func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found {
+    public func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found {
         if case .error(let message) = reply { throw .server(message) }
         guard let values = reply.array, values.count == 2 else {
             throw .unexpectedReply("chained cache read returned \(reply)")

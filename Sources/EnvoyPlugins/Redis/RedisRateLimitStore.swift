@@ -84,13 +84,13 @@ public struct RedisRateLimitStore: RateLimitStore {
         return try decision(for: checks, from: try await client.run(scriptCall(checks)))
     }
 
-    /// Decides and makes `read` in one pipeline — one round trip — when the read is a `RedisCache`'s on this
-    /// client; otherwise decides, then reads.
+    /// Decides and makes `read` in one pipeline — one round trip — when the read's provider has Redis chained
+    /// reads on this client (`RedisChainedReads`); otherwise decides, then reads.
     public nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck], along read: ChainedRead) async throws -> (
         RateLimitDecision, PrefetchedRead?
     ) {
-        guard !checks.isEmpty, let cache = read.provider as? RedisCache, cache.client === client,
-            let readCall = cache.chainedRead(read.first, thenPrefix: read.prefix, suffix: read.suffix)
+        guard !checks.isEmpty, let cache = read.provider as? any RedisChainedReads, cache.redisClient === client,
+            let readCall = cache.chainedReadCall(read)
         else {
             return try await acquireThenRead(checks, along: read)
         }
