@@ -149,22 +149,22 @@ struct CachingHTTPTests {
 final class RecordingCache: CacheProvider {
     let inner = MemoryCache()
     let operations = Mutex(0)
-    func get(_ key: String) async throws -> [UInt8]? {
+    func get(_ key: CacheKey) async throws -> [UInt8]? {
         operations.withLock { $0 += 1 }
         return inner.get(key)
     }
-    func set(_ key: String, value: [UInt8], ttl: Duration) async throws {
+    func set(_ key: CacheKey, value: [UInt8], ttl: Duration) async throws {
         operations.withLock { $0 += 1 }
         inner.set(key, value: value, ttl: ttl)
     }
-    func delete(_ key: String) async throws { inner.delete(key) }
+    func delete(_ key: CacheKey) async throws { inner.delete(key) }
 }
 
 struct BrokenCache: CacheProvider {
     struct Down: Error {}
-    func get(_ key: String) async throws -> [UInt8]? { throw Down() }
-    func set(_ key: String, value: [UInt8], ttl: Duration) async throws { throw Down() }
-    func delete(_ key: String) async throws { throw Down() }
+    func get(_ key: CacheKey) async throws -> [UInt8]? { throw Down() }
+    func set(_ key: CacheKey, value: [UInt8], ttl: Duration) async throws { throw Down() }
+    func delete(_ key: CacheKey) async throws { throw Down() }
 }
 
 final class RecordingMailer: Mailer {

@@ -10,20 +10,21 @@ struct CacheTests {
 
     @Test("entries expire after their TTL, and the byte budget evicts the least recently used")
     func memoryCache() async throws {
+        func key(_ rest: String) -> CacheKey { CacheKey(cache: "test", scope: "s", rest: rest) }
         let cache = MemoryCache(maxBytes: 10_000)
-        cache.set("short", value: [1], ttl: .milliseconds(50))
-        #expect(cache.get("short") == [1])
+        cache.set(key("short"), value: [1], ttl: .milliseconds(50))
+        #expect(cache.get(key("short")) == [1])
         try await Task.sleep(for: .milliseconds(80))
-        #expect(cache.get("short") == nil)
+        #expect(cache.get(key("short")) == nil)
 
-        cache.set("keep", value: [UInt8](repeating: 7, count: 1000), ttl: .seconds(60))
+        cache.set(key("keep"), value: [UInt8](repeating: 7, count: 1000), ttl: .seconds(60))
         for index in 0..<50 {
-            _ = cache.get("keep")
-            cache.set("filler\(index)", value: [UInt8](repeating: 0, count: 1000), ttl: .seconds(60))
+            _ = cache.get(key("keep"))
+            cache.set(key("filler\(index)"), value: [UInt8](repeating: 0, count: 1000), ttl: .seconds(60))
         }
         #expect(cache.byteCount <= 10_000)
-        #expect(cache.get("keep")?.count == 1000)
-        #expect(cache.get("filler0") == nil)
+        #expect(cache.get(key("keep"))?.count == 1000)
+        #expect(cache.get(key("filler0")) == nil)
     }
 
     @Test("a read that loaded pre-write data cannot put it back after the write's invalidation")
@@ -132,15 +133,15 @@ final class FlakyCache: CacheProvider {
     struct Down: Error {}
     let inner = MemoryCache()
     let down = Mutex(false)
-    func get(_ key: String) async throws -> [UInt8]? {
+    func get(_ key: CacheKey) async throws -> [UInt8]? {
         if down.withLock({ $0 }) { throw Down() }
         return inner.get(key)
     }
-    func set(_ key: String, value: [UInt8], ttl: Duration) async throws {
+    func set(_ key: CacheKey, value: [UInt8], ttl: Duration) async throws {
         if down.withLock({ $0 }) { throw Down() }
         inner.set(key, value: value, ttl: ttl)
     }
-    func delete(_ key: String) async throws {
+    func delete(_ key: CacheKey) async throws {
         if down.withLock({ $0 }) { throw Down() }
         inner.delete(key)
     }

@@ -17,19 +17,21 @@ struct RedisProviderTests {
         // Deadlines here are not what is tested: a generous one keeps a loaded machine from failing the test.
         let redis = try client(SharedRedis.url, timeout: .seconds(5))
         let cache = RedisCache(client: redis, prefix: SharedRedis.prefix())
-        try await cache.set("a", value: [1, 2, 3], ttl: .seconds(2))
-        #expect(try await cache.get("a") == [1, 2, 3])
+        let a = CacheKey(cache: "test", scope: "u1", rest: "a")
+        let b = CacheKey(cache: "test", scope: "u1", rest: "b")
+        try await cache.set(a, value: [1, 2, 3], ttl: .seconds(2))
+        #expect(try await cache.get(a) == [1, 2, 3])
         // The entry carries the TTL (PTTL is -1 without one). Only its upper bound is fixed: how much of it has
         // passed by now depends on how loaded the machine is (CI once took over a second to get here).
         #expect(
-            try await redis.send("PTTL", RedisArgument("\(cache.prefix):cache:a")).int.map {
+            try await redis.send("PTTL", RedisArgument("\(cache.prefix):cache:test:{u1}:a")).int.map {
                 $0 > 0 && $0 <= 2000
             } == true)
         try await Task.sleep(for: .milliseconds(2100))
-        #expect(try await cache.get("a") == nil)
-        try await cache.set("b", value: [9], ttl: .seconds(60))
-        try await cache.delete("b")
-        #expect(try await cache.get("b") == nil)
+        #expect(try await cache.get(a) == nil)
+        try await cache.set(b, value: [9], ttl: .seconds(60))
+        try await cache.delete(b)
+        #expect(try await cache.get(b) == nil)
 
         let profiles = ScopedCache<String>(
             name: "profile", provider: cache, ttl: .seconds(60), logger: quiet, metrics: NOOPMetricsHandler.instance)
@@ -141,15 +143,16 @@ struct RedisProviderTests {
         let server = try RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
         let redis = try client(server.url, timeout: .seconds(2))
         let cache = RedisCache(client: redis, prefix: "p")
-        try await cache.set("profile:u1:g1:", value: [1, 2, 3], ttl: .seconds(600))
-        #expect(try await cache.get("profile:u1:g1:") == [1, 2, 3])
+        let key = CacheKey(cache: "profile", scope: "u1", rest: "g1:")
+        try await cache.set(key, value: [1, 2, 3], ttl: .seconds(600))
+        #expect(try await cache.get(key) == [1, 2, 3])
         server.kill()
         try server.restart()
         let restored = await eventually(timeout: .seconds(5)) {
             (try? await redis.send("EXISTS", "p:cache:profile:{u1}:g1:").int) == 1
         }
         #expect(restored, "the AOF brought the key back")
-        #expect(try await cache.get("profile:u1:g1:") == nil)
+        #expect(try await cache.get(key) == nil)
         redis.shutdown()
     }
 

@@ -11,7 +11,7 @@ public final class MemoryCache: CacheProvider {
     }
 
     private struct State {
-        var entries: [String: Entry] = [:]
+        var entries: [CacheKey: Entry] = [:]
         var bytes = 0
         var tick: UInt64 = 0
     }
@@ -25,12 +25,12 @@ public final class MemoryCache: CacheProvider {
     }
 
     /// The live value under `key`, refreshing its recency.
-    public func get(_ key: String) -> [UInt8]? {
+    public func get(_ key: CacheKey) -> [UInt8]? {
         let now = ContinuousClock.now
         return state.withLock { state in
             guard var entry = state.entries[key] else { return nil }
             guard entry.expires > now else {
-                state.bytes -= entry.cost + key.utf8.count
+                state.bytes -= entry.cost + Self.size(of: key)
                 state.entries[key] = nil
                 return nil
             }
@@ -42,22 +42,27 @@ public final class MemoryCache: CacheProvider {
     }
 
     /// Stores `value` until `ttl` passes, evicting old entries if over budget.
-    public func set(_ key: String, value: [UInt8], ttl: Duration) {
+    public func set(_ key: CacheKey, value: [UInt8], ttl: Duration) {
         let expires = ContinuousClock.now.advanced(by: ttl)
         state.withLock { state in
-            if let old = state.entries[key] { state.bytes -= old.cost + key.utf8.count }
+            if let old = state.entries[key] { state.bytes -= old.cost + Self.size(of: key) }
             state.tick += 1
             state.entries[key] = Entry(value: value, expires: expires, lastUse: state.tick)
-            state.bytes += value.count + key.utf8.count
+            state.bytes += value.count + Self.size(of: key)
             if state.bytes > maxBytes { Self.evict(&state, to: maxBytes * 9 / 10) }
         }
     }
 
     /// Removes `key`.
-    public func delete(_ key: String) {
+    public func delete(_ key: CacheKey) {
         state.withLock { state in
-            if let old = state.entries.removeValue(forKey: key) { state.bytes -= old.cost + key.utf8.count }
+            if let old = state.entries.removeValue(forKey: key) { state.bytes -= old.cost + Self.size(of: key) }
         }
+    }
+
+    /// The bytes a key takes.
+    private static func size(of key: CacheKey) -> Int {
+        key.cache.utf8.count + key.scope.utf8.count + key.rest.utf8.count
     }
 
     /// Bytes currently held (keys and values).
@@ -68,12 +73,12 @@ public final class MemoryCache: CacheProvider {
         let now = ContinuousClock.now
         for (key, entry) in state.entries where entry.expires <= now {
             state.entries[key] = nil
-            state.bytes -= entry.cost + key.utf8.count
+            state.bytes -= entry.cost + Self.size(of: key)
         }
         guard state.bytes > target else { return }
         for (key, entry) in state.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
             state.entries[key] = nil
-            state.bytes -= entry.cost + key.utf8.count
+            state.bytes -= entry.cost + Self.size(of: key)
             if state.bytes <= target { break }
         }
     }

@@ -15,7 +15,7 @@ public enum CacheStatus: String, Sendable {
 
 /// Cache-aside for one kind of value (a profile, a notifications page), grouped by scope (a user).
 ///
-/// Invalidation is race-free by generation: entries live under `name:scope:generation:variant`, and
+/// Invalidation is race-free by generation: entries live under `(name, scope, generation:variant)`, and
 /// invalidating a scope gives it a fresh random generation. A read that loaded pre-write data can only
 /// store it under the generation it started with, which no read after the write will ask for again.
 public final class ScopedCache<Value: Codable & Sendable>: Sendable {
@@ -28,8 +28,8 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private let logger: Logger
     /// Outage warnings, at most 5 lines a second per cache however many requests bypass.
     private let outageLog: SampledLogger
-    private let loads = SingleFlight<Entry>()
-    private let newGenerations = SingleFlight<String>()
+    private let loads = SingleFlight<CacheKey, Entry>()
+    private let newGenerations = SingleFlight<String, String>()
     private let hits: Counter
     private let misses: Counter
     private let bypasses: Counter
@@ -89,8 +89,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     /// The read a fetch of `scope`/`variant` starts with (the scope's generation, then the entry under it), for
     /// sending ahead with the rate limiter's call; hand its result to `fetchJSON(scope:variant:prefetched:load:)`.
     public func readAhead(scope: String, variant: String = "") -> ChainedRead {
-        let prefix = keyPrefix(scope)
-        return ChainedRead(provider: provider, first: prefix + "generation", prefix: prefix, suffix: ":" + variant)
+        ChainedRead(provider: provider, first: generationKey(scope), suffix: ":" + variant)
     }
 
     /// A value's JSON, and the value itself when it was just loaded.
@@ -102,7 +101,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
     private func fetchEntry(
         scope: String, variant: String, prefetched: PrefetchedRead? = nil, load: @Sendable () async throws -> Value
     ) async throws -> (Entry, CacheStatus) {
-        let key: String
+        let key: CacheKey
         var prefetched = prefetched
         do {
             if pending.withLock({ $0.contains(scope) }) {
@@ -154,13 +153,13 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         }
     }
 
-    /// Stores `value` for `scope`/`variant` (the seed's `cache_user_profile`).
+    /// Stores `value` for `scope`/`variant`.
     public func store(_ value: Value, scope: String, variant: String = "") async throws {
-        let key = "\(name):\(scope):\(try await generation(of: scope)):\(variant)"
+        let key = generationKey(scope).sibling("\(try await generation(of: scope)):\(variant)")
         try await provider.set(key, value: try storedBytes(of: value), ttl: jittered(ttl))
     }
 
-    /// The cached value for `scope`/`variant`, or nil (the seed's `get_cached_user_profile`).
+    /// The cached value for `scope`/`variant`, or nil.
     public func cached(scope: String, variant: String = "") async throws -> Value? {
         if pending.withLock({ $0.contains(scope) }) { return nil }
         guard let bytes = try await read(scope: scope, variant: variant).entry, let json = payload(of: bytes) else {
@@ -189,17 +188,18 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         return (key, try await provider.get(key.name))
     }
 
-    /// The key of an entry, `name:scope:generation:variant`, put together only where it is used (a hit does not).
+    /// The key of an entry, `(name, scope, generation:variant)`, put together only where it is used (a hit does
+    /// not).
     private struct EntryKey {
-        let prefix: String
+        let first: CacheKey
         let generation: String
         let suffix: String
 
         init(_ read: ChainedRead, generation: String) {
-            (prefix, self.generation, suffix) = (read.prefix, generation, read.suffix)
+            (first, self.generation, suffix) = (read.first, generation, read.suffix)
         }
 
-        var name: String { prefix + generation + suffix }
+        var name: CacheKey { first.sibling(generation + suffix) }
     }
 
     /// Tries again every invalidation that could not reach the provider; returns how many are still pending.
@@ -234,10 +234,7 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         }
     }
 
-    private func generationKey(_ scope: String) -> String { keyPrefix(scope) + "generation" }
-
-    /// `name:scope:`, which every key of the scope starts with.
-    private func keyPrefix(_ scope: String) -> String { String(concatenating: name[...], ":", scope[...], ":") }
+    private func generationKey(_ scope: String) -> CacheKey { CacheKey(cache: name, scope: scope, rest: "generation") }
 
     private static func newGeneration() -> String {
         String(UInt64.random(in: 0...UInt64.max), radix: 36)

@@ -1,14 +1,14 @@
 import Synchronization
 
 /// Runs one load per key at a time: concurrent callers for the same key wait for the first caller's result.
-public final class SingleFlight<Value: Sendable>: Sendable {
-    private let waiters = Mutex([String: [CheckedContinuation<Value, any Error>]]())
+public final class SingleFlight<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let waiters = Mutex([Key: [CheckedContinuation<Value, any Error>]]())
 
     /// An empty group.
     public init() {}
 
     /// The result of `load` for `key`, shared with every caller that asks while it runs.
-    public func run(_ key: String, _ load: () async throws -> Value) async throws -> Value {
+    public func run(_ key: Key, _ load: () async throws -> Value) async throws -> Value {
         while true {
             let isLeader = waiters.withLock { waiters -> Bool in
                 guard waiters[key] == nil else { return false }
@@ -24,7 +24,7 @@ public final class SingleFlight<Value: Sendable>: Sendable {
         }
     }
 
-    private func lead(_ key: String, _ load: () async throws -> Value) async throws -> Value {
+    private func lead(_ key: Key, _ load: () async throws -> Value) async throws -> Value {
         let result: Result<Value, any Error>
         do {
             result = .success(try await load())
@@ -36,7 +36,7 @@ public final class SingleFlight<Value: Sendable>: Sendable {
         return try result.get()
     }
 
-    private func follow(_ key: String) async throws -> Value {
+    private func follow(_ key: Key) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             let joined = waiters.withLock { waiters -> Bool in
                 guard waiters[key] != nil else { return false }

@@ -11,7 +11,8 @@ public protocol RedisChainedReads: CacheProvider {
     func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found
 }
 
-/// `CacheProvider` on Redis: `GET`, `SET … PX`, `DEL` under `prefix:cache:` keys.
+/// `CacheProvider` on Redis: `GET`, `SET … PX`, `DEL` under `prefix:cache:CACHE:{SCOPE}:REST` keys — the scope is
+/// the hash tag, so a scope's keys share a slot.
 ///
 /// Every value is stamped with the `run_id` of the Redis server that stored it, and a value from another
 /// server lifetime reads as absent. So entries (and invalidation generations) restored from a snapshot after a
@@ -27,7 +28,7 @@ public struct RedisCache: RedisChainedReads {
     }
 
     /// The stored bytes, or nil (also for a value stored in an earlier server lifetime).
-    public func get(_ key: String) async throws -> [UInt8]? {
+    public func get(_ key: CacheKey) async throws -> [UInt8]? {
         let reply = try await client.send("GET", RedisArgument(name(key)))
         return unstamped(reply)
     }
@@ -44,41 +45,26 @@ public struct RedisCache: RedisChainedReads {
     }
 
     /// The generation and the entry under it in one `EVALSHA` (the entry's key is built inside the script from the
-    /// generation; it carries the same `{scope}` hash tag, so both keys are in one slot). Values from another
-    /// server lifetime read as absent, the entry under such a generation too.
-    public func get(_ first: String, thenPrefix prefix: String, suffix: String) async throws
-        -> (first: [UInt8]?, second: [UInt8]?)
-    {
-        guard let call = chainedRead(first, thenPrefix: prefix, suffix: suffix) else {
-            return try await getOneAfterAnother(first, thenPrefix: prefix, suffix: suffix)
-        }
-        return try found(byChainedRead: try await client.run(call))
+    /// generation; both keys carry the scope's hash tag, so they are in one slot). Values from another server
+    /// lifetime read as absent, the entry under such a generation too.
+    public func get(_ first: CacheKey, thenSuffix suffix: String) async throws -> (first: [UInt8]?, second: [UInt8]?) {
+        try found(byChainedRead: try await client.run(chainedRead(first, thenSuffix: suffix)))
     }
 
     /// The Redis client the reads go to.
     public var redisClient: RedisClient { client }
 
-    /// The script call of `read`; nil when its keys cannot be split around the value read first.
+    /// The script call of `read`.
     public func chainedReadCall(_ read: ChainedRead) -> RedisScriptCall? {
-        chainedRead(read.first, thenPrefix: read.prefix, suffix: read.suffix)
+        chainedRead(read.first, thenSuffix: read.suffix)
     }
 
-    /// The script call of a chained read; nil when its keys cannot be split around the value read first.
-    func chainedRead(_ first: String, thenPrefix prefix: String, suffix: String) -> RedisScriptCall? {
-        let before: String
-        let after: String
-        if let tagged = tagged(prefix, endingAtSecondColon: true) {
-            // The usual `cache:scope:` prefix: the tag closes inside it, and the suffix stays as it is.
-            (before, after) = (tagged, suffix)
-        } else {
-            // The Redis name of `prefix + GENERATION + suffix`, split around the generation.
-            let sample = name(prefix + "\u{0}" + suffix)
-            guard let cut = sample.utf8.firstIndex(of: 0), !sample[sample.utf8.index(after: cut)...].utf8.contains(0)
-            else { return nil }
-            (before, after) = (String(sample[..<cut]), String(sample[sample.utf8.index(after: cut)...]))
-        }
-        return RedisScriptCall(
-            Self.chainedRead, keys: [name(first)], arguments: [RedisArgument(before), RedisArgument(after)])
+    /// The script call of a chained read: the chained key's name is the first key's sibling with the value put
+    /// between its scope part and `suffix`.
+    func chainedRead(_ first: CacheKey, thenSuffix suffix: String) -> RedisScriptCall {
+        RedisScriptCall(
+            Self.chainedRead, keys: [name(first)],
+            arguments: [RedisArgument(name(first.sibling(""))), RedisArgument(suffix)])
     }
 
     /// What a chained read's reply says (an error reply is thrown).
@@ -102,7 +88,7 @@ public struct RedisCache: RedisChainedReads {
         """)
 
     /// Stores with a millisecond TTL, stamped with the server's lifetime.
-    public func set(_ key: String, value: [UInt8], ttl: Duration) async throws {
+    public func set(_ key: CacheKey, value: [UInt8], ttl: Duration) async throws {
         let milliseconds = max(1, Int(ttl.inSeconds * 1000))
         let stored = Self.stamp(try await client.currentServerRunID()) + value
         try await client.send(
@@ -110,7 +96,7 @@ public struct RedisCache: RedisChainedReads {
     }
 
     /// Deletes the key.
-    public func delete(_ key: String) async throws {
+    public func delete(_ key: CacheKey) async throws {
         try await client.send("DEL", RedisArgument(name(key)))
     }
 
@@ -120,25 +106,9 @@ public struct RedisCache: RedisChainedReads {
     /// The byte between a value's stamp and the value (ASCII unit separator).
     private static let separator: UInt8 = 0x1F
 
-    // A scoped cache key is `cache:scope:…`; the scope becomes the hash tag so one user's entries share a slot.
-    // (Found by scanning bytes: this runs on every request, and `split` was 3 % of a cached read's CPU.)
-    private func name(_ key: String) -> String {
-        tagged(key, endingAtSecondColon: false) ?? "\(prefix):cache:\(key)"
-    }
-
-    /// `PREFIX:cache:kind:{scope}:rest` for a key `kind:scope:rest`, or nil when the key has no such shape. With
-    /// `endingAtSecondColon`, the key must end at the colon after the scope (a chained read's prefix); without, the
-    /// rest must not be empty.
-    private func tagged(_ key: String, endingAtSecondColon: Bool) -> String? {
-        let colon = UInt8(ascii: ":")
-        let bytes = key.utf8
-        guard let first = bytes.firstIndex(of: colon), first != bytes.startIndex,
-            case let scopeStart = bytes.index(after: first),
-            let second = bytes[scopeStart...].firstIndex(of: colon), second != scopeStart,
-            (bytes.index(after: second) == bytes.endIndex) == endingAtSecondColon
-        else { return nil }
-        return String(
-            concatenating: prefix[...], ":cache:", key[..<scopeStart], "{", key[scopeStart..<second], "}",
-            key[second...])
+    /// `PREFIX:cache:CACHE:{SCOPE}:REST`, built at its final size in one allocation.
+    private func name(_ key: CacheKey) -> String {
+        String(
+            concatenating: prefix[...], ":cache:", key.cache[...], ":{", key.scope[...], "}:", key.rest[...])
     }
 }

@@ -48,7 +48,7 @@ public final class RedisClient: Sendable {
     private let slots: Mutex<[RedisConnection?]>
     private let poolCount: Int
     private let next = Atomic<Int>(0)
-    private let connecting = SingleFlight<RedisConnection>()
+    private let connecting = SingleFlight<String, RedisConnection>()
     private let idleBlocking = Mutex([RedisConnection]())
     private let breaker: CircuitBreaker
     private let logger: Logger
