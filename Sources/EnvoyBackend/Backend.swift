@@ -293,7 +293,7 @@ public struct Backend: Sendable {
             try await postgres.waitUntilReachable(timeout: .seconds(30))
             database = postgres
         } else {
-            database = try SQLiteDatabase(path: configuration.databasePath)
+            database = try await SQLiteDatabase.open(path: configuration.databasePath)
         }
         try await database.migrate(AppSchema.migrations)
         return database

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import GRDB
 import Metrics
 
@@ -13,7 +14,13 @@ public struct SQLiteDatabase: SQLDatabase {
     /// SQLite.
     public var dialect: SQLDialect { .sqlite }
 
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path` on NIO's thread pool: opening touches the file
+    /// system and may wait out another process's lock, which no Swift concurrency thread may do.
+    public static func open(path: String) async throws -> SQLiteDatabase {
+        try await NIOThreadPool.singleton.runIfActive { try SQLiteDatabase(path: path) }
+    }
+
+    /// Opens (creating if needed) the database file at `path`, blocking the calling thread (`open(path:)` does not).
     public init(path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
@@ -107,13 +114,23 @@ public struct SQLiteDatabase: SQLDatabase {
                 for statement in statements { try db.execute(sql: statement) }
             }
         }
+        let ready = migrator
+        let pool = pool
+        // On NIO's thread pool: the file lock may wait for another process's migrations, and migrating is blocking
+        // I/O.
         try await writer.withLock {
-            try Self.whileHoldingLock(pool.path + ".migrations.lock") { try migrator.migrate(pool) }
+            try await NIOThreadPool.singleton.runIfActive {
+                try Self.whileHoldingLock(pool.path + ".migrations.lock") { try ready.migrate(pool) }
+            }
         }
     }
 
     private static func whileHoldingLock(_ lockPath: String, _ body: () throws -> Void) throws {
-        let descriptor = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        #if canImport(Glibc)
+            let descriptor = Glibc.open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        #else
+            let descriptor = Darwin.open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        #endif
         guard descriptor >= 0 else { return try body() }  // a read-only directory: no other writer to race
         defer { close(descriptor) }  // closing releases the lock, also when body throws
         while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
