@@ -43,6 +43,8 @@ public struct Backend: Sendable {
     public let tokens: AccessTokens
     /// Password hashing.
     public let passwords: PasswordHasher
+    /// Where email goes.
+    public let mailer: any Mailer
     /// The Prometheus registry `/metrics` renders.
     public let metricsRegistry: PrometheusCollectorRegistry
     /// The factory every metric is created from.
@@ -151,6 +153,7 @@ public struct Backend: Sendable {
             tasks: tasks,
             tokens: await AccessTokens(secret: secret.secret, lifetime: configuration.accessTokenLifetime),
             passwords: try await PasswordHasher(cost: configuration.bcryptCost),
+            mailer: mailer,
             metricsRegistry: registry,
             metrics: metrics,
             queueGauges: QueueGauges(metrics: metrics, queues: tasks.queues),
@@ -231,6 +234,18 @@ public struct Backend: Sendable {
     public mutating func register<Handler: TaskHandler>(_ handler: Handler) {
         tasks.register(handler)
         queueGauges.report([Handler.queue])
+    }
+
+    /// The settings and the providers actually wired (an injected one by its type), for the start-up log line; no
+    /// secrets.
+    public var summary: Logger.Metadata {
+        var summary = configuration.summary
+        summary["cache"] = "\(providerDescription(cacheProvider))"
+        summary["ratelimit.store"] = "\(providerDescription(rateLimitStore))"
+        summary["queue"] = "\(providerDescription(taskQueue))"
+        summary["mailer"] = "\(providerDescription(mailer))"
+        summary["task.types"] = "\(tasks.taskTypes.joined(separator: ","))"
+        return summary
     }
 
     /// Changes a user's plan outside Paddle (an admin grant) and invalidates their cached profile on every instance.

@@ -26,7 +26,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let (configuration, logger) = try loadConfiguration()
         let backend = try await makeBackend(configuration, logger: logger)
-        logger.info("envoy starting", metadata: configuration.summary)
+        logger.info("envoy starting", metadata: backend.summary)
         let application = backend.application(inProcessWorker: noWorker ? false : (worker ? true : nil))
         let group = ServiceGroupConfiguration(
             services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

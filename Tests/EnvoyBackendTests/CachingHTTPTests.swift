@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Synchronization
 import EnvoyTestSupport
@@ -118,7 +119,13 @@ struct CachingHTTPTests {
         let cache = RecordingCache()
         let mailer = RecordingMailer()
         let stack = try TestStack()
-        let app = try await stack.backend(providers: .init(cache: cache, mailer: mailer)).application()
+        let backend = try await stack.backend(providers: .init(cache: cache, mailer: mailer))
+        // The start-up summary names what is wired, not what the environment suggests.
+        #expect(backend.summary["cache"] == "RecordingCache")
+        #expect(backend.summary["mailer"] == "RecordingMailer")
+        #expect(backend.summary["queue"] == "sqlite" || backend.summary["queue"] == "postgres")
+        #expect(backend.summary["ratelimit.store"] == "memory")
+        let app = backend.application()
         try await app.test(.ahc(.http)) { client in
             let token = try await client.signUp(email: "carol@example.com")
             _ = try await client.send(.get, "/v1/user/profile", token: token)

@@ -25,6 +25,10 @@ struct RedisBackendTests {
         }
         let backend = try await stack.backend()
         #expect(backend.redis != nil)
+        let summary = backend.summary
+        #expect("\(summary["cache"] ?? "")".hasPrefix("redis 127.0.0.1:"))
+        #expect(
+            "\(summary["queue"] ?? "")".hasPrefix("redis 127.0.0.1:") && "\(summary["queue"] ?? "")".contains("outbox"))
         let app = backend.application(inProcessWorker: true)
         try await app.test(.ahc(.http)) { client in
             let health = try await client.send(.get, "/health")

@@ -2,7 +2,10 @@ import Foundation
 import Synchronization
 
 /// An in-process `CacheProvider` with per-entry TTL and a byte budget, evicting least-recently-used entries.
-public final class MemoryCache: CacheProvider {
+public final class MemoryCache: CacheProvider, CustomStringConvertible {
+    /// `memory`.
+    public var description: String { "memory" }
+
     private struct Entry {
         var value: [UInt8]
         var expires: ContinuousClock.Instant

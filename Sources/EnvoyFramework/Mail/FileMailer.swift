@@ -5,7 +5,10 @@ import NIOPosix
 /// Files appear atomically (written aside, then renamed), so a reader never sees half a message. A message with
 /// recipient variables becomes one file per recipient with their `%recipient.NAME%` values filled in, as Mailgun
 /// would send it; a stored provider template is recorded by name with its variables.
-public struct FileMailer: Mailer {
+public struct FileMailer: Mailer, CustomStringConvertible {
+    /// `file DIRECTORY`.
+    public var description: String { "file \(directory.path)" }
+
     /// The directory the files go to (created if missing).
     public let directory: URL
 

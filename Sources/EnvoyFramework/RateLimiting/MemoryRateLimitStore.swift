@@ -5,7 +5,10 @@ import Synchronization
 /// An in-process `RateLimitStore`: an exact sliding log or GCRA per policy, every check decided under one lock.
 /// A log is a ring buffer pruned from the front and appended at the back, so a decision costs O(expired + 1).
 /// Memory is bounded by the policies' limits times the keys active within their windows; idle keys are swept.
-public final class MemoryRateLimitStore: RateLimitStore {
+public final class MemoryRateLimitStore: RateLimitStore, CustomStringConvertible {
+    /// `memory`.
+    public var description: String { "memory" }
+
     private struct Log {
         var times: Deque<Double> = []
         var idleAfter: Double = 0

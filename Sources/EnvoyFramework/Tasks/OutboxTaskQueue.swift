@@ -5,7 +5,10 @@ import ServiceLifecycle
 /// A `TaskQueue` whose enqueue never fails for want of its primary (Redis): when the primary cannot take a
 /// task, the task is committed to a durable outbox in the application's database instead, and `OutboxRelay` moves it to the
 /// primary once that answers again. Everything else — claiming, settling, stats — is the primary's.
-public struct OutboxTaskQueue: AdministeredTaskQueue {
+public struct OutboxTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
+    /// The primary, and where its outbox is.
+    public var description: String { "\(providerDescription(primary)) (outbox: \(outbox))" }
+
     /// Where tasks normally go and workers take them from.
     public let primary: any AdministeredTaskQueue
     /// Where tasks wait while the primary is unreachable.

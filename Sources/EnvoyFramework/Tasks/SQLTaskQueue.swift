@@ -3,7 +3,10 @@ import Foundation
 /// The embedded, durable `TaskQueue`: one table in the application's database (SQLite in WAL mode, shared safely by
 /// every process on the machine, or PostgreSQL, shared by every machine). A task is committed before `enqueue`
 /// returns; a claim is a lease, so a killed worker's task becomes runnable again when the lease expires.
-public final class SQLTaskQueue: AdministeredTaskQueue {
+public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
+    /// `sqlite` or `postgres`.
+    public var description: String { database.dialect == .postgres ? "postgres" : "sqlite" }
+
     private let database: any SQLDatabase
     private let wake = WakeSignal()
     private let now: @Sendable () -> Double

@@ -5,7 +5,12 @@ import Foundation
 /// `api:KEY`) over a pooled libcurl client. Mailgun's limits (3 tags, 1,000 recipients a message) are its own and
 /// checked here. Failures are `MailError`s: 4xx rejected (with Mailgun's message), 429 rate limited until
 /// `X-RateLimit-Reset`, 5xx, timeouts and odd replies unavailable.
-public struct MailgunMailer: Mailer {
+public struct MailgunMailer: Mailer, CustomStringConvertible {
+    /// `mailgun DOMAIN via BASE` (never the key).
+    public var description: String {
+        "mailgun \(configuration.domain) via \(configuration.baseURL)\(configuration.testMode ? " (test mode)" : "")"
+    }
+
     /// Account, region and limits.
     public struct Configuration: Sendable {
         /// The API key (sent as the Basic-auth password; never logged).

@@ -17,7 +17,10 @@ public protocol RedisChainedReads: CacheProvider {
 /// Every value is stamped with the `run_id` of the Redis server that stored it, and a value from another
 /// server lifetime reads as absent. So entries (and invalidation generations) restored from a snapshot after a
 /// restart can never be served: an invalidation that could not be delivered while Redis was down is not needed.
-public struct RedisCache: RedisChainedReads {
+public struct RedisCache: RedisChainedReads, CustomStringConvertible {
+    /// `redis ENDPOINT` (no credentials).
+    public var description: String { "redis \(client.configuration.endpoint)" }
+
     let client: RedisClient
     let prefix: String
 

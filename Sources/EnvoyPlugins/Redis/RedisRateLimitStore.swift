@@ -7,7 +7,10 @@ import Synchronization
 /// (`{prefix:rl}:KEY:POLICY:log`), GCRA policies one timestamp (`{prefix:rl}:KEY:POLICY:gcra`). Every limiter key
 /// carries the hash tag `{prefix:rl}`: a request checked against a user and an IP is decided atomically by one
 /// script, which a Redis Cluster allows only when its keys share a slot (so the limiter lives on one shard).
-public struct RedisRateLimitStore: RateLimitStore {
+public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
+    /// `redis ENDPOINT` (no credentials).
+    public var description: String { "redis \(client.configuration.endpoint)" }
+
     let client: RedisClient
     let prefix: String
 

@@ -9,7 +9,10 @@ import Foundation
 /// array of failures), `:died`; `:dedup:KEY` (expiring) and `:wake` (a one-element list that idle workers `BLPOP`).
 /// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue.
 /// Times come from Redis (`TIME`), so workers' clocks do not matter.
-public struct RedisTaskQueue: AdministeredTaskQueue {
+public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
+    /// `redis ENDPOINT` (no credentials).
+    public var description: String { "redis \(client.configuration.endpoint)" }
+
     let client: RedisClient
     let prefix: String
     /// How long a deduplication key is remembered.
