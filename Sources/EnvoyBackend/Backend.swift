@@ -344,7 +344,9 @@ public struct Backend: Sendable {
 
     /// The HTTP application; with `inProcessWorker` (default: when the queue is embedded) it also runs a worker.
     public func application(inProcessWorker: Bool? = nil) -> some ApplicationProtocol {
-        var services: [any Service] = [
+        // The Redis client first: a group stops its services in reverse order, so it closes its connections last.
+        var services: [any Service] = redis.map { [$0] } ?? []
+        services += [
             InvalidationRetrier([
                 { await profileCache.retryPendingInvalidations() },
                 { await notificationsCache.retryPendingInvalidations() },

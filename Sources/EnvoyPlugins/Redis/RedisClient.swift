@@ -1,6 +1,7 @@
 import Crypto
 import EnvoyFramework
 import Foundation
+import ServiceLifecycle
 import Logging
 import NIOCore
 import NIOPosix
@@ -50,6 +51,8 @@ public final class RedisClient: Sendable {
     private let next = Atomic<Int>(0)
     private let connecting = SingleFlight<String, RedisConnection>()
     private let idleBlocking = Mutex([RedisConnection]())
+    /// Set by `shutdown`: no connection is made or kept after it.
+    private let isShutDown = Atomic<Bool>(false)
     private let breaker: CircuitBreaker
     private let logger: Logger
     private let runIDs = Mutex<String?>(nil)
@@ -160,7 +163,11 @@ public final class RedisClient: Sendable {
         do throws(RedisError) {
             let result = try await body(borrowed)
             breaker.recordSuccess()
-            if borrowed.isActive { idleBlocking.withLock { $0.append(borrowed) } }
+            if borrowed.isActive && !isShutDown.load(ordering: .sequentiallyConsistent) {
+                idleBlocking.withLock { $0.append(borrowed) }
+            } else {
+                borrowed.close()
+            }
             return result
         } catch {
             borrowed.close()
@@ -196,8 +203,10 @@ public final class RedisClient: Sendable {
     /// The circuit breaker's state.
     public var breakerState: CircuitBreaker.State { breaker.state }
 
-    /// Closes every connection.
+    /// Closes every connection; later calls fail instead of connecting again, and a connection lent out for a
+    /// blocking command is closed when it comes back.
     public func shutdown() {
+        isShutDown.store(true, ordering: .sequentiallyConsistent)
         slots.withLock { slots in
             for index in slots.indices {
                 slots[index]?.close()
@@ -268,6 +277,9 @@ public final class RedisClient: Sendable {
     }
 
     private func connect(on eventLoop: any EventLoop) async throws(RedisError) -> RedisConnection {
+        guard !isShutDown.load(ordering: .sequentiallyConsistent) else {
+            throw .connectionFailed("the client was shut down")
+        }
         do {
             let connection = try await RedisConnection.connect(
                 to: configuration.endpoint, on: eventLoop, tls: tls, timeout: configuration.commandTimeout,
@@ -350,5 +362,14 @@ public struct RedisScript: Sendable {
     public init(_ source: String) {
         self.source = source
         self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension RedisClient: Service {
+    /// Keeps the client's connections until graceful shutdown (or cancellation), then closes them; in a service
+    /// group, list it before the services that use it, so that it stops after them.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        shutdown()
     }
 }

@@ -227,8 +227,15 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(RedisError.connectionFailed(RedisConnection.describe(error)))
+        // Closed before any caller learns of the failure, so that none finds the connection still active and
+        // sends on it ("I/O on closed channel") instead of reconnecting.
+        let pending = waiting
+        waiting.removeAll()
+        expired = 0
+        gathered = []
         context.close(promise: nil)
+        let failure = RedisError.connectionFailed(RedisConnection.describe(error))
+        for reply in pending { reply.waiter.fail(failure) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
