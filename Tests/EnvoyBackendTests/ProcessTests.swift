@@ -41,6 +41,17 @@ struct ProcessTests {
         self.environment = environment
     }
 
+    /// Registers `email` at the server on `port` (password "correct horse").
+    static func register(_ email: String, port: Int) async throws -> HTTPClientResponse {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: #"{"email":"\#(email)","password":"correct horse","name":"Kim"}"#))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        try await client.shutdown()
+        return response
+    }
+
     func outbox() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("outbox").path)) ?? [])
             .filter { $0.hasSuffix(".eml") }
@@ -57,13 +68,7 @@ struct ProcessTests {
     func queuedTaskSurvivesKill() async throws {
         let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
         let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
-        request.method = .POST
-        request.body = .bytes(
-            ByteBuffer(string: #"{"email":"kill@example.com","password":"correct horse","name":"Kim"}"#))
-        let response = try await client.execute(request, timeout: .seconds(30))
-        try await client.shutdown()
+        let response = try await Self.register("kill@example.com", port: port)
         #expect(response.status.code == 201)
         serve.signal(SIGKILL)
         #expect(await serve.wait() == SIGKILL)
@@ -247,13 +252,7 @@ extension ProcessTests {
 
         let serve = try ChildProcess(binary: binary, arguments: ["serve"], directory: empty, environment: environment)
         let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/auth/register")
-        request.method = .POST
-        request.body = .bytes(
-            ByteBuffer(string: #"{"email":"far@example.com","password":"correct horse","name":"Far"}"#))
-        #expect(try await client.execute(request, timeout: .seconds(30)).status.code == 201, "\(serve.log)")
-        try await client.shutdown()
+        #expect(try await Self.register("far@example.com", port: port).status.code == 201, "\(serve.log)")
         let outbox = empty.appendingPathComponent("mail-outbox")
         let welcomed = await eventually(timeout: .seconds(20)) {
             ((try? FileManager.default.contentsOfDirectory(atPath: outbox.path)) ?? []).contains {

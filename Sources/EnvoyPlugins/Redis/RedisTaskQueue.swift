@@ -336,34 +336,34 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
 
     /// Requeues dead tasks with fresh attempts.
     public func retryDead(ids: [String]?) async throws -> Int {
-        var count = 0
-        for queue in try await resolve([]) {
-            let keys = Keys(prefix: prefix, queue: queue)
-            let dead =
-                try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
-            for id in dead where ids?.contains(id) ?? true {
-                let revived = try await client.run(
-                    Self.reviveScript, keys: [keys.dead, keys.attempts, keys.died, keys.ready, keys.wake],
-                    arguments: [RedisArgument(id)])
-                count += Int(revived.int ?? 0)
-            }
+        try await eachDead(ids) { keys, id in
+            try await client.run(
+                Self.reviveScript, keys: [keys.dead, keys.attempts, keys.died, keys.ready, keys.wake],
+                arguments: [RedisArgument(id)])
         }
-        return count
     }
 
     /// Deletes dead tasks (all, or those named) with every record of them.
     public func deleteDead(ids: [String]?) async throws -> Int {
+        try await eachDead(ids) { keys, id in
+            try await client.run(
+                Self.deleteScript, keys: [keys.dead, keys.task, keys.attempts, keys.token, keys.history, keys.died],
+                arguments: [RedisArgument(id)])
+        }
+    }
+
+    /// Runs `script` on each dead task of every queue (all, or those in `ids`); returns how many it acted on
+    /// (each call answers 1 or 0).
+    private func eachDead(
+        _ ids: [String]?, _ script: (Keys, String) async throws -> RESPValue
+    ) async throws -> Int {
         var count = 0
         for queue in try await resolve([]) {
             let keys = Keys(prefix: prefix, queue: queue)
             let dead =
                 try await client.send("ZRANGE", RedisArgument(keys.dead), 0, -1).array?.compactMap(\.string) ?? []
             for id in dead where ids?.contains(id) ?? true {
-                let deleted = try await client.run(
-                    Self.deleteScript,
-                    keys: [keys.dead, keys.task, keys.attempts, keys.token, keys.history, keys.died],
-                    arguments: [RedisArgument(id)])
-                count += Int(deleted.int ?? 0)
+                count += Int(try await script(keys, id).int ?? 0)
             }
         }
         return count
