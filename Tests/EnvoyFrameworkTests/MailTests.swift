@@ -248,18 +248,10 @@ struct MailTests {
                 return nil
             } catch { return error }
         }
-        guard case .permanent(let reason) = await failure(.rejected("mailgun 400: bad")) as? TaskFailure else {
-            Issue.record("a rejection is not permanent")
-            return
-        }
-        #expect(reason.contains("mailgun 400: bad"))
-        guard
-            case .retryAfter(let wait, _) = await failure(.rateLimited(retryAfter: .seconds(7), "429")) as? TaskFailure
-        else {
-            Issue.record("a rate limit does not wait")
-            return
-        }
-        #expect(wait == .seconds(7))
+        let rejected = try #require(await failure(.rejected("mailgun 400: bad")) as? TaskFailure)
+        #expect(rejected.isPermanent && rejected.reason.contains("mailgun 400: bad"))
+        let limited = try #require(await failure(.rateLimited(retryAfter: .seconds(7), "429")) as? TaskFailure)
+        #expect(limited.retryAfter == .seconds(7) && !limited.isPermanent)
         let unavailable = await failure(.unavailable("503"))
         #expect(unavailable as? MailError == .unavailable("503"), "retried with the task's backoff")
         #expect(!(unavailable is TaskFailure))

@@ -110,12 +110,19 @@ public struct AccessTokens: Sendable {
     }
 }
 
-/// Why a token was not accepted.
-public enum TokenRejection: Error, Sendable {
+/// Why a token was not accepted. A struct of named values, so that a new reason breaks no caller.
+public struct TokenRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    /// One word: `expired` or `invalid`.
+    public let description: String
+
+    private init(_ description: String) {
+        self.description = description
+    }
+
     /// Well-formed and correctly signed, but past `exp`.
-    case expired
-    /// Malformed, wrongly signed, or using another algorithm.
-    case invalid
+    public static let expired = TokenRejection("expired")
+    /// Malformed, wrongly signed, not yet valid (`nbf`), or using another algorithm.
+    public static let invalid = TokenRejection("invalid")
 }
 
 /// The generated secret could not be persisted.

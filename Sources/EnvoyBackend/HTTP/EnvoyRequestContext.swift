@@ -27,11 +27,12 @@ public struct EnvoyRequestContext: IdentifiedRequestContext, ReadAheadRequestCon
     /// The caller's user id, or a 401 problem saying what is wrong with their credentials.
     public func requireUser() throws -> String {
         if let user = identity.userID { return user }
-        switch tokenRejection {
-        case .expired: throw Problem.unauthorized("The access token has expired; log in again.")
-        case .invalid: throw Problem.unauthorized("The access token is not valid.")
-        case nil: throw Problem.unauthorized("An access token is required (Authorization: Bearer …).")
+        guard let tokenRejection else {
+            throw Problem.unauthorized("An access token is required (Authorization: Bearer …).")
         }
+        throw Problem.unauthorized(
+            tokenRejection == .expired
+                ? "The access token has expired; log in again." : "The access token is not valid.")
     }
 }
 

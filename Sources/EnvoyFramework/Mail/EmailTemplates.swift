@@ -115,24 +115,26 @@ public struct InvalidEmail: PermanentError, CustomStringConvertible, Sendable, E
     }
 }
 
-/// Template loading failures.
-public enum EmailTemplateError: Error, CustomStringConvertible {
-    /// The templates directory does not exist (or is not a directory).
-    case missingDirectory(String)
-    /// The directory or one of its templates cannot be read.
-    case unreadable(String)
-    /// The directory holds no `.mustache` file.
-    case empty(String)
-    /// A template does not parse.
-    case invalid(String, String)
+/// Why templates could not be loaded: one line naming the directory or file. A struct, so that a new reason
+/// breaks no caller.
+public struct EmailTemplateError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The line.
+    public let description: String
 
-    /// One line naming the directory.
-    public var description: String {
-        switch self {
-        case .missingDirectory(let path): "no email templates directory at \(path)"
-        case .unreadable(let path): "cannot read \(path)"
-        case .empty(let path): "no .mustache templates in \(path)"
-        case .invalid(let path, let why): "a template in \(path) does not parse: \(why)"
-        }
+    /// The templates directory does not exist (or is not a directory).
+    public static func missingDirectory(_ path: String) -> EmailTemplateError {
+        EmailTemplateError(description: "no email templates directory at \(path)")
+    }
+    /// The directory or one of its templates cannot be read.
+    public static func unreadable(_ path: String) -> EmailTemplateError {
+        EmailTemplateError(description: "cannot read \(path)")
+    }
+    /// The directory holds no `.mustache` file.
+    public static func empty(_ path: String) -> EmailTemplateError {
+        EmailTemplateError(description: "no .mustache templates in \(path)")
+    }
+    /// A template does not parse.
+    public static func invalid(_ path: String, _ why: String) -> EmailTemplateError {
+        EmailTemplateError(description: "a template in \(path) does not parse: \(why)")
     }
 }

@@ -42,18 +42,39 @@ public struct TaskContext: Sendable {
 /// An error that retrying cannot fix, like `TaskFailure.permanent`: the worker dead-letters the task at once.
 public protocol PermanentError: Error {}
 
-/// Failures that steer the retry decision.
-public enum TaskFailure: Error, CustomStringConvertible, Sendable {
+/// Failures that steer the retry decision. A struct with a private kind, so that a new kind breaks no caller.
+public struct TaskFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    private enum Kind: Equatable {
+        case permanent
+        case retryAfter(Duration)
+    }
+
+    private let kind: Kind
+    /// What went wrong, in one line.
+    public let reason: String
+
     /// Retrying cannot help (bad address, rejected request): straight to the dead-letter queue.
-    case permanent(String)
-    /// The provider asked us to wait this long (`Retry-After`, a rate-limit reset).
-    case retryAfter(Duration, String)
+    public static func permanent(_ reason: String) -> TaskFailure { TaskFailure(kind: .permanent, reason: reason) }
+
+    /// The provider asked to wait `delay` (`Retry-After`, a rate-limit reset) before the next attempt.
+    public static func retryAfter(_ delay: Duration, _ reason: String) -> TaskFailure {
+        TaskFailure(kind: .retryAfter(delay), reason: reason)
+    }
+
+    /// Whether the task is dead-lettered at once.
+    public var isPermanent: Bool { kind == .permanent }
+
+    /// How long the provider asked to wait, when it did.
+    public var retryAfter: Duration? {
+        if case .retryAfter(let delay) = kind { return delay }
+        return nil
+    }
 
     /// The failure's reason.
     public var description: String {
-        switch self {
-        case .permanent(let reason): "permanent: \(reason)"
-        case .retryAfter(let delay, let reason): "\(reason) (retry after \(delay))"
+        switch kind {
+        case .permanent: "permanent: \(reason)"
+        case .retryAfter(let delay): "\(reason) (retry after \(delay))"
         }
     }
 }

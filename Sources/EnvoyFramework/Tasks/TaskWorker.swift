@@ -157,7 +157,7 @@ public struct TaskWorker: Service {
 
     private func fail(_ task: ClaimedTask, error: any Error, policy: RetryPolicy, logger: Logger) async {
         let reason = "\(error)"
-        if error is any PermanentError || { if case .permanent = error as? TaskFailure { true } else { false } }() {
+        if error is any PermanentError || (error as? TaskFailure)?.isPermanent == true {
             logger.error("task failed permanently; dead-lettered", metadata: ["error": "\(reason)"])
             await settle(task, logger: logger, outcome: "dead") { try await queue.bury(task, error: reason) }
             return
@@ -170,7 +170,7 @@ public struct TaskWorker: Service {
             return
         }
         var delay = policy.delay(afterAttempt: task.attempt)
-        if case .retryAfter(let wait, _) = error as? TaskFailure {
+        if let wait = (error as? TaskFailure)?.retryAfter {
             delay = max(wait, Duration.zero) + policy.baseDelay * Double.random(in: 0...0.1)
         }
         let wait = delay

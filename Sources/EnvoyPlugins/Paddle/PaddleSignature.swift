@@ -7,29 +7,26 @@ import Foundation
 /// `h1` matching, compared in constant time, and a timestamp further than the tolerance from now, before or after,
 /// rejected (replays).
 public struct PaddleSignature: Sendable {
-    /// Why a signature was not accepted (never carries a secret or the expected digest).
-    public enum Rejection: Error, Equatable, CustomStringConvertible, Sendable {
-        /// No `Paddle-Signature` header.
-        case missing
-        /// The header lacks `ts` or `h1`, or `ts` is not a number.
-        case malformed
-        /// Signed more than the tolerance ago.
-        case expired
-        /// Signed more than the tolerance ahead of this machine's clock.
-        case future
-        /// No `h1` matches any configured secret.
-        case mismatch
-
+    /// Why a signature was not accepted (never carries a secret or the expected digest). A struct of named
+    /// values, so that a new reason breaks no caller.
+    public struct Rejection: Error, Equatable, CustomStringConvertible, Sendable {
         /// One word for logs and metrics.
-        public var description: String {
-            switch self {
-            case .missing: "missing"
-            case .malformed: "malformed"
-            case .expired: "expired"
-            case .future: "future"
-            case .mismatch: "mismatch"
-            }
+        public let description: String
+
+        private init(_ description: String) {
+            self.description = description
         }
+
+        /// No `Paddle-Signature` header.
+        public static let missing = Rejection("missing")
+        /// The header lacks `ts` or `h1`, or `ts` is not a number.
+        public static let malformed = Rejection("malformed")
+        /// Signed more than the tolerance ago.
+        public static let expired = Rejection("expired")
+        /// Signed more than the tolerance ahead of this machine's clock.
+        public static let future = Rejection("future")
+        /// No `h1` matches any configured secret.
+        public static let mismatch = Rejection("mismatch")
     }
 
     /// One HMAC per secret with its key already set up; each verification starts from a copy.
