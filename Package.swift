@@ -224,6 +224,7 @@ let package = Package(
             name: "EnvoySimTests",
             dependencies: [
                 "EnvoySim",
+                "EnvoyPlugins",
                 "EnvoyTestSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

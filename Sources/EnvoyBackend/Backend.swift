@@ -330,10 +330,12 @@ public struct Backend: Sendable {
         do {
             let version = try await client.serverVersion()
             logger.info("redis connected", metadata: ["redis": "\(endpoint)", "redis.version": "\(version)"])
-        } catch .authenticationFailed(let reason) {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the credentials (\(reason))")
-        } catch .databaseRefused(let reason) {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "Redis refused the database index (\(reason))")
+        } catch  where error.code == .authenticationFailed {
+            throw ConfigurationError(
+                variable: "REDIS_URL", problem: "Redis refused the credentials (\(error.detail))")
+        } catch  where error.code == .databaseRefused {
+            throw ConfigurationError(
+                variable: "REDIS_URL", problem: "Redis refused the database index (\(error.detail))")
         } catch {
             logger.error(
                 "redis unreachable at start-up; continuing degraded",

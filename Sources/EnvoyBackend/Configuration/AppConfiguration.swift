@@ -257,8 +257,8 @@ public struct AppConfiguration: Sendable {
     static func validateRedisURL(_ url: String) throws(ConfigurationError) {
         do {
             _ = try RedisEndpoint(url: url)
-        } catch .invalidURL(let why) {
-            throw ConfigurationError(variable: "REDIS_URL", problem: why)
+        } catch  where error.code == .invalidURL {
+            throw ConfigurationError(variable: "REDIS_URL", problem: error.detail)
         } catch {
             throw ConfigurationError(variable: "REDIS_URL", problem: "\(error)")
         }

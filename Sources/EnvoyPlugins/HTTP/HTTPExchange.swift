@@ -61,27 +61,26 @@ public struct OutboundResponse: Sendable {
     }
 }
 
-/// Why an exchange produced no response. Messages name the host, never credentials.
-public enum OutboundHTTPError: Error, CustomStringConvertible, Sendable {
-    /// The deadline passed (connecting or waiting for the response).
-    case timedOut(String)
-    /// The connection could not be made or broke.
-    case transport(String)
-    /// The response was larger than the client accepts.
-    case responseTooLarge(Int)
-    /// The request itself is unusable (bad URL, bad header).
-    case invalidRequest(String)
-    /// The client was shut down.
-    case shutDown
-
+/// Why an exchange produced no response. Messages name the host, never credentials. A struct of named kinds, so
+/// that a new kind breaks no caller.
+public struct OutboundHTTPError: Error, CustomStringConvertible, Sendable, Equatable {
     /// One line.
-    public var description: String {
-        switch self {
-        case .timedOut(let detail): "timed out: \(detail)"
-        case .transport(let detail): "transport error: \(detail)"
-        case .responseTooLarge(let limit): "response larger than \(limit) bytes"
-        case .invalidRequest(let detail): "invalid request: \(detail)"
-        case .shutDown: "the HTTP client is shut down"
-        }
+    public let description: String
+
+    private init(_ description: String) {
+        self.description = description
     }
+
+    /// The deadline passed (connecting or waiting for the response).
+    public static func timedOut(_ detail: String) -> OutboundHTTPError { .init("timed out: \(detail)") }
+    /// The connection could not be made or broke.
+    public static func transport(_ detail: String) -> OutboundHTTPError { .init("transport error: \(detail)") }
+    /// The response was larger than the client accepts.
+    public static func responseTooLarge(_ limit: Int) -> OutboundHTTPError {
+        .init("response larger than \(limit) bytes")
+    }
+    /// The request itself is unusable (bad URL, bad header).
+    public static func invalidRequest(_ detail: String) -> OutboundHTTPError { .init("invalid request: \(detail)") }
+    /// The client was shut down.
+    public static let shutDown = OutboundHTTPError("the HTTP client is shut down")
 }

@@ -101,16 +101,39 @@ public struct PaddleClient: Sendable {
     }
 }
 
-/// Paddle API failures, with Paddle's own error code and detail when it sent them.
-public enum PaddleAPIError: Error, CustomStringConvertible, Sendable, Equatable {
+/// Paddle API failures, with Paddle's own error code and detail when it sent them. A struct, so that a new kind
+/// breaks no caller.
+public struct PaddleAPIError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The HTTP status Paddle answered with; nil when none came.
+    public let status: Int?
+    /// Paddle's error code (`entity_not_found`), or a kind of Envoy's own (`unreachable`, `unexpected_reply`,
+    /// `invalid_id`).
+    public let code: String
+    /// What Paddle said, or what went wrong.
+    public let detail: String
+
+    private init(status: Int?, code: String, detail: String) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+    }
+
     /// Paddle answered with an error envelope (`error.code`, `error.detail`).
-    case rejected(status: Int, code: String, detail: String)
+    public static func rejected(status: Int, code: String, detail: String) -> PaddleAPIError {
+        PaddleAPIError(status: status, code: code, detail: detail)
+    }
     /// No response (timeout, refused, TLS).
-    case unreachable(String)
+    public static func unreachable(_ detail: String) -> PaddleAPIError {
+        PaddleAPIError(status: nil, code: "unreachable", detail: detail)
+    }
     /// A 2xx whose body was not what the endpoint returns.
-    case unexpectedReply(String)
+    public static func unexpectedReply(_ detail: String) -> PaddleAPIError {
+        PaddleAPIError(status: nil, code: "unexpected_reply", detail: detail)
+    }
     /// An id that cannot be a Paddle id.
-    case invalidID(String)
+    public static func invalidID(_ id: String) -> PaddleAPIError {
+        PaddleAPIError(status: nil, code: "invalid_id", detail: String(id.prefix(64)))
+    }
 
     init(response: OutboundResponse) {
         struct Body: Decodable {
@@ -128,20 +151,17 @@ public enum PaddleAPIError: Error, CustomStringConvertible, Sendable, Equatable 
 
     /// Whether the caller may try again later (rate limits, server errors, no response).
     public var isTransient: Bool {
-        switch self {
-        case .rejected(let status, _, _): status == 429 || status >= 500
-        case .unreachable: true
-        case .unexpectedReply, .invalidID: false
-        }
+        if let status { return status == 429 || status >= 500 }
+        return code == "unreachable"
     }
 
     /// One line, without the key.
     public var description: String {
-        switch self {
-        case .rejected(let status, let code, let detail): "paddle \(status) \(code): \(detail)"
-        case .unreachable(let detail): "paddle unreachable: \(detail)"
-        case .unexpectedReply(let detail): "paddle reply not understood: \(detail)"
-        case .invalidID(let id): "not a Paddle id: \(id.prefix(64))"
+        if let status { return "paddle \(status) \(code): \(detail)" }
+        switch code {
+        case "unreachable": return "paddle unreachable: \(detail)"
+        case "invalid_id": return "not a Paddle id: \(detail)"
+        default: return "paddle reply not understood: \(detail)"
         }
     }
 }

@@ -1,47 +1,88 @@
-/// Why a Redis call failed. None of the messages carry a password.
-public enum RedisError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The URL in `REDIS_URL` cannot be used.
-    case invalidURL(String)
-    /// The server could not be reached or the connection dropped.
-    case connectionFailed(String)
-    /// The server refused our credentials.
-    case authenticationFailed(String)
-    /// The server refused the database index in the URL (`SELECT`).
-    case databaseRefused(String)
-    /// The reply did not arrive within the call's deadline.
-    case timeout(Duration)
-    /// The circuit breaker is open: Redis failed repeatedly, calls fail fast until a probe succeeds.
-    case circuitOpen
-    /// The bytes from the server were not valid RESP (or too large); the connection is dropped.
-    case protocolError(String)
-    /// The caller's task was cancelled before the reply came.
-    case cancelled
-    /// Redis answered with an error reply (`-ERR …`).
-    case server(String)
-    /// The reply had another shape than the command promises.
-    case unexpectedReply(String)
+/// Why a Redis call failed. None of the messages carry a password. A struct with a `code`, so that a new kind of
+/// failure breaks no caller's `switch`.
+public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The kind of failure, compared with the named values.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The kind's name.
+        public let description: String
+
+        private init(_ description: String) {
+            self.description = description
+        }
+
+        /// The URL in `REDIS_URL` cannot be used.
+        public static let invalidURL = Code("invalid URL")
+        /// The server could not be reached or the connection dropped.
+        public static let connectionFailed = Code("connection failed")
+        /// The server refused our credentials.
+        public static let authenticationFailed = Code("authentication failed")
+        /// The server refused the database index in the URL (`SELECT`).
+        public static let databaseRefused = Code("database refused")
+        /// The reply did not arrive within the call's deadline.
+        public static let timeout = Code("timeout")
+        /// The circuit breaker is open: Redis failed repeatedly, calls fail fast until a probe succeeds.
+        public static let circuitOpen = Code("circuit open")
+        /// The bytes from the server were not valid RESP (or too large); the connection is dropped.
+        public static let protocolError = Code("protocol error")
+        /// The caller's task was cancelled before the reply came.
+        public static let cancelled = Code("cancelled")
+        /// Redis answered with an error reply (`-ERR …`).
+        public static let server = Code("server error")
+        /// The reply had another shape than the command promises.
+        public static let unexpectedReply = Code("unexpected reply")
+    }
+
+    /// What kind of failure this is.
+    public let code: Code
+    /// What happened (never a password).
+    public let detail: String
+
+    private init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    /// `REDIS_URL` cannot be used, and why.
+    public static func invalidURL(_ why: String) -> RedisError { RedisError(.invalidURL, why) }
+    /// The server could not be reached, or the connection dropped.
+    public static func connectionFailed(_ why: String) -> RedisError { RedisError(.connectionFailed, why) }
+    /// The server refused the credentials.
+    public static func authenticationFailed(_ why: String) -> RedisError { RedisError(.authenticationFailed, why) }
+    /// The server refused the database index.
+    public static func databaseRefused(_ why: String) -> RedisError { RedisError(.databaseRefused, why) }
+    /// No reply within `deadline`.
+    public static func timeout(_ deadline: Duration) -> RedisError { RedisError(.timeout, "\(deadline)") }
+    /// The circuit breaker is open.
+    public static let circuitOpen = RedisError(.circuitOpen, "")
+    /// Bytes that are not RESP, or a reply over the limit.
+    public static func protocolError(_ why: String) -> RedisError { RedisError(.protocolError, why) }
+    /// The caller was cancelled.
+    public static let cancelled = RedisError(.cancelled, "")
+    /// An error reply from Redis.
+    public static func server(_ message: String) -> RedisError { RedisError(.server, message) }
+    /// A reply of another shape than the command promises.
+    public static func unexpectedReply(_ what: String) -> RedisError { RedisError(.unexpectedReply, what) }
 
     /// One line describing the failure.
     public var description: String {
-        switch self {
-        case .invalidURL(let why): "REDIS_URL: \(why)"
-        case .connectionFailed(let why): "Redis connection failed: \(why)"
-        case .authenticationFailed(let why): "Redis authentication failed: \(why)"
-        case .databaseRefused(let why): "Redis refused the database index: \(why)"
-        case .timeout(let deadline): "Redis did not answer within \(deadline)"
+        switch code {
+        case .invalidURL: "REDIS_URL: \(detail)"
+        case .connectionFailed: "Redis connection failed: \(detail)"
+        case .authenticationFailed: "Redis authentication failed: \(detail)"
+        case .databaseRefused: "Redis refused the database index: \(detail)"
+        case .timeout: "Redis did not answer within \(detail)"
         case .circuitOpen: "Redis is unavailable (circuit open; failing fast)"
-        case .protocolError(let why): "Redis protocol error: \(why)"
+        case .protocolError: "Redis protocol error: \(detail)"
         case .cancelled: "the Redis call was cancelled"
-        case .server(let message): "Redis error: \(message)"
-        case .unexpectedReply(let what): "unexpected Redis reply: \(what)"
+        case .server: "Redis error: \(detail)"
+        case .unexpectedReply: "unexpected Redis reply: \(detail)"
+        default: "Redis \(code): \(detail)"
         }
     }
 
     /// True for failures of the transport (count against the circuit breaker), false for Redis's own answers.
     var isTransportFailure: Bool {
-        switch self {
-        case .server, .unexpectedReply, .authenticationFailed, .databaseRefused, .invalidURL, .cancelled: false
-        default: true
-        }
+        ![Code.server, .unexpectedReply, .authenticationFailed, .databaseRefused, .invalidURL, .cancelled].contains(
+            code)
     }
 }

@@ -50,16 +50,14 @@ public final class MockServer: Sendable {
     }
 }
 
-/// A mock that could not start.
-public enum MockServerError: Error, CustomStringConvertible {
-    /// The server did not bind.
-    case didNotStart(String)
-
+/// A mock that could not start (a struct, so that a new reason breaks no caller).
+public struct MockServerError: Error, CustomStringConvertible {
     /// One line.
-    public var description: String {
-        switch self {
-        case .didNotStart(let name): "mock \(name) did not start"
-        }
+    public let description: String
+
+    /// The server named `name` did not bind.
+    public static func didNotStart(_ name: String) -> MockServerError {
+        MockServerError(description: "mock \(name) did not start")
     }
 }
 

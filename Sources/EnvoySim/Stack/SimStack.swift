@@ -183,18 +183,13 @@ public final class SimStack: Sendable {
     public var serverLog: String { servers.map(\.log).joined(separator: "\n") }
 }
 
-/// Why a run could not be made (exit 3).
-public enum SimError: Error, CustomStringConvertible {
-    /// The stack did not start or broke.
-    case stack(String)
-    /// Something else failed.
-    case run(String)
-
+/// Why a run could not be made (exit 3); a struct, so that a new reason breaks no caller.
+public struct SimError: Error, CustomStringConvertible {
     /// One line.
-    public var description: String {
-        switch self {
-        case .stack(let detail): "the stack failed: \(detail)"
-        case .run(let detail): detail
-        }
-    }
+    public let description: String
+
+    /// The stack did not start or broke.
+    public static func stack(_ detail: String) -> SimError { SimError(description: "the stack failed: \(detail)") }
+    /// Something else failed.
+    public static func run(_ detail: String) -> SimError { SimError(description: detail) }
 }
