@@ -234,7 +234,12 @@ extension ProcessTests {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
         let binary = elsewhere.appendingPathComponent("envoy")
-        try FileManager.default.copyItem(at: EnvoyProcess.binary, to: binary)
+        // Copied by cp in a process of its own: a copy written here keeps a write descriptor open that a process
+        // spawned meanwhile by another test inherits, and executing the copy then fails with "Text file busy".
+        let copy = try ChildProcess(
+            binary: URL(fileURLWithPath: "/bin/cp"), arguments: [EnvoyProcess.binary.path, binary.path],
+            directory: directory)
+        #expect(await copy.wait() == 0, "\(copy.log)")
         var environment = ["PORT": "0", "BCRYPT_COST": "4"]
         if SharedPostgres.backendTestsUsePostgres {
             environment["DATABASE_URL"] = self.environment["DATABASE_URL"]
