@@ -269,7 +269,8 @@ extension ProcessTests {
         #expect(await serve.wait() == 0)
 
         let worker = try ChildProcess(binary: binary, arguments: ["worker"], directory: empty, environment: environment)
-        try await Task.sleep(for: .milliseconds(500))
+        // SIGTERM once it runs (before its signal handlers are installed, SIGTERM would simply kill it).
+        #expect(await eventually(timeout: .seconds(20)) { worker.log.contains("worker started") }, "\(worker.log)")
         worker.signal(SIGTERM)
         #expect(await worker.wait() == 0, "\(worker.log)")
     }
