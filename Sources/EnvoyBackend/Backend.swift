@@ -169,8 +169,7 @@ public struct Backend: Sendable {
         let methods = RouteMethods()
         router.addMiddleware {
             RequestMetricsMiddleware(metrics: metrics)
-            ProblemMiddleware()
-            MethodNotAllowedMiddleware(routes: methods)
+            ProblemMiddleware(routes: methods)
             ClientAddressMiddleware(
                 resolver: ClientAddressResolver(
                     trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader))

@@ -2,7 +2,8 @@ import HTTPTypes
 import Hummingbird
 import Synchronization
 
-/// The methods each registered path answers, so that a known path asked with another method is a 405 naming them.
+/// The methods each registered path answers, so that a known path asked with another method is a 405 naming them
+/// (`ProblemMiddleware(routes:)`).
 public final class RouteMethods: Sendable {
     private struct Route {
         /// Literal segments, nil where the route captures (`{id}`, `*`).
@@ -40,31 +41,6 @@ public final class RouteMethods: Sendable {
                         pattern.map { $0 == segment } ?? true
                     }
             }?.methods ?? []
-        }
-    }
-}
-
-/// Turns the router's 404 for a path that exists under other methods into 405 with `Allow`.
-public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
-    let routes: RouteMethods
-
-    /// A middleware answering from `routes`.
-    public init(routes: RouteMethods) {
-        self.routes = routes
-    }
-
-    /// Runs the rest of the chain; a "no such route" from the router becomes 405 when the path has other methods.
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound {
-            let allowed = routes.methods(for: request.uri.path)
-            guard !allowed.isEmpty else { throw error }
-            throw Problem(
-                .methodNotAllowed, detail: "\(request.uri.path) answers \(allowed.joined(separator: ", ")).",
-                headers: [.allow: allowed.joined(separator: ", ")])
         }
     }
 }

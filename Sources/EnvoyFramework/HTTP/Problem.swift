@@ -100,9 +100,14 @@ public enum ProblemValue: Encodable, Sendable, Equatable {
 }
 
 /// Turns every error a handler throws into problem+json; unknown errors become a 500 without internals.
+/// With `routes`, the router's 404 for a path that exists under other methods becomes 405 with `Allow`.
 public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// Creates the middleware.
-    public init() {}
+    let routes: RouteMethods?
+
+    /// Creates the middleware; `routes` (filled once the routes are registered) turns a wrong method into 405.
+    public init(routes: RouteMethods? = nil) {
+        self.routes = routes
+    }
 
     /// Runs the rest of the chain and converts what it throws.
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
@@ -111,7 +116,16 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            return try Self.problem(for: error, logger: context.logger).response(from: request, context: context)
+            var problem = Self.problem(for: error, logger: context.logger)
+            if let routes, let notFound = error as? HTTPError, notFound.status == .notFound {
+                let allowed = routes.methods(for: request.uri.path)
+                if !allowed.isEmpty {
+                    problem = Problem(
+                        .methodNotAllowed, detail: "\(request.uri.path) answers \(allowed.joined(separator: ", ")).",
+                        headers: [.allow: allowed.joined(separator: ", ")])
+                }
+            }
+            return try problem.response(from: request, context: context)
         }
     }
 
