@@ -63,7 +63,6 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let timeouts: ConnectionTimeouts
     let logger: Logger
     private var context: ChannelHandlerContext?
     /// A request's head has been read and its end not yet.
@@ -86,7 +85,6 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyLimit: TimeAmount
 
     init(timeouts: ConnectionTimeouts, logger: Logger) {
-        self.timeouts = timeouts
         self.logger = logger
         func amount(_ duration: Duration) -> TimeAmount { .nanoseconds(Int64(duration.inSeconds * 1e9)) }
         (headerLimit, idleLimit, bodyLimit) = (amount(timeouts.header), amount(timeouts.idle), amount(timeouts.body))
@@ -137,7 +135,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if discarding { return }
         case .end:
             readingRequest = false
-            if responsesOwed == 0 { set(idleLimit, stage: "idle") } else { clear() }
+            if responsesOwed == 0 { set(idleLimit, stage: "idle") } else { deadline = nil }
             if discarding {
                 discarding = false
                 return
@@ -241,10 +239,6 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if let timerDeadline, timerDeadline <= deadline, timer != nil { return }
         timer?.cancel()
         schedule(at: deadline, context: context)
-    }
-
-    private func clear() {
-        deadline = nil
     }
 
     /// Arms the timer for `deadline`, or sooner: it never fires later than a header timeout from now, so that a
