@@ -343,10 +343,15 @@ public struct Backend: Sendable {
         return client
     }
 
+    /// What holds the backend's connections (the Redis client, the database's pool), to list first in a service
+    /// group: a group stops its services in reverse order, so these close their connections last.
+    public var connections: [any Service] {
+        (redis.map { [$0] } ?? []) + database.services
+    }
+
     /// The HTTP application; with `inProcessWorker` (default: when the queue is embedded) it also runs a worker.
     public func application(inProcessWorker: Bool? = nil) -> some ApplicationProtocol {
-        // The Redis client first: a group stops its services in reverse order, so it closes its connections last.
-        var services: [any Service] = redis.map { [$0] } ?? []
+        var services = connections
         services += [
             InvalidationRetrier([
                 { await profileCache.retryPendingInvalidations() },
@@ -358,13 +363,13 @@ public struct Backend: Sendable {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }
         // Connections are capped below the descriptor limit, so the server itself never runs out of descriptors.
-        let connections = DescriptorLimit.connectionCapacity(limit: DescriptorLimit.raiseToHardLimit() ?? 1024)
+        let connectionLimit = DescriptorLimit.connectionCapacity(limit: DescriptorLimit.raiseToHardLimit() ?? 1024)
         return Application(
             router: router(),
             server: .http1OnEventLoops(timeouts: configuration.connectionTimeouts),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "envoy",
-                availableConnectionsDelegate: .maximum(connections, logger: logger)),
+                availableConnectionsDelegate: .maximum(connectionLimit, logger: logger)),
             services: services,
             logger: logger
         )

@@ -36,7 +36,7 @@ struct Worker: AsyncParsableCommand {
                 lease: .seconds(leaseSeconds)))
         let group = ServiceGroup(
             configuration: .init(
-                services: (backend.redis.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                services: backend.connections.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
                     + [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],

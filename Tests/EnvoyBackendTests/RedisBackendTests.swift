@@ -202,32 +202,4 @@ struct RedisBackendTests {
             #expect(error.description.contains("database"))
         }
     }
-
-    @Test("the Redis client is a service of the application: its connections close when the application stops")
-    func redisClosedOnShutdown() async throws {
-        let server = try RedisServer()
-        let stack = try TestStack { $0.redisURL = server.url }
-        let backend = try await stack.backend()
-        let observer = try RedisClient(
-            configuration: .init(endpoint: try RedisEndpoint(url: server.url), commandTimeout: .seconds(2)),
-            logger: Logger(label: "observer"))
-        func clients() async throws -> Int {
-            // The backend's connections: every one but the observer's own (which only ever ran CLIENT LIST).
-            (try await observer.send("CLIENT", "LIST").string ?? "").split(separator: "\n").filter {
-                !$0.contains("cmd=client|list")
-            }.count
-        }
-        let app = backend.application(inProcessWorker: true)
-        let group = ServiceGroup(services: [app], logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            #expect(await eventually { ((try? await clients()) ?? 0) > 0 }, "the worker holds connections")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-        let closed = await eventually { (try? await clients()) == 0 }
-        let list = (try? await observer.send("CLIENT", "LIST").string) ?? ""
-        #expect(closed, "connections left open after shutdown: \(list)")
-        observer.shutdown()
-    }
 }

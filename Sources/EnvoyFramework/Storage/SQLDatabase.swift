@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Metrics
 
 /// A relational database the stores and the embedded task queue run on: SQLite (embedded) or PostgreSQL (plugin).
@@ -11,6 +12,14 @@ public protocol SQLDatabase: SQLExecutor {
     func migrate(_ migrations: [SQLMigration]) async throws
     /// The same database, its statements counted in `envoy_db_queries_total{component}`.
     func counted(as component: String, metrics: any MetricsFactory) -> Self
+    /// What keeps the database's connections (a client pool), run in the application's service group so that
+    /// they close on shutdown.
+    var services: [any Service] { get }
+}
+
+extension SQLDatabase {
+    /// None: the database holds nothing that outlives its statements.
+    public var services: [any Service] { [] }
 }
 
 /// Runs statements: the database itself (each statement commits on its own) or one transaction.

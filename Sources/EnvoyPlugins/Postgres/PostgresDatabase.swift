@@ -5,18 +5,28 @@ import Metrics
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 
 /// `SQLDatabase` on PostgreSQL (postgres-nio's pooled client): what several machines running Envoy share.
 public struct PostgresDatabase: SQLDatabase {
-    /// The pool, and the task running it.
-    final class Pool: Sendable {
+    /// The pool, and the task running it: started with the database, because migrations run before the
+    /// application's service group does; as a service of that group it closes its connections on shutdown.
+    final class Pool: Service {
         let client: PostgresClient
         let runner: Task<Void, Never>
 
         init(client: PostgresClient) {
             self.client = client
             self.runner = Task { await client.run() }
+        }
+
+        /// Keeps the pool until graceful shutdown (or cancellation), then closes its connections and returns once
+        /// they are closed.
+        func run() async {
+            try? await gracefulShutdown()
+            runner.cancel()
+            await runner.value
         }
 
         deinit { runner.cancel() }
@@ -31,17 +41,22 @@ public struct PostgresDatabase: SQLDatabase {
     let endpoint: String
     /// PostgreSQL.
     public var dialect: SQLDialect { .postgres }
+    /// The connection pool.
+    public var services: [any Service] { [pool] }
 
     /// Connects (lazily, as statements need connections) to `url`:
-    /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require` (default `prefer`).
-    public init(url: String, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(10), logger: Logger)
-        throws
-    {
+    /// `postgres://user:password@host:port/database?sslmode=disable|prefer|require` (default `prefer`). The
+    /// connections show in `pg_stat_activity` under `applicationName`.
+    public init(
+        url: String, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(10),
+        applicationName: String = "envoy", logger: Logger
+    ) throws {
         let endpoint = try PostgresEndpoint(url: url)
         var configuration = PostgresClient.Configuration(
             host: endpoint.host, port: endpoint.port, username: endpoint.username, password: endpoint.password,
             database: endpoint.database, tls: endpoint.tls)
         configuration.options.maximumConnections = maximumConnections
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
         self.pool = Pool(client: PostgresClient(configuration: configuration, backgroundLogger: logger))
         self.logger = logger
         self.queries = nil
