@@ -283,7 +283,7 @@ public struct Backend: Sendable {
     {
         let metrics = NOOPMetricsHandler.instance
         let databaseExists =
-            configuration.postgresURL != nil || FileManager.default.fileExists(atPath: configuration.databasePath)
+            configuration.postgres != nil || FileManager.default.fileExists(atPath: configuration.databasePath)
         let redis = try await connectRedis(configuration, logger: logger)
         if let redis, !databaseExists {
             return (
@@ -302,8 +302,8 @@ public struct Backend: Sendable {
     /// Opens `DATABASE_URL` (PostgreSQL) or the SQLite file, and applies the migrations it lacks.
     static func openDatabase(_ configuration: AppConfiguration, logger: Logger) async throws -> any SQLDatabase {
         let database: any SQLDatabase
-        if let url = configuration.postgresURL {
-            let postgres = try PostgresDatabase(url: url, logger: logger)
+        if let endpoint = configuration.postgres {
+            let postgres = PostgresDatabase(endpoint: endpoint, logger: logger)
             try await postgres.waitUntilReachable(timeout: .seconds(30))
             database = postgres
         } else {
@@ -313,14 +313,12 @@ public struct Backend: Sendable {
         return database
     }
 
-    /// Connects to `REDIS_URL`, if set, and logs what it found. A bad URL or refused credentials stop
+    /// Connects to `REDIS_URL`, if set, and logs what it found. Refused credentials or a refused database stop
     /// start-up; an unreachable server does not (health says `down`, and each provider degrades as documented).
     static func connectRedis(_ configuration: AppConfiguration, logger: Logger) async throws -> RedisClient? {
-        guard let url = configuration.redisURL else { return nil }
-        let endpoint: RedisEndpoint
+        guard let endpoint = configuration.redis else { return nil }
         let client: RedisClient
         do {
-            endpoint = try RedisEndpoint(url: url, caFile: configuration.redisTLSCAFile)
             client = try RedisClient(
                 configuration: .init(endpoint: endpoint, commandTimeout: configuration.redisTimeout), logger: logger)
         } catch {

@@ -24,7 +24,7 @@ struct Envoy: AsyncParsableCommand {
 func loadConfiguration() throws -> (AppConfiguration, Logger) {
     let configuration: AppConfiguration
     do {
-        configuration = try AppConfiguration(environment: DotEnv.environment())
+        configuration = try AppConfiguration.load()
     } catch {
         throw fail("configuration error: \(error)")
     }

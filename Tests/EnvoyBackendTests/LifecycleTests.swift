@@ -13,7 +13,7 @@ struct LifecycleTests {
     @Test("the Redis client is a service of the application: its connections close when the application stops")
     func redisClosedOnShutdown() async throws {
         let server = try RedisServer()
-        let stack = try TestStack { $0.redisURL = server.url }
+        let stack = try TestStack { $0.redis = try RedisEndpoint(url: server.url) }
         let backend = try await stack.backend()
         let observer = try RedisClient(
             configuration: .init(endpoint: try RedisEndpoint(url: server.url), commandTimeout: .seconds(2)),
@@ -41,7 +41,7 @@ struct LifecycleTests {
     @Test("the PostgreSQL pool is a service of the application: its connections close when the application stops")
     func postgresClosedOnShutdown() async throws {
         let url = try SharedPostgres.freshDatabase()
-        let stack = try TestStack { $0.postgresURL = url }
+        let stack = try TestStack { $0.postgres = try PostgresEndpoint(url: url) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let observer = try PostgresDatabase(url: url, applicationName: "observer", logger: logger)

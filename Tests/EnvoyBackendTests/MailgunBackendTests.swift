@@ -6,18 +6,22 @@ import EnvoyTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Testing
 
 @Suite("The backend sending through Mailgun (the mock), with its worker")
 struct MailgunBackendTests {
-    @Test("MAILGUN_* configured: the welcome email reaches Mailgun from the in-process worker")
+    @Test("MAILGUN_* configured: the welcome email reaches Mailgun from the in-process worker; the summary says so")
     func welcome() async throws {
         let mock = try await MockMailgun.start()
         defer { Task { await mock.stop() } }
         let stack = try TestStack {
             $0.mailgun = .init(apiKey: mock.apiKey, domain: "mg.example.com", baseURL: mock.baseURL)
         }
-        let app = try await stack.backend().application()
+        let backend = try await stack.backend()
+        #expect(backend.summary["mailer"] == "mailgun mg.example.com via \(mock.baseURL)")
+        #expect(!"\(backend.summary)".contains(mock.apiKey))
+        let app = backend.application()
         try await app.test(.live) { client in
             _ = try await client.signUp(email: "ann@example.com")
             #expect(await eventually { mock.messages.count == 1 })

@@ -21,7 +21,7 @@ struct RedisBackendTests {
     func journeyOnRedis() async throws {
         let prefix = SharedRedis.prefix()
         let stack = try TestStack {
-            $0.redisURL = SharedRedis.url
+            $0.redis = try RedisEndpoint(url: SharedRedis.url)
             $0.redisKeyPrefix = prefix
         }
         let backend = try await stack.backend()
@@ -51,7 +51,7 @@ struct RedisBackendTests {
     @Test("a cached GET with its limits checked costs one Redis round trip: the limiter sends the cache read along")
     func oneRoundTripPerCachedRead() async throws {
         let server = try RedisServer()  // its own, so that every read event on it is ours
-        let stack = try TestStack { $0.redisURL = server.url }
+        let stack = try TestStack { $0.redis = try RedisEndpoint(url: server.url) }
         var backend = try await stack.backend()
         let redis = try #require(backend.redis)
         // A third cached route is one declaration, and costs the same single round trip.
@@ -79,7 +79,7 @@ struct RedisBackendTests {
     func sharedLimits() async throws {
         let prefix = SharedRedis.prefix()
         let first = try TestStack {
-            $0.redisURL = SharedRedis.url
+            $0.redis = try RedisEndpoint(url: SharedRedis.url)
             $0.redisKeyPrefix = prefix
         }
         var secondConfiguration = first.configuration
@@ -111,7 +111,7 @@ struct RedisBackendTests {
     func redisDown() async throws {
         let port = try RedisServer.freePort()
         let stack = try TestStack {
-            $0.redisURL = "redis://127.0.0.1:\(port)"
+            $0.redis = try RedisEndpoint(url: "redis://127.0.0.1:\(port)")
             $0.redisTimeout = .milliseconds(100)
         }
         let app = try await stack.backend().application(inProcessWorker: false)
@@ -142,7 +142,7 @@ struct RedisBackendTests {
     func outageSafeInvalidation() async throws {
         let server = try RedisServer(["--appendonly", "yes", "--appendfsync", "always"])
         let stackA = try TestStack {
-            $0.redisURL = server.url
+            $0.redis = try RedisEndpoint(url: server.url)
             $0.redisTimeout = .milliseconds(200)
         }
         var configurationB = stackA.configuration
@@ -173,7 +173,7 @@ struct RedisBackendTests {
     func outboxKeepsTasks() async throws {
         let server = try RedisServer()
         let stack = try TestStack {
-            $0.redisURL = server.url
+            $0.redis = try RedisEndpoint(url: server.url)
             $0.redisTimeout = .milliseconds(200)
         }
         let app = try await stack.backend().application(inProcessWorker: true)
@@ -193,7 +193,7 @@ struct RedisBackendTests {
 
     @Test("a database index the server refuses stops start-up with a line naming REDIS_URL, not a degraded start")
     func refusedDatabase() async throws {
-        let stack = try TestStack { $0.redisURL = SharedRedis.url + "/9999" }
+        let stack = try TestStack { $0.redis = try RedisEndpoint(url: SharedRedis.url + "/9999") }
         do {
             _ = try await stack.backend()
             Issue.record("the backend started on a database Redis refuses")

@@ -1,5 +1,6 @@
 import EnvoyBackend
 import EnvoyFramework
+import EnvoyPlugins
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -14,23 +15,22 @@ struct TestStack {
     let directory: URL
     var configuration: AppConfiguration
 
-    init(_ adjust: (inout AppConfiguration) -> Void = { _ in }) throws {
+    init(_ adjust: (inout AppConfiguration) throws -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = AppConfiguration()
         configuration.port = 0
         configuration.databasePath = directory.appendingPathComponent("envoy.db").path
-        if SharedPostgres.backendTestsUsePostgres { configuration.postgresURL = try SharedPostgres.freshDatabase() }
+        if SharedPostgres.backendTestsUsePostgres {
+            configuration.postgres = try PostgresEndpoint(url: SharedPostgres.freshDatabase())
+        }
         configuration.mailOutboxDirectory = directory.appendingPathComponent("mail-outbox").path
         configuration.emailTemplatesDirectory = Self.repositoryRoot.appendingPathComponent("templates/email").path
         configuration.jwtSecret = "test-secret-that-is-at-least-32-bytes-long"
         configuration.bcryptCost = 4
-        adjust(&configuration)
+        try adjust(&configuration)
         self.configuration = configuration
     }
-
-    /// `DATABASE_URL` for a process sharing this stack's database.
-    var databaseURL: String { configuration.postgresURL ?? "sqlite://\(configuration.databasePath)" }
 
     /// `DATABASE_URL` for a process of its own in `directory`: a fresh PostgreSQL database, or a SQLite file there.
     static func databaseURL(in directory: URL) throws -> String {

@@ -1,3 +1,4 @@
+import Configuration
 import EnvoyFramework
 import EnvoyPlugins
 import Foundation
@@ -10,10 +11,8 @@ public struct AppConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// Listen port.
     public var port = 8080
-    /// The Redis URL, if one is configured (secrets are inside: never log it).
-    public var redisURL: String?
-    /// The extra CA bundle for `rediss://` (`REDIS_TLS_CA_FILE`).
-    public var redisTLSCAFile: String?
+    /// Where Redis is (`REDIS_URL`, with `REDIS_TLS_CA_FILE`), if it is configured.
+    public var redis: RedisEndpoint?
     /// Prefix of every Redis key (`REDIS_KEY_PREFIX`).
     public var redisKeyPrefix = "envoy"
     /// Deadline of each Redis call (`REDIS_TIMEOUT_MS`).
@@ -21,7 +20,7 @@ public struct AppConfiguration: Sendable {
     /// The SQLite database file (also where a generated JWT secret is kept).
     public var databasePath = "./envoy.db"
     /// `DATABASE_URL` when it names PostgreSQL; nil: the SQLite file at `databasePath`.
-    public var postgresURL: String?
+    public var postgres: PostgresEndpoint?
     /// The HS256 key for access tokens; nil: generated once and kept beside the database.
     public var jwtSecret: String?
     /// How long an access token is valid.
@@ -72,10 +71,48 @@ public struct AppConfiguration: Sendable {
     /// The built-in defaults.
     public init() {}
 
-    /// Reads and validates `environment`; the first bad value throws an error naming its variable.
-    public init(environment env: [String: String]) throws(ConfigurationError) {
+    /// The variables whose values are secrets: marked so for the configuration reader (its access log shows them
+    /// redacted), and never repeated by a summary or an error.
+    public static let secretVariables: Set<String> = [
+        "REDIS_URL", "DATABASE_URL", "JWT_SECRET", "MAILGUN_API_KEY", "PADDLE_API_KEY", "PADDLE_WEBHOOK_SECRET",
+    ]
+
+    /// The process environment over the `.env` file in `directory` (the environment wins), read and validated.
+    public static func load(
+        directory: String = FileManager.default.currentDirectoryPath,
+        processEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> AppConfiguration {
+        try AppConfiguration(reader: reader(directory: directory, processEnvironment: processEnvironment))
+    }
+
+    /// The process environment over the `.env` file in `directory`, as one configuration reader; every access is
+    /// reported to `accessReporter` (and to `CONFIG_ACCESS_LOG_FILE`), secrets redacted. The `.env` file is
+    /// parsed by `DotEnv` (quotes, `export`, an error for a malformed line), then served like the environment.
+    public static func reader(
+        directory: String, processEnvironment: [String: String], accessReporter: (any AccessReporter)? = nil
+    ) throws(ConfigurationError) -> ConfigReader {
+        var providers = [Self.provider(processEnvironment)]
+        if let contents = try? String(contentsOfFile: directory + "/.env", encoding: .utf8) {
+            providers.append(Self.provider(try DotEnv.parse(contents)))
+        }
+        return ConfigReader(providers: providers, accessReporter: accessReporter)
+    }
+
+    /// Reads and validates `environment` alone; the first bad value throws an error naming its variable.
+    public init(environment: [String: String]) throws(ConfigurationError) {
+        try self.init(reader: ConfigReader(provider: Self.provider(environment)))
+    }
+
+    /// Variables as configuration, the secret ones marked.
+    private static func provider(_ variables: [String: String]) -> EnvironmentVariablesProvider {
+        EnvironmentVariablesProvider(environmentVariables: variables, secretsSpecifier: .specific(secretVariables))
+    }
+
+    /// Reads and validates every variable from `reader`; the first bad value throws an error naming its variable.
+    public init(reader: ConfigReader) throws(ConfigurationError) {
         func value(_ name: String) -> String? {
-            guard let raw = env[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            let raw = reader.string(forKey: ConfigKey([name]), isSecret: Self.secretVariables.contains(name))
+            guard let raw = raw?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
             return raw
         }
         func seconds(_ name: String) throws(ConfigurationError) -> Duration? {
@@ -92,15 +129,16 @@ public struct AppConfiguration: Sendable {
             }
             self.port = port
         }
-        if let url = value("REDIS_URL") {
-            try Self.validateRedisURL(url)
-            self.redisURL = url
+        let caFile = value("REDIS_TLS_CA_FILE")
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ConfigurationError(variable: "REDIS_TLS_CA_FILE", problem: "cannot read \(caFile)")
         }
-        if let file = value("REDIS_TLS_CA_FILE") {
-            guard FileManager.default.isReadableFile(atPath: file) else {
-                throw ConfigurationError(variable: "REDIS_TLS_CA_FILE", problem: "cannot read \(file)")
+        if let url = value("REDIS_URL") {
+            do {
+                self.redis = try RedisEndpoint(url: url, caFile: caFile)
+            } catch {
+                throw ConfigurationError(variable: "REDIS_URL", problem: error.detail)
             }
-            self.redisTLSCAFile = file
         }
         if let prefix = value("REDIS_KEY_PREFIX") {
             guard prefix.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
@@ -118,11 +156,10 @@ public struct AppConfiguration: Sendable {
         if let url = value("DATABASE_URL") {
             if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
                 do {
-                    _ = try PostgresEndpoint(url: url)
+                    self.postgres = try PostgresEndpoint(url: url)
                 } catch {
                     throw ConfigurationError(variable: "DATABASE_URL", problem: "\(error) (value not shown)")
                 }
-                self.postgresURL = url
             } else {
                 guard url.hasPrefix("sqlite://"), url.count > "sqlite://".count else {
                     throw ConfigurationError(
@@ -136,7 +173,7 @@ public struct AppConfiguration: Sendable {
         if let secret = jwtSecret, secret.utf8.count < 32 {
             throw ConfigurationError(variable: "JWT_SECRET", problem: "must be at least 32 bytes long")
         }
-        if jwtSecret == nil && postgresURL != nil {
+        if jwtSecret == nil && postgres != nil {
             // Instances sharing PostgreSQL run on several machines: a key generated on each would make every
             // instance refuse the others' tokens.
             throw ConfigurationError(
@@ -252,18 +289,6 @@ public struct AppConfiguration: Sendable {
         }
     }
 
-    /// Checks a Redis URL by parsing it as the client will; the message never repeats the URL (it may hold a
-    /// password).
-    static func validateRedisURL(_ url: String) throws(ConfigurationError) {
-        do {
-            _ = try RedisEndpoint(url: url)
-        } catch  where error.code == .invalidURL {
-            throw ConfigurationError(variable: "REDIS_URL", problem: error.detail)
-        } catch {
-            throw ConfigurationError(variable: "REDIS_URL", problem: "\(error)")
-        }
-    }
-
     static func loadPolicies(_ path: String) throws(ConfigurationError) -> [RateLimitPolicy] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(variable: "RATE_LIMITS_FILE", problem: "cannot read \(path)")
@@ -289,21 +314,14 @@ public struct AppConfiguration: Sendable {
     }
 
     /// `postgres://user@host:port/db` (no password) or `sqlite PATH`.
-    var databaseDescription: String {
-        postgresURL.flatMap { try? PostgresEndpoint(url: $0).description } ?? "sqlite \(databasePath)"
-    }
+    var databaseDescription: String { postgres?.description ?? "sqlite \(databasePath)" }
 
-    /// The providers and settings in use, for the start-up log line; no secrets.
+    /// The settings in use, for the start-up log line (`Backend.summary` adds the providers wired); no secrets.
     public var summary: Logger.Metadata {
         [
             "listen": "\(host):\(port)",
             "database": "\(databaseDescription)",
-            "cache": redisURL == nil ? "memory" : "redis",
-            "ratelimit.store": redisURL == nil ? "memory" : "redis (memory fallback)",
             "ratelimit.policies": "\(rateLimitPolicies.map(\.name).joined(separator: ","))",
-            "queue": redisURL == nil ? (postgresURL == nil ? "sqlite" : "postgres") : "redis",
-            "mailer": mailgun.map { "mailgun \($0.domain) via \($0.baseURL)\($0.testMode ? " (test mode)" : "")" }
-                ?? "file \(mailOutboxDirectory)",
             "paddle.webhook": paddleWebhookSecrets.isEmpty
                 ? "not configured" : "\(paddleWebhookSecrets.count) secret(s)",
             "paddle.api": paddleAPIKey == nil ? "not configured" : "\(paddleEnvironment) \(paddleAPIBaseURL ?? "")",

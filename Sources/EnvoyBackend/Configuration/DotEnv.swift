@@ -2,7 +2,8 @@ import Foundation
 import HTTPTypes
 import Logging
 
-/// Reads a `.env` file: `KEY=value` lines, `#` comments, optional `export `, single or double quotes.
+/// Reads a `.env` file: `KEY=value` lines, `#` comments, optional `export `, single or double quotes. (The
+/// configuration reader's own `.env` parser keeps quotes and skips a malformed line in silence.)
 public enum DotEnv {
     /// The variables in `contents`; a malformed line is an error naming its line number.
     public static func parse(_ contents: String) throws(ConfigurationError) -> [String: String] {
@@ -29,16 +30,6 @@ public enum DotEnv {
             values[key] = value
         }
         return values
-    }
-
-    /// The process environment over the `.env` file in `directory` (the environment wins).
-    public static func environment(
-        directory: String = FileManager.default.currentDirectoryPath,
-        processEnvironment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(ConfigurationError) -> [String: String] {
-        let path = directory + "/.env"
-        guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else { return processEnvironment }
-        return try parse(contents).merging(processEnvironment) { _, process in process }
     }
 }
 

@@ -51,7 +51,17 @@ public struct PostgresDatabase: SQLDatabase {
         url: String, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(10),
         applicationName: String = "envoy", logger: Logger
     ) throws {
-        let endpoint = try PostgresEndpoint(url: url)
+        self.init(
+            endpoint: try PostgresEndpoint(url: url), maximumConnections: maximumConnections,
+            statementTimeout: statementTimeout, applicationName: applicationName, logger: logger)
+    }
+
+    /// Connects (lazily, as statements need connections) to `endpoint`; the connections show in
+    /// `pg_stat_activity` under `applicationName`.
+    public init(
+        endpoint: PostgresEndpoint, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(10),
+        applicationName: String = "envoy", logger: Logger
+    ) {
         var configuration = PostgresClient.Configuration(
             host: endpoint.host, port: endpoint.port, username: endpoint.username, password: endpoint.password,
             database: endpoint.database, tls: endpoint.tls)
@@ -325,7 +335,7 @@ public struct PostgresFailure: Error, CustomStringConvertible {
 }
 
 /// A `postgres://` URL, parsed; the password is never printed.
-public struct PostgresEndpoint: CustomStringConvertible {
+public struct PostgresEndpoint: Sendable, CustomStringConvertible {
     var host: String
     var port: Int
     var username: String
