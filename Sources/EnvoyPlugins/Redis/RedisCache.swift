@@ -7,8 +7,8 @@ public protocol RedisChainedReads: CacheProvider {
     var redisClient: RedisClient { get }
     /// The script call of `read`; nil when it has no one-call form.
     func chainedReadCall(_ read: ChainedRead) -> RedisScriptCall?
-    /// What the call's reply says (an error reply is thrown).
-    func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found
+    /// What the reply to `read`'s call says (an error reply is thrown).
+    func found(byChainedRead reply: RESPValue, of read: ChainedRead) throws(RedisError) -> ChainedRead.Found
 }
 
 /// `CacheProvider` on Redis: `GET`, `SET … PX`, `DEL` under `prefix:cache:CACHE:{SCOPE}:REST` keys — the scope is
@@ -32,15 +32,17 @@ public struct RedisCache: RedisChainedReads, CustomStringConvertible {
 
     /// The stored bytes, or nil (also for a value stored in an earlier server lifetime).
     public func get(_ key: CacheKey) async throws -> [UInt8]? {
-        let reply = try await client.send("GET", RedisArgument(name(key)))
-        return unstamped(reply)
+        let name = name(key)
+        let reply = try await client.send("GET", RedisArgument(name))
+        return unstamped(reply, key: name)
     }
 
-    /// A stored value without its stamp, or nil when absent or from another server lifetime. The stamp is read
-    /// after the reply: a reconnection during the call has updated it to the answering server's lifetime.
-    private func unstamped(_ reply: RESPValue) -> [UInt8]? {
+    /// A stored value without its stamp, or nil when absent or from another server lifetime (of the server
+    /// holding `key`: on a cluster, the master of its slot). The stamp is read after the reply: a reconnection
+    /// during the call has updated it to the answering server's lifetime.
+    private func unstamped(_ reply: RESPValue, key: String) -> [UInt8]? {
         // Compared in place: building the stamp's bytes for each reply was 4 allocations per cached read.
-        let runID = client.serverRunID.utf8
+        let runID = client.serverRunID(forKey: key).utf8
         guard let stored = reply.bytes, stored.count > runID.count, stored.starts(with: runID),
             stored[runID.count] == Self.separator
         else { return nil }
@@ -51,7 +53,7 @@ public struct RedisCache: RedisChainedReads, CustomStringConvertible {
     /// generation; both keys carry the scope's hash tag, so they are in one slot). Values from another server
     /// lifetime read as absent, the entry under such a generation too.
     public func get(_ first: CacheKey, thenSuffix suffix: String) async throws -> (first: [UInt8]?, second: [UInt8]?) {
-        try found(byChainedRead: try await client.run(chainedRead(first, thenSuffix: suffix)))
+        try found(try await client.run(chainedRead(first, thenSuffix: suffix)), first: first)
     }
 
     /// The Redis client the reads go to.
@@ -71,13 +73,19 @@ public struct RedisCache: RedisChainedReads, CustomStringConvertible {
     }
 
     /// What a chained read's reply says (an error reply is thrown).
-    public func found(byChainedRead reply: RESPValue) throws(RedisError) -> ChainedRead.Found {
+    public func found(byChainedRead reply: RESPValue, of read: ChainedRead) throws(RedisError) -> ChainedRead.Found {
+        try found(reply, first: read.first)
+    }
+
+    private func found(_ reply: RESPValue, first: CacheKey) throws(RedisError) -> ChainedRead.Found {
         if case .error(let message) = reply { throw .server(message) }
         guard let values = reply.array, values.count == 2 else {
             throw .unexpectedReply("chained cache read returned \(reply)")
         }
-        guard let generation = unstamped(values[0]) else { return (nil, nil) }
-        return (generation, unstamped(values[1]))
+        // Both keys carry the scope's hash tag: one server holds them, so the first names its lifetime.
+        let key = name(first)
+        guard let generation = unstamped(values[0], key: key) else { return (nil, nil) }
+        return (generation, unstamped(values[1], key: key))
     }
 
     /// GET the generation; GET the entry whose key is ARGV[1] .. generation (stamp removed) .. ARGV[2].
@@ -93,9 +101,10 @@ public struct RedisCache: RedisChainedReads, CustomStringConvertible {
     /// Stores with a millisecond TTL, stamped with the server's lifetime.
     public func set(_ key: CacheKey, value: [UInt8], ttl: Duration) async throws {
         let milliseconds = max(1, Int(ttl.inSeconds * 1000))
-        let stored = Self.stamp(try await client.currentServerRunID()) + value
+        let name = name(key)
+        let stored = Self.stamp(try await client.currentServerRunID(forKey: name)) + value
         try await client.send(
-            "SET", RedisArgument(name(key)), RedisArgument(bytes: stored), "PX", RedisArgument(milliseconds))
+            "SET", RedisArgument(name), RedisArgument(bytes: stored), "PX", RedisArgument(milliseconds))
     }
 
     /// Deletes the key.

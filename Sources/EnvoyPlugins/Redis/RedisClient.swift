@@ -1,15 +1,19 @@
 import Crypto
 import EnvoyFramework
 import Foundation
-import ServiceLifecycle
 import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Synchronization
 
-/// A Redis client for many concurrent callers: a small pool of pipelined connections, a deadline on every
-/// call, a circuit breaker that fails fast while Redis is down, reconnection on demand, scripts by `EVALSHA`.
+/// A Redis client for many concurrent callers: per server a small pool of pipelined connections, a deadline on
+/// every call, a circuit breaker that fails fast while the server is down, reconnection on demand, scripts by
+/// `EVALSHA`. A server in cluster mode is found out at the first connection (its `INFO`, which the client reads
+/// anyway): from then each command goes to the master of its key's slot, `MOVED` and `ASK` are followed,
+/// `TRYAGAIN`/`CLUSTERDOWN` retried within the deadline, and a pipeline spanning masters is sent to each at once.
+/// A single server costs nothing of this: no extra round trip, one atomic load per call.
 /// Calls run on their caller's executor (`nonisolated(nonsending)`): a request's task does not hop executors on
 /// its way into the client and back (each hop was a runtime switch and a look-up of the task's executor).
 public final class RedisClient: Sendable {
@@ -17,13 +21,13 @@ public final class RedisClient: Sendable {
     public struct Configuration: Sendable {
         /// Where Redis is.
         public var endpoint: RedisEndpoint
-        /// Multiplexed connections per process; connection `i` lives on NIO's shared event loop `i % loops`.
+        /// Multiplexed connections per server; connection `i` lives on NIO's shared event loop `i % loops`.
         public var poolSize: Int
-        /// The longest a call waits for its reply (and for a connection to be made).
+        /// The longest a call waits for its reply (and for a connection to be made), redirects included.
         public var commandTimeout: Duration
         /// Replies larger than this drop the connection instead of exhausting memory.
         public var maxReplyBytes: Int
-        /// Consecutive transport failures that open the circuit.
+        /// Consecutive transport failures that open a server's circuit.
         public var breakerThreshold: Int
         /// How long the circuit stays open before a probe.
         public var breakerCooldown: Duration
@@ -45,26 +49,15 @@ public final class RedisClient: Sendable {
 
     /// The settings in use.
     public let configuration: Configuration
-    private let tls: NIOSSLContext?
-    private let slots: Mutex<[RedisConnection?]>
-    private let poolCount: Int
-    private let next = Atomic<Int>(0)
-    private let connecting = SingleFlight<String, RedisConnection>()
-    private let idleBlocking = Mutex([RedisConnection]())
-    /// Set by `shutdown`: no connection is made or kept after it.
-    private let isShutDown = Atomic<Bool>(false)
-    private let breaker: CircuitBreaker
-    private let logger: Logger
-    private let runIDs = Mutex<String?>(nil)
+    /// The server `REDIS_URL` names first: the only one, unless it is a node of a cluster.
+    private let seed: RedisNode
+    /// The cluster's nodes and slot map, once a server said it runs in cluster mode.
+    let cluster: RedisClusterNodes
 
     /// A client for `configuration`; connections are made on first use.
     public init(configuration: Configuration, logger: Logger) throws(RedisError) {
         self.configuration = configuration
-        self.logger = logger
-        self.poolCount = max(1, configuration.poolSize)
-        self.slots = Mutex([RedisConnection?](repeating: nil, count: max(1, configuration.poolSize)))
-        self.breaker = CircuitBreaker(
-            threshold: configuration.breakerThreshold, cooldown: configuration.breakerCooldown)
+        let tls: NIOSSLContext?
         if configuration.endpoint.tls {
             var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
             if let caFile = configuration.endpoint.caFile {
@@ -81,6 +74,9 @@ public final class RedisClient: Sendable {
         } else {
             tls = nil
         }
+        let cluster = RedisClusterNodes(configuration: configuration, tls: tls, logger: logger)
+        self.cluster = cluster
+        self.seed = cluster.node(at: configuration.endpoint.address)
     }
 
     /// Sends a command; an error reply is thrown as `RedisError.server`.
@@ -97,17 +93,24 @@ public final class RedisClient: Sendable {
         return reply
     }
 
-    /// Sends `commands` back to back on one connection in one write and returns their replies in order: one
-    /// round trip for all. Error replies are returned in place, not thrown. Not a transaction (`MULTI`).
+    /// Sends `commands` back to back in one write per server and returns their replies in order: one round trip
+    /// for all (on a cluster, one to each master involved, at once). Error replies are returned in place, not
+    /// thrown. Not a transaction (`MULTI`).
     public nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue]
     {
-        try await onPooledConnection { connection throws(RedisError) in
-            try await connection.pipeline(commands, timeout: configuration.commandTimeout)
+        guard cluster.isClustered else {
+            let replies = try await seed.onPooledConnection { connection throws(RedisError) in
+                try await connection.pipeline(commands, timeout: configuration.commandTimeout)
+            }
+            guard replies.contains(where: \.isRedirect) else { return replies }
+            cluster.noteRedirected()
+            return try await cluster.fixRedirects(commands, replies)
         }
+        return try await cluster.pipeline(commands)
     }
 
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
-    /// `SCRIPT FLUSH`).
+    /// `SCRIPT FLUSH`; on a cluster, per node).
     @discardableResult
     public nonisolated(nonsending) func run(
         _ script: RedisScript, keys: [String], arguments: [RedisArgument]
@@ -150,35 +153,37 @@ public final class RedisClient: Sendable {
         return replies
     }
 
-    /// Borrows a connection of its own for blocking commands (`BLPOP`…), so they never stall other callers.
+    /// Lends a connection of its own for blocking commands (`BLPOP`…), so they never stall other callers: to the
+    /// server holding `key` (on a cluster; every key of the command must share its slot).
     public func withDedicatedConnection<T: Sendable>(
-        _ body: (RedisConnection) async throws(RedisError) -> T
+        forKey key: String? = nil, _ body: (RedisConnection) async throws(RedisError) -> T
     ) async throws(RedisError) -> T {
-        guard breaker.allowCall() else { throw .circuitOpen }
-        var connection = idleBlocking.withLock { $0.popLast() }
-        if connection?.isActive != true {
-            connection = try await connect(on: MultiThreadedEventLoopGroup.singleton.next())
-        }
-        let borrowed = connection!
-        do throws(RedisError) {
-            let result = try await body(borrowed)
-            breaker.recordSuccess()
-            if borrowed.isActive && !isShutDown.load(ordering: .sequentiallyConsistent) {
-                idleBlocking.withLock { $0.append(borrowed) }
-            } else {
-                borrowed.close()
-            }
-            return result
-        } catch {
-            borrowed.close()
-            if error.isTransportFailure { breaker.recordFailure() }
-            throw error
-        }
+        let node = cluster.isClustered ? try await cluster.node(forSlot: key.map(RedisKeySlot.of)) : seed
+        return try await node.withDedicatedConnection(body)
     }
 
-    /// `PONG` within the deadline.
+    /// `PONG` within the deadline (from any master of a cluster).
     public func ping() async -> Bool {
         (try? await send("PING"))?.string == "PONG"
+    }
+
+    /// The masters that answer `PING` within the deadline, of how many there are (1 for a single server).
+    public func mastersReachable() async -> (reachable: Int, of: Int) {
+        let masters = cluster.isClustered ? ((try? await cluster.masters()) ?? []) : [seed]
+        guard !masters.isEmpty else { return (0, 1) }
+        let timeout = configuration.commandTimeout
+        let reachable = await withTaskGroup(of: Bool.self) { group in
+            for node in masters {
+                group.addTask {
+                    let reply = try? await node.onPooledConnection { connection throws(RedisError) in
+                        try await connection.send(["PING"], timeout: timeout)
+                    }
+                    return reply?.string == "PONG"
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        return (reachable, masters.count)
     }
 
     /// The server's `redis_version` from `INFO server`.
@@ -189,122 +194,62 @@ public final class RedisClient: Sendable {
             .map { String($0.dropFirst("redis_version:".count)) } ?? "unknown"
     }
 
-    /// The `run_id` of the server the latest connection reached ("" until connected, or if `INFO` is refused).
-    /// It changes when Redis restarts or fails over: data written before then may have been lost or restored.
-    public var serverRunID: String { runIDs.withLock { $0 ?? "" } }
-
-    /// `serverRunID`, connecting first if no connection was ever made (so the answer is never a guess).
-    public func currentServerRunID() async throws(RedisError) -> String {
-        if let known = runIDs.withLock({ $0 }) { return known }
-        try await send("PING")
-        return serverRunID
+    /// The `run_id` of the server holding `key` (on a cluster; the one server otherwise), as its latest connection
+    /// found it ("" until connected, or if `INFO` is refused). It changes when Redis restarts or fails over: data
+    /// written before then may have been lost or restored.
+    public func serverRunID(forKey key: String) -> String {
+        let node = cluster.isClustered ? cluster.knownNode(forSlot: RedisKeySlot.of(key)) : seed
+        return node?.serverInfo?.runID ?? ""
     }
 
-    /// The circuit breaker's state.
-    public var breakerState: CircuitBreaker.State { breaker.state }
+    /// `serverRunID(forKey:)`, connecting first if no connection was ever made (so the answer is never a guess).
+    public func currentServerRunID(forKey key: String) async throws(RedisError) -> String {
+        let node = cluster.isClustered ? try await cluster.node(forSlot: RedisKeySlot.of(key)) : seed
+        if let known = node.serverInfo { return known.runID }
+        _ = try await node.onPooledConnection { connection throws(RedisError) in
+            try await connection.send(["PING"], timeout: configuration.commandTimeout)
+        }
+        return node.serverInfo?.runID ?? ""
+    }
 
-    /// Closes every connection; later calls fail instead of connecting again, and a connection lent out for a
-    /// blocking command is closed when it comes back.
+    /// How many replicas the server holding `key` has (on a cluster, by the slot map; else as `INFO` said).
+    public func replicas(forKey key: String) async -> Int {
+        guard cluster.isClustered else { return seed.serverInfo?.replicas ?? 0 }
+        return (try? await cluster.replicas(ofSlot: RedisKeySlot.of(key))) ?? 0
+    }
+
+    /// The circuit breaker's state (the first server's).
+    public var breakerState: CircuitBreaker.State { seed.breaker.state }
+
+    /// Whether the server turned out to be a node of a cluster.
+    public var isCluster: Bool { cluster.isClustered }
+
+    /// Closes every connection to every server; later calls fail instead of connecting again, and a connection
+    /// lent out for a blocking command is closed when it comes back.
     public func shutdown() {
-        isShutDown.store(true, ordering: .sequentiallyConsistent)
-        slots.withLock { slots in
-            for index in slots.indices {
-                slots[index]?.close()
-                slots[index] = nil
-            }
-        }
-        idleBlocking.withLock { connections in
-            for connection in connections { connection.close() }
-            connections.removeAll()
-        }
+        cluster.shutdown()
     }
 
     private nonisolated(nonsending) func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError)
         -> RESPValue
     {
-        try await onPooledConnection { connection throws(RedisError) in
-            try await connection.send(arguments, timeout: configuration.commandTimeout)
-        }
-    }
-
-    /// Runs `call` on the next pooled connection (one on the caller's event loop when it runs on one), through the
-    /// circuit breaker.
-    private nonisolated(nonsending) func onPooledConnection<T>(
-        _ call: nonisolated(nonsending) (RedisConnection) async throws(RedisError) -> T
-    ) async throws(RedisError) -> T {
-        guard breaker.allowCall() else { throw .circuitOpen }
-        let turn = next.wrappingAdd(1, ordering: .relaxed).oldValue
-        let index: Int
-        if let loop = Self.loopIndex(), loop < poolCount {
-            // A caller on an event loop takes a connection living on that loop: its reply resumes it there.
-            let loops = Self.loops.count
-            index = loop + loops * (turn % ((poolCount - loop + loops - 1) / loops))
-        } else {
-            index = turn % poolCount
-        }
-        do throws(RedisError) {
-            let result = try await call(try await connection(at: index))
-            breaker.recordSuccess()
-            return result
-        } catch {
-            if error.isTransportFailure { breaker.recordFailure() }
-            throw error
-        }
-    }
-
-    private nonisolated(nonsending) func connection(at index: Int) async throws(RedisError) -> RedisConnection {
-        if let live = slots.withLock({ $0[index]?.isActive == true ? $0[index] : nil }) { return live }
-        do {
-            return try await connecting.run("slot-\(index)") {
-                let connection = try await connect(on: Self.loops[index % Self.loops.count])
-                slots.withLock { $0[index] = connection }
-                return connection
+        guard cluster.isClustered else {
+            let reply = try await seed.onPooledConnection { connection throws(RedisError) in
+                try await connection.send(arguments, timeout: configuration.commandTimeout)
             }
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw .connectionFailed(RedisConnection.describe(error))
+            guard reply.isRedirect else { return reply }
+            cluster.noteRedirected()
+            return try await cluster.send(arguments, after: reply)
         }
+        return try await cluster.send(arguments, after: nil)
     }
+}
 
-    /// NIO's shared event loops; pooled connection `i` lives on loop `i % count`.
-    static let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-
-    /// The index of the event loop running the caller, if it runs on one.
-    static func loopIndex() -> Int? {
-        guard let current = MultiThreadedEventLoopGroup.currentEventLoop else { return nil }
-        return loops.firstIndex { $0 === current }
-    }
-
-    private func connect(on eventLoop: any EventLoop) async throws(RedisError) -> RedisConnection {
-        guard !isShutDown.load(ordering: .sequentiallyConsistent) else {
-            throw .connectionFailed("the client was shut down")
-        }
-        do {
-            let connection = try await RedisConnection.connect(
-                to: configuration.endpoint, on: eventLoop, tls: tls, timeout: configuration.commandTimeout,
-                maxReplyBytes: configuration.maxReplyBytes)
-            // The server's run id tells a restart (or failover) apart from a dropped connection.
-            let info =
-                (try? await connection.send(["INFO", "server"], timeout: configuration.commandTimeout))?.string ?? ""
-            let runID =
-                info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }.map {
-                    String($0.dropFirst(7))
-                } ?? ""
-            let previous = runIDs.withLock { current in
-                defer { current = runID }
-                return current
-            }
-            if let previous, previous != runID {
-                logger.warning(
-                    "redis server restarted or failed over", metadata: ["redis": "\(configuration.endpoint)"])
-            }
-            logger.debug("redis connected", metadata: ["redis": "\(configuration.endpoint)"])
-            return connection
-        } catch {
-            logger.warning("redis connection failed", metadata: ["error": "\(error)"])
-            throw error
-        }
+extension RESPValue {
+    /// Whether this is a cluster's `MOVED`, `ASK`, `TRYAGAIN` or `CLUSTERDOWN` reply.
+    var isRedirect: Bool {
+        guard case .error(let message) = self else { return false }
+        return RedisRedirect(message) != nil
     }
 }
 

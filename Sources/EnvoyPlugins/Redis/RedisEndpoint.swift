@@ -10,8 +10,11 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         case unix(path: String)
     }
 
-    /// Where the server listens.
+    /// Where the server listens (the first seed of a cluster).
     public var address: Address
+    /// Every address `REDIS_URL` names (`redis://h1:p1,h2:p2`): the nodes a cluster client asks for the slot map
+    /// first. One address for a single server.
+    public var seeds: [Address]
     /// Whether to speak TLS (`rediss://`).
     public var tls: Bool
     /// The ACL user name, if any.
@@ -23,10 +26,37 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// An extra CA bundle to trust for TLS (`REDIS_TLS_CA_FILE`).
     public var caFile: String?
 
-    /// Parses `redis://[user:pass@]host:port[/db]`, `rediss://…` or `unix:///path[?db=N]`.
+    /// Parses `redis://[user:pass@]host:port[,host:port…][/db]`, `rediss://…` or `unix:///path[?db=N]`.
     /// Errors describe the problem without repeating the URL.
     public init(url: String, caFile: String? = nil) throws(RedisError) {
+        let (firstURL, otherHosts) = Self.splitSeeds(url)
+        try self.init(singleURL: firstURL, caFile: caFile)
+        seeds = [address]
+        for host in otherHosts {
+            guard let components = URLComponents(string: "redis://\(host)"), let name = components.host, !name.isEmpty,
+                components.user == nil, components.path.isEmpty
+            else {
+                throw .invalidURL("a seed after the first is not host:port (value not shown)")
+            }
+            seeds.append(.tcp(host: name, port: components.port ?? 6379))
+        }
+    }
+
+    /// The URL with only its first host, and the hosts after it (`redis://a:1,b:2/0` → `redis://a:1/0`, `b:2`).
+    private static func splitSeeds(_ url: String) -> (String, [Substring]) {
+        guard let scheme = url.range(of: "://") else { return (url, []) }
+        let rest = url[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        let hostsStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
+        let hosts = authority[hostsStart...].split(separator: ",", omittingEmptySubsequences: false)
+        guard hosts.count > 1 else { return (url, []) }
+        return (String(url[..<hostsStart]) + hosts[0] + url[authorityEnd...], Array(hosts.dropFirst()))
+    }
+
+    private init(singleURL url: String, caFile: String?) throws(RedisError) {
         self.caFile = caFile
+        self.seeds = []
         // Foundation reads a stray `%` as a literal one; a password with `%zz` in it is a mistake to report.
         guard Self.percentEscapesAreWellFormed(url) else {
             throw .invalidURL("has a malformed percent-escape: % must be followed by two hex digits (value not shown)")
@@ -104,13 +134,26 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         return decoded
     }
 
-    /// Host, port, TLS and database — never the credentials.
-    public var description: String {
-        let place: String
+    /// This endpoint's credentials, TLS and database at another address (a node of the same cluster).
+    public func at(_ address: Address) -> RedisEndpoint {
+        var copy = self
+        copy.address = address
+        copy.seeds = [address]
+        return copy
+    }
+
+    /// `host:port`, or `unix:PATH`.
+    public var addressDescription: String {
         switch address {
-        case .tcp(let host, let port): place = "\(host):\(port)"
-        case .unix(let path): place = "unix:\(path)"
+        case .tcp(let host, let port): "\(host):\(port)"
+        case .unix(let path): "unix:\(path)"
         }
-        return "\(place) db=\(database) tls=\(tls ? "yes" : "no")\(password == nil ? "" : " auth=yes")"
+    }
+
+    /// Host, port (every seed's), TLS and database — never the credentials.
+    public var description: String {
+        let places =
+            seeds.count > 1 ? seeds.map { at($0).addressDescription }.joined(separator: ",") : addressDescription
+        return "\(places) db=\(database) tls=\(tls ? "yes" : "no")\(password == nil ? "" : " auth=yes")"
     }
 }

@@ -6,7 +6,11 @@ public enum RedisKeySlot {
 
     /// The slot of `key`.
     public static func of(_ key: String) -> Int {
-        let bytes = Array(key.utf8)
+        of(bytes: Array(key.utf8))
+    }
+
+    /// The slot of the key whose bytes are `bytes`.
+    public static func of(bytes: [UInt8]) -> Int {
         var hashed = bytes[...]
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
             let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1

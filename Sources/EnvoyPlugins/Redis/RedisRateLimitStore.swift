@@ -101,7 +101,9 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
         guard replies.count == 2 else { throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies") }
         let decision = try decision(for: checks, from: replies[0])
         let result: Result<ChainedRead.Found, any Error>
-        do { result = .success(try cache.found(byChainedRead: replies[1])) } catch { result = .failure(error) }
+        do { result = .success(try cache.found(byChainedRead: replies[1], of: read)) } catch {
+            result = .failure(error)
+        }
         return (decision, PrefetchedRead(read: read, result: result))
     }
 

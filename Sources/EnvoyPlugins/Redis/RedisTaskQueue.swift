@@ -230,12 +230,13 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
     /// Blocks on the queues' wake lists (on a dedicated connection) until an enqueue or `timeout`.
     public func waitForTasks(queues: [String], timeout: Duration) async {
         let seconds = String(format: "%.3f", max(0.01, timeout.inSeconds))
-        let wakeKeys =
-            queues.isEmpty
-            ? [RedisArgument(globalWake)] : queues.map { RedisArgument(Keys(prefix: prefix, queue: $0).wake) }
+        // One queue: its own wake list. Several: the one every enqueue pushes too, as a cluster holds each queue's
+        // wake list in that queue's slot and one BLPOP may not span slots.
+        let wakeKey = queues.count == 1 ? Keys(prefix: prefix, queue: queues[0]).wake : globalWake
+        let wakeKeys = [RedisArgument(wakeKey)]
         let deadline = timeout + client.configuration.commandTimeout
         do {
-            _ = try await client.withDedicatedConnection { connection throws(RedisError) in
+            _ = try await client.withDedicatedConnection(forKey: wakeKey) { connection throws(RedisError) in
                 // Shutdown cancels the wait at once; the dedicated connection is then dropped, not reused.
                 try await connection.send(["BLPOP"] + wakeKeys + [RedisArgument(seconds)], timeout: deadline)
             }
