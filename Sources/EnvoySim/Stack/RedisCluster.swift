@@ -1,0 +1,156 @@
+import EnvoyFramework
+import Foundation
+
+/// A real Redis Cluster on loopback, for the simulator and the tests: `masters` masters with `replicasPerMaster`
+/// replicas each (`redis-server --cluster-enabled yes` nodes joined by `redis-cli --cluster create`); killed on
+/// deinit. Each node's cluster bus port is given (`--cluster-port`), so any free port will do.
+public final class RedisCluster: Sendable {
+    /// Every node, masters and replicas alike, in the order they were started.
+    public let nodes: [RedisServer]
+
+    /// Starts the nodes and makes the cluster; returns once every node sees all 16,384 slots served. A master
+    /// unreachable for `nodeTimeout` is failed over to its replica.
+    public init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .milliseconds(1000)) throws {
+        var nodes: [RedisServer] = []
+        for _ in 0..<(masters * (1 + replicasPerMaster)) {
+            nodes.append(
+                try RedisServer([
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-port", String(try RedisServer.freePort()),
+                    "--cluster-node-timeout", String(Int(nodeTimeout.inSeconds * 1000)),
+                    "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
+                ]))
+        }
+        self.nodes = nodes
+        _ = try Self.cli(
+            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
+                + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"])
+        try waitUntilHealthy()
+        try waitUntilReplicated(replicasPerMaster)
+    }
+
+    /// Waits until every master has `replicas` replicas online (their first full copy made), so that a failover
+    /// from then on loses at most the replication lag.
+    public func waitUntilReplicated(_ replicas: Int, timeout: Duration = .seconds(30)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let synced = try masters().allSatisfy { master in
+                let info = (try? Self.cli(["-p", String(master.port), "info", "replication"])) ?? ""
+                return info.components(separatedBy: "state=online").count - 1 >= replicas
+            }
+            if synced { return }
+            usleep(100_000)
+        }
+        throw RedisServerError(message: "the replicas did not sync within \(timeout)")
+    }
+
+    /// `redis://127.0.0.1:P1,127.0.0.1:P2,…`: every node as a seed.
+    public var url: String { "redis://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+
+    /// One node's URL (any node of a cluster is enough for a client).
+    public var firstNodeURL: String { nodes[0].url }
+
+    /// A node as `CLUSTER NODES` describes it.
+    public struct Node: Sendable, Equatable {
+        /// The node id.
+        public var id: String
+        /// Its port.
+        public var port: Int
+        /// Whether it is a master now.
+        public var isMaster: Bool
+        /// Whether the cluster marks it failed.
+        public var isFailed: Bool
+        /// The slots it serves (masters).
+        public var slots: Int
+    }
+
+    /// The nodes as a live node sees them.
+    public func describe() throws -> [Node] {
+        let live = nodes.first { RedisServer.canConnect(port: $0.port) } ?? nodes[0]
+        let text = try Self.cli(["-p", String(live.port), "cluster", "nodes"])
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count >= 8, let portText = fields[1].split(separator: "@").first?.split(separator: ":").last,
+                let port = Int(portText)
+            else { return nil }
+            let flags = fields[2]
+            var slots = 0
+            for range in fields.dropFirst(8) where !range.hasPrefix("[") {
+                let bounds = range.split(separator: "-").compactMap { Int($0) }
+                slots += bounds.count == 2 ? bounds[1] - bounds[0] + 1 : 1
+            }
+            return Node(
+                id: String(fields[0]), port: port, isMaster: flags.contains("master"),
+                isFailed: flags.contains("fail"), slots: slots)
+        }
+    }
+
+    /// The live masters, serving slots.
+    public func masters() throws -> [Node] {
+        try describe().filter { $0.isMaster && !$0.isFailed && $0.slots > 0 }
+    }
+
+    /// How many keys the node on `port` holds (`DBSIZE`).
+    public func keyCount(port: Int) throws -> Int {
+        Int(try Self.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    /// The server process of the node on `port`.
+    public func server(port: Int) -> RedisServer? { nodes.first { $0.port == port } }
+
+    /// SIGKILLs the master on `port` and returns once its replica has taken over its slots and every node agrees
+    /// (within `timeout`).
+    public func killMaster(port: Int, timeout: Duration = .seconds(30)) throws {
+        server(port: port)?.kill()
+        try waitUntilHealthy(timeout: timeout, without: port)
+    }
+
+    /// Moves `slots` slots from the master on `from` to the master on `to` with `redis-cli --cluster reshard`
+    /// (keys migrate while clients keep using them).
+    public func reshard(slots: Int, from: Int, to: Int) throws {
+        let described = try describe()
+        guard let source = described.first(where: { $0.port == from }),
+            let target = described.first(where: { $0.port == to })
+        else { throw RedisServerError(message: "no master on \(from) or \(to)") }
+        _ = try Self.cli([
+            "--cluster", "reshard", "127.0.0.1:\(to)", "--cluster-from", source.id, "--cluster-to", target.id,
+            "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
+        ])
+        try waitUntilHealthy()
+    }
+
+    /// Waits until every live node (but `without`) says `cluster_state:ok` with all slots served.
+    public func waitUntilHealthy(timeout: Duration = .seconds(30), without: Int? = nil) throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let live = nodes.filter { $0.port != without && RedisServer.canConnect(port: $0.port) }
+            let healthy = live.allSatisfy { node in
+                let info = (try? Self.cli(["-p", String(node.port), "cluster", "info"])) ?? ""
+                return info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            }
+            let served = ((try? masters()) ?? []).allSatisfy { $0.port != without }
+            if healthy && served { return }
+            usleep(100_000)
+        }
+        throw RedisServerError(message: "the cluster did not become healthy within \(timeout)")
+    }
+
+    /// Runs `redis-cli` with `arguments` and returns what it printed; a failure throws with its output.
+    @discardableResult
+    static func cli(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw RedisServerError(message: "redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+}

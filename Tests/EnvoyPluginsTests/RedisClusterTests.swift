@@ -1,0 +1,161 @@
+import EnvoyFramework
+import EnvoySim
+import EnvoyTestSupport
+import Foundation
+import Metrics
+import Synchronization
+import Testing
+
+@testable import EnvoyPlugins
+
+/// Against a real cluster of 3 masters with a replica each, started per test (`redis-cli --cluster create`).
+@Suite("Redis Cluster: routing by slot, redirects, resharding and failover on a real cluster", .serialized)
+struct RedisClusterTests {
+    @Test("one node's URL is enough: the client finds the cluster, and keys of every slot land on their master")
+    func routing() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
+        defer { redis.shutdown() }
+        for index in 0..<300 { try await redis.send("SET", RedisArgument("key:\(index)"), RedisArgument(index)) }
+        #expect(redis.isCluster)
+        for index in 0..<300 { #expect(try await redis.send("GET", RedisArgument("key:\(index)")).int == Int64(index)) }
+        // Every master holds some of the keys (and no key is on a node that does not serve its slot).
+        var total = 0
+        for master in try cluster.masters() {
+            let count = try cluster.keyCount(port: master.port)
+            #expect(count > 50, "master \(master.port) holds \(count) of 300 keys")
+            total += count
+        }
+        #expect(total == 300)
+        let reachable = await redis.mastersReachable()
+        #expect(reachable == (3, 3))
+    }
+
+    @Test("a pipeline across the masters is split, sent to each, and its replies come back in order")
+    func pipelineAcrossMasters() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.url, timeout: .seconds(2))
+        defer { redis.shutdown() }
+        let writes = (0..<100).map { ["SET", RedisArgument("p:\($0)"), RedisArgument("v\($0)")] as [RedisArgument] }
+        #expect(try await redis.pipeline(writes).allSatisfy { $0 == .simple("OK") })
+        let reads = try await redis.pipeline((0..<100).map { ["GET", RedisArgument("p:\($0)")] })
+        #expect(reads.map(\.string) == (0..<100).map { "v\($0)" })
+        // Scripts route by their first key, and NOSCRIPT is answered per node.
+        let script = RedisScript("return redis.call('INCR', KEYS[1])")
+        for index in 0..<30 { #expect(try await redis.run(script, keys: ["s:\(index)"], arguments: []).int == 1) }
+    }
+
+    @Test("the limiter, the cache and the queue work on a cluster; the queue's worker wakes on enqueue")
+    func providers() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
+        defer { redis.shutdown() }
+        let limiter = RedisRateLimitStore(client: redis, prefix: "envoy")
+        let user = RateLimitPolicy(name: "user", limit: 5, window: 60, key: .user, match: .init())
+        for subject in 0..<20 {
+            var admitted = 0
+            for _ in 0..<8
+            where try await limiter.acquire([RateLimitCheck(policy: user, key: "user:u\(subject)")])
+                .admitted
+            {
+                admitted += 1
+            }
+            #expect(admitted == 5)
+        }
+        let profiles = ScopedCache<String>(
+            name: "profile", provider: RedisCache(client: redis, prefix: "envoy"), ttl: .seconds(60), logger: quiet,
+            metrics: NOOPMetricsHandler.instance)
+        for subject in 0..<20 {
+            #expect(try await profiles.fetch(scope: "u\(subject)") { "v1" } == ("v1", .miss))
+            #expect(try await profiles.fetch(scope: "u\(subject)") { "unused" } == ("v1", .hit))
+            await profiles.invalidate(scope: "u\(subject)")
+            #expect(try await profiles.fetch(scope: "u\(subject)") { "v2" } == ("v2", .miss))
+        }
+        let queue = RedisTaskQueue(client: redis, prefix: "envoy")
+        let start = ContinuousClock.now
+        async let woken: Void = queue.waitForTasks(queues: ["mail"], timeout: .seconds(10))
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await queue.enqueue(NewTask(type: "t", queue: "mail", payload: [1], maxAttempts: 3))
+        await woken
+        #expect(ContinuousClock.now - start < .seconds(5), "the wait ended by the enqueue, not its timeout")
+        for name in ["a", "b", "c", "d"] {
+            _ = try await queue.enqueue(NewTask(type: "t", queue: name, payload: [2], maxAttempts: 3))
+        }
+        var claimed = 0
+        while let task = try await queue.claim(queues: [], lease: .seconds(30)) {
+            try await queue.complete(task)
+            claimed += 1
+        }
+        #expect(claimed == 5)
+    }
+
+    @Test("slots resharded live under traffic: every call answers, every value written reads back")
+    func reshardUnderTraffic() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
+        defer { redis.shutdown() }
+        for index in 0..<2_000 { try await redis.send("SET", RedisArgument("r:\(index)"), RedisArgument(index)) }
+        let masters = try cluster.masters().sorted { $0.port < $1.port }
+        let traffic = Traffic()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<4 {
+                group.addTask {
+                    var index = lane
+                    while !traffic.stop.load(ordering: .relaxed) {
+                        let key = RedisArgument("r:\(index % 2_000)")
+                        do {
+                            let value = try await redis.send("GET", key).int
+                            if value != Int64(index % 2_000) {
+                                traffic.failures.withLock {
+                                    $0.append("r:\(index % 2_000)=\(String(describing: value))")
+                                }
+                            }
+                            try await redis.send("SET", key, RedisArgument(index % 2_000))
+                        } catch {
+                            traffic.failures.withLock { $0.append("\(error)") }
+                        }
+                        index += 4
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            try cluster.reshard(slots: 1_000, from: masters[0].port, to: masters[1].port)
+            traffic.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+        }
+        #expect(traffic.failures.withLock { $0 }.isEmpty, "\(traffic.failures.withLock { $0.prefix(5) })")
+        #expect(redis.cluster.counters.redirectCount > 0, "the traffic met the migration")
+        for index in 0..<2_000 { #expect(try await redis.send("GET", RedisArgument("r:\(index)")).int == Int64(index)) }
+    }
+
+    @Test("a master SIGKILLed: once its replica takes over, every key reads back there without a new client")
+    func failover() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .milliseconds(500))
+        defer { redis.shutdown() }
+        for index in 0..<300 { try await redis.send("SET", RedisArgument("f:\(index)"), RedisArgument(index)) }
+        try await Task.sleep(for: .milliseconds(300))  // the replicas catch up
+        let victim = try #require(try cluster.masters().first)
+        let killedAt = ContinuousClock.now
+        try cluster.killMaster(port: victim.port)
+        let promoted = ContinuousClock.now - killedAt
+        // Back on the cluster without a restart of the client: the map follows the promotion.
+        let recovered = await eventually(timeout: .seconds(10)) {
+            for index in 0..<300 {
+                guard (try? await redis.send("GET", RedisArgument("f:\(index)")).int) == Int64(index) else {
+                    return false
+                }
+            }
+            return true
+        }
+        #expect(recovered, "every key reads back from the promoted replica (promotion took \(promoted))")
+        let reachable = await redis.mastersReachable()
+        #expect(reachable == (3, 3))
+    }
+}
+
+/// What the traffic lanes of a test share: a stop flag and the failures they met.
+private final class Traffic: Sendable {
+    let stop = Atomic<Bool>(false)
+    let failures = Mutex<[String]>([])
+}
