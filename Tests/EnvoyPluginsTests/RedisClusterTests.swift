@@ -89,6 +89,44 @@ struct RedisClusterTests {
         #expect(claimed == 5)
     }
 
+    @Test("a user's limits share their cache's slot; a user and an IP policy in two slots: all or nothing, never over")
+    func limitsAcrossSlots() async throws {
+        let cluster = try RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
+        defer { redis.shutdown() }
+        let limiter = RedisRateLimitStore(client: redis, prefix: "envoy")
+        let user = RateLimitPolicy(name: "user", limit: 3, window: 60, key: .user, match: .init())
+        let ip = RateLimitPolicy(name: "ip", limit: 5, window: 60, key: .clientIP, match: .init(), algorithm: .gcra)
+        func checks(_ id: String) -> [RateLimitCheck] {
+            [RateLimitCheck(policy: user, key: "user:\(id)", tag: id), RateLimitCheck(policy: ip, key: "ip:1.2.3.4")]
+        }
+        #expect(
+            RedisKeySlot.of(limiter.key(checks("ann")[0]))
+                == RedisKeySlot.of("envoy:cache:profile:{ann}:x"), "a user's limits and cache share a slot")
+        #expect(RedisKeySlot.of(limiter.key(checks("ann")[0])) != RedisKeySlot.of(limiter.key(checks("ann")[1])))
+        // Ann's fourth request is refused by her own policy: its charge on the shared IP is taken back, so Bob
+        // still has the two requests the IP has room for.
+        var ann = 0
+        for _ in 0..<4 where try await limiter.acquire(checks("ann")).admitted { ann += 1 }
+        var bob = 0
+        for _ in 0..<4 where try await limiter.acquire(checks("bob")).admitted { bob += 1 }
+        #expect(ann == 3 && bob == 2)
+        // Many users at once behind one fresh IP: never more than the IP's limit admitted.
+        let burst = RateLimitPolicy(name: "burst", limit: 10, window: 60, key: .clientIP, match: .init())
+        let admitted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<60 {
+                group.addTask {
+                    try await limiter.acquire([
+                        RateLimitCheck(policy: user, key: "user:crowd\(index % 20)", tag: "crowd\(index % 20)"),
+                        RateLimitCheck(policy: burst, key: "ip:5.6.7.8"),
+                    ]).admitted
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(admitted == 10)
+    }
+
     @Test("slots resharded live under traffic: every call answers, every value written reads back")
     func reshardUnderTraffic() async throws {
         let cluster = try RedisCluster()

@@ -81,7 +81,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             }
             switch policy.key {
             case .user:
-                return identity.userID.map { RateLimitCheck(policy: policy, key: "user:\($0)") }
+                return identity.userID.map { RateLimitCheck(policy: policy, key: "user:\($0)", tag: $0) }
             case .clientIP:
                 return RateLimitCheck(policy: policy, key: "ip:\(identity.clientAddress?.rateLimitKey ?? "unknown")")
             case .global:

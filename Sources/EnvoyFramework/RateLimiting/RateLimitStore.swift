@@ -4,11 +4,16 @@ public struct RateLimitCheck: Sendable, Hashable {
     public var policy: RateLimitPolicy
     /// The key within the policy (user id or client address).
     public var key: String
+    /// What the check's counts are kept with: for a user's checks the user id — the scope of that user's cached
+    /// entries, so that a store sharding by it (a Redis Cluster's hash tag) keeps a user's limits and cache on one
+    /// server — else the key itself.
+    public var tag: String
 
-    /// A check of `key` against `policy`.
-    public init(policy: RateLimitPolicy, key: String) {
+    /// A check of `key` against `policy`, its counts kept with `tag` (default: the key).
+    public init(policy: RateLimitPolicy, key: String, tag: String? = nil) {
         self.policy = policy
         self.key = key
+        self.tag = tag ?? key
     }
 }
 

@@ -221,8 +221,17 @@ public final class RedisClient: Sendable {
     /// The circuit breaker's state (the first server's).
     public var breakerState: CircuitBreaker.State { seed.breaker.state }
 
-    /// Whether the server turned out to be a node of a cluster.
+    /// Whether the server turned out to be a node of a cluster (false until a connection has been made).
     public var isCluster: Bool { cluster.isClustered }
+
+    /// Whether the server is a node of a cluster, connecting first if no server has said yet.
+    public nonisolated(nonsending) func isClusterMode() async throws(RedisError) -> Bool {
+        if cluster.isClustered || cluster.isModeKnown { return cluster.isClustered }
+        _ = try await seed.onPooledConnection { connection throws(RedisError) in
+            try await connection.send(["PING"], timeout: configuration.commandTimeout)
+        }
+        return cluster.isClustered
+    }
 
     /// Closes every connection to every server; later calls fail instead of connecting again, and a connection
     /// lent out for a blocking command is closed when it comes back.

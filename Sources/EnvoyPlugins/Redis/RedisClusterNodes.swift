@@ -18,6 +18,8 @@ final class RedisClusterNodes: Sendable {
     private let tls: NIOSSLContext?
     private let logger: Logger
     private let clustered = Atomic<Bool>(false)
+    /// Set once any server has said whether it runs in cluster mode.
+    private let modeKnown = Atomic<Bool>(false)
     private let state = Mutex(State())
     private let refreshing = SingleFlight<Int, RedisClusterMap>()
     /// Counts of the cluster's events, for `/metrics`.
@@ -33,6 +35,9 @@ final class RedisClusterNodes: Sendable {
     /// Whether a server said it runs in cluster mode (or redirected a command).
     var isClustered: Bool { clustered.load(ordering: .relaxed) }
 
+    /// Whether a server has said yet whether it runs in cluster mode.
+    var isModeKnown: Bool { modeKnown.load(ordering: .relaxed) }
+
     /// A server redirected a command: it is a node of a cluster.
     func noteRedirected() {
         clustered.store(true, ordering: .relaxed)
@@ -46,6 +51,7 @@ final class RedisClusterNodes: Sendable {
             let made = RedisNode(endpoint: endpoint, settings: configuration, tls: tls, logger: logger) {
                 [weak self] _, info in
                 if info.clusterMode { self?.clustered.store(true, ordering: .relaxed) }
+                self?.modeKnown.store(true, ordering: .relaxed)
             }
             state.nodes[endpoint.addressDescription] = made
             return (made, true, state.isShutDown)

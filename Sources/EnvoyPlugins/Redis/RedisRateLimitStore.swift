@@ -4,9 +4,14 @@ import Synchronization
 
 /// `RateLimitStore` on Redis: every check of a request decided by one script in one round trip, on Redis's
 /// clock so that instances with skewed clocks agree. Sliding-log policies keep a sorted set per key
-/// (`{prefix:rl}:KEY:POLICY:log`), GCRA policies one timestamp (`{prefix:rl}:KEY:POLICY:gcra`). Every limiter key
-/// carries the hash tag `{prefix:rl}`: a request checked against a user and an IP is decided atomically by one
-/// script, which a Redis Cluster allows only when its keys share a slot (so the limiter lives on one shard).
+/// (`prefix:rl:{TAG}:KEY:POLICY:log`), GCRA policies one timestamp (`…:gcra`). The hash tag is the check's tag —
+/// a user's id, which the user's cache keys carry too, or an address — so on a Redis Cluster a user's limits and
+/// cached entries share a slot and the limits of many users spread over every master.
+///
+/// On a cluster, a request whose checks fall in several slots (a user and an IP policy, or a global one) is
+/// decided by one script per slot, all sent at once; when any slot refuses, the charges the others made are taken
+/// back. Never over-admitted: a concurrent request may, for that moment, see the charge of one that is then
+/// refused (and be refused itself where it had room — under-admission by at most the requests in flight).
 public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
     /// `redis ENDPOINT` (no credentials).
     public var description: String { "redis \(client.configuration.endpoint)" }
@@ -77,15 +82,88 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
     /// The Redis key of `check`.
     func key(_ check: RateLimitCheck) -> String {
         String(
-            concatenating: "{", prefix[...], ":rl}:", check.key[...], ":", check.policy.name[...],
+            concatenating: prefix[...], ":rl:{", check.tag[...], "}:", check.key[...], ":", check.policy.name[...],
             check.policy.algorithm == .gcra ? ":gcra" : ":log")
     }
 
-    /// Decides all checks atomically in one `EVALSHA`.
+    /// Decides all checks atomically in one `EVALSHA` (on a cluster, one per slot; see the type's note).
     public nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
         guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
-        return try decision(for: checks, from: try await client.run(scriptCall(checks)))
+        if let groups = slotGroups(checks), try await client.isClusterMode() {
+            return try await acquire(checks, across: groups)
+        }
+        let requestID = Self.requestID()
+        return try result(for: checks, from: try await client.run(scriptCall(checks, requestID: requestID)))
+            .decision(checks)
     }
+
+    /// The checks' indices by the hash slot of their keys; nil when they all share one.
+    private func slotGroups(_ checks: [RateLimitCheck]) -> [[Int]]? {
+        guard checks.count > 1 else { return nil }
+        var groups: [Int: [Int]] = [:]
+        for (index, check) in checks.enumerated() { groups[RedisKeySlot.of(key(check)), default: []].append(index) }
+        return groups.count > 1 ? groups.values.sorted { $0[0] < $1[0] } : nil
+    }
+
+    /// Decides checks spread over several slots: one script per slot, sent at once (each charges only when all its
+    /// own checks admit); when any refuses, the charges the others made are taken back, so the request is
+    /// recorded everywhere or nowhere.
+    private nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck], across groups: [[Int]])
+        async throws -> RateLimitDecision
+    {
+        let requestID = Self.requestID()
+        let parts = groups.map { $0.map { checks[$0] } }
+        let replies = try await client.run(parts.map { scriptCall($0, requestID: requestID) })
+        guard replies.count == parts.count else {
+            throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
+        }
+        var results = try zip(parts, replies).map { part, reply in try result(for: part, from: reply) }
+        if !results.allSatisfy(\.admitted) {
+            var releases: [RedisScriptCall] = []
+            for (number, part) in parts.enumerated() where results[number].admitted {
+                var keys: [String] = []
+                var arguments: [RedisArgument] = [RedisArgument(requestID)]
+                for (offset, check) in part.enumerated() where results[number].checks[offset].charged {
+                    keys.append(key(check))
+                    arguments.append(check.policy.algorithm == .gcra ? "gcra" : "log")
+                    arguments.append(RedisArgument(check.policy.window * 1000 / Double(check.policy.limit)))
+                    results[number].checks[offset].charged = false
+                }
+                if !keys.isEmpty { releases.append(RedisScriptCall(Self.release, keys: keys, arguments: arguments)) }
+            }
+            for reply in try await client.run(releases) {
+                if case .error(let message) = reply { throw RedisError.server(message) }
+            }
+        }
+        var outcomes = [RateLimitOutcome?](repeating: nil, count: checks.count)
+        for (number, group) in groups.enumerated() {
+            let decided = results[number].decision(parts[number]).outcomes
+            for (offset, index) in group.enumerated() { outcomes[index] = decided[offset] }
+        }
+        return RateLimitDecision(outcomes: outcomes.compactMap { $0 }, now: results.map(\.now).max() ?? 0)
+    }
+
+    /// Takes back charges of request ARGV[1]: per key, its kind and (GCRA) the emission interval in ms it added.
+    static let release = RedisScript(
+        """
+        for i = 1, #KEYS do
+            if ARGV[2 * i] == 'log' then
+                redis.call('ZREM', KEYS[i], ARGV[1])
+            else
+                local arrival = tonumber(redis.call('GET', KEYS[i]) or '')
+                local ttl = redis.call('PTTL', KEYS[i])
+                if arrival and ttl > 0 then
+                    local back = arrival - tonumber(ARGV[2 * i + 1])
+                    if ttl - tonumber(ARGV[2 * i + 1]) > 0 then
+                        redis.call('SET', KEYS[i], tostring(back), 'PX', math.ceil(ttl - tonumber(ARGV[2 * i + 1])))
+                    else
+                        redis.call('DEL', KEYS[i])
+                    end
+                end
+            end
+        end
+        return 1
+        """)
 
     /// Decides and makes `read` in one pipeline — one round trip — when the read's provider has Redis chained
     /// reads on this client (`RedisChainedReads`); otherwise decides, then reads.
@@ -97,9 +175,12 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
         else {
             return try await acquireThenRead(checks, along: read)
         }
-        let replies = try await client.run([scriptCall(checks), readCall])
+        if slotGroups(checks) != nil, try await client.isClusterMode() {
+            return try await acquireThenRead(checks, along: read)
+        }
+        let replies = try await client.run([scriptCall(checks, requestID: Self.requestID()), readCall])
         guard replies.count == 2 else { throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies") }
-        let decision = try decision(for: checks, from: replies[0])
+        let decision = try result(for: checks, from: replies[0]).decision(checks)
         let result: Result<ChainedRead.Found, any Error>
         do { result = .success(try cache.found(byChainedRead: replies[1], of: read)) } catch {
             result = .failure(error)
@@ -107,8 +188,8 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
         return (decision, PrefetchedRead(read: read, result: result))
     }
 
-    /// The script call deciding `checks`.
-    private func scriptCall(_ checks: [RateLimitCheck]) -> RedisScriptCall {
+    /// The script call deciding `checks`, recording the request as `requestID`.
+    private func scriptCall(_ checks: [RateLimitCheck], requestID: String) -> RedisScriptCall {
         var keys: [String] = []
         var arguments: [RedisArgument] = []
         keys.reserveCapacity(checks.count)
@@ -120,31 +201,51 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
             arguments.append(check.policy.algorithm == .gcra ? "gcra" : "log")
             arguments.append(RedisArgument(check.policy.shadow ? 0 : 1))
         }
-        arguments.append(RedisArgument(Self.requestID()))
+        arguments.append(RedisArgument(requestID))
         return RedisScriptCall(Self.script, keys: keys, arguments: arguments)
     }
 
-    /// The decision in the script's reply (an error reply is thrown).
-    private func decision(for checks: [RateLimitCheck], from reply: RESPValue) throws -> RateLimitDecision {
+    /// What the script said of each check, and when.
+    private struct ScriptResult {
+        struct Check {
+            var charged: Bool
+            var state: Int64
+            var oldest: Int64
+        }
+        var admitted: Bool
+        var now: Double
+        var checks: [Check]
+
+        /// The decision on `checks` (the checks the script was given, in order).
+        func decision(_ checks: [RateLimitCheck]) -> RateLimitDecision {
+            let outcomes = zip(checks, self.checks).map { check, result -> RateLimitOutcome in
+                switch check.policy.algorithm {
+                case .slidingLog:
+                    return .slidingLog(
+                        check.policy, count: Int(result.state),
+                        oldest: result.oldest < 0 ? nil : Double(result.oldest) / 1e6, now: now,
+                        charged: result.charged)
+                case .gcra:
+                    return .gcra(check.policy, arrival: Double(result.state) / 1e6, now: now, charged: result.charged)
+                }
+            }
+            return RateLimitDecision(outcomes: outcomes, now: now)
+        }
+    }
+
+    /// The script's reply read (an error reply is thrown).
+    private func result(for checks: [RateLimitCheck], from reply: RESPValue) throws -> ScriptResult {
         if case .error(let message) = reply { throw RedisError.server(message) }
         guard let values = reply.array, values.count == 2 + 4 * checks.count, let nowMicroseconds = values[1].int
         else {
             throw RedisError.unexpectedReply("rate-limit script returned \(reply)")
         }
-        let now = Double(nowMicroseconds) / 1e6
-        let outcomes = checks.enumerated().map { index, check -> RateLimitOutcome in
-            let charged = values[3 + 4 * index].int == 1
-            let state = values[4 + 4 * index].int ?? 0
-            let oldest = values[5 + 4 * index].int ?? -1
-            switch check.policy.algorithm {
-            case .slidingLog:
-                return .slidingLog(
-                    check.policy, count: Int(state), oldest: oldest < 0 ? nil : Double(oldest) / 1e6, now: now,
-                    charged: charged)
-            case .gcra:
-                return .gcra(check.policy, arrival: Double(state) / 1e6, now: now, charged: charged)
-            }
-        }
-        return RateLimitDecision(outcomes: outcomes, now: now)
+        return ScriptResult(
+            admitted: values[0].int == 1, now: Double(nowMicroseconds) / 1e6,
+            checks: checks.indices.map { index in
+                ScriptResult.Check(
+                    charged: values[3 + 4 * index].int == 1, state: values[4 + 4 * index].int ?? 0,
+                    oldest: values[5 + 4 * index].int ?? -1)
+            })
     }
 }
