@@ -97,7 +97,7 @@ public struct Backend: Sendable {
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         let database = try await openDatabase(configuration, logger: logger)
-        let redis = try await connectRedis(configuration, logger: logger)
+        let redis = try await connectRedis(configuration, logger: logger, metrics: metrics)
         let cache =
             providers.cache ?? redis.map { RedisCache(client: $0, prefix: configuration.redisKeyPrefix) }
             ?? MemoryCache()
@@ -315,12 +315,15 @@ public struct Backend: Sendable {
 
     /// Connects to `REDIS_URL`, if set, and logs what it found. Refused credentials or a refused database stop
     /// start-up; an unreachable server does not (health says `down`, and each provider degrades as documented).
-    static func connectRedis(_ configuration: AppConfiguration, logger: Logger) async throws -> RedisClient? {
+    static func connectRedis(
+        _ configuration: AppConfiguration, logger: Logger, metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) async throws -> RedisClient? {
         guard let endpoint = configuration.redis else { return nil }
         let client: RedisClient
         do {
             client = try RedisClient(
-                configuration: .init(endpoint: endpoint, commandTimeout: configuration.redisTimeout), logger: logger)
+                configuration: .init(endpoint: endpoint, commandTimeout: configuration.redisTimeout), logger: logger,
+                metrics: metrics)
         } catch {
             throw ConfigurationError(variable: "REDIS_URL", problem: "\(error)")
         }

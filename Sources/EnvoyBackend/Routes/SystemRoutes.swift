@@ -17,14 +17,24 @@ extension Backend {
         router.get("/health") { _, _ in
             let database = await database.ping() ? "ok" : "down"
             let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
+            var components: [String: String] = [:]
             var redisStatus = "not configured"
-            if let redis { redisStatus = await redis.ping() ? "ok" : "down" }
+            if let redis {
+                // Every master asked at once: a cluster with some masters unreachable is degraded, not down.
+                let masters = await redis.mastersReachable()
+                redisStatus = masters.reachable == masters.of ? "ok" : (masters.reachable == 0 ? "down" : "degraded")
+                if redis.isCluster { components["redis_masters"] = "\(masters.reachable)/\(masters.of)" }
+            }
             // Without its database an instance can serve nothing: 503, so a load balancer takes it out. A Redis
             // outage only degrades it (local limits, read-through cache, tasks kept in the outbox): still 200, or
             // every instance would leave rotation at once.
-            let status = database != "ok" ? "unavailable" : (queue == "ok" && redisStatus != "down" ? "ok" : "degraded")
+            let redisHealthy = redisStatus == "ok" || redisStatus == "not configured"
+            let status = database != "ok" ? "unavailable" : (queue == "ok" && redisHealthy ? "ok" : "degraded")
+            components["database"] = database
+            components["redis"] = redisStatus
+            components["queue"] = queue
             return try JSONResponse.make(
-                HealthReport(status: status, components: ["database": database, "redis": redisStatus, "queue": queue]),
+                HealthReport(status: status, components: components),
                 status: database == "ok" ? .ok : .serviceUnavailable)
         }
 

@@ -2,6 +2,7 @@ import Crypto
 import EnvoyFramework
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -54,8 +55,12 @@ public final class RedisClient: Sendable {
     /// The cluster's nodes and slot map, once a server said it runs in cluster mode.
     let cluster: RedisClusterNodes
 
-    /// A client for `configuration`; connections are made on first use.
-    public init(configuration: Configuration, logger: Logger) throws(RedisError) {
+    /// A client for `configuration`; connections are made on first use. Calls per server, redirects followed and
+    /// slot-map loads are counted in `metrics` (`envoy_redis_calls_total{node}`, `envoy_redis_redirects_total`,
+    /// `envoy_redis_map_refreshes_total`).
+    public init(
+        configuration: Configuration, logger: Logger, metrics: any MetricsFactory = NOOPMetricsHandler.instance
+    ) throws(RedisError) {
         self.configuration = configuration
         let tls: NIOSSLContext?
         if configuration.endpoint.tls {
@@ -74,7 +79,7 @@ public final class RedisClient: Sendable {
         } else {
             tls = nil
         }
-        let cluster = RedisClusterNodes(configuration: configuration, tls: tls, logger: logger)
+        let cluster = RedisClusterNodes(configuration: configuration, tls: tls, logger: logger, metrics: metrics)
         self.cluster = cluster
         self.seed = cluster.node(at: configuration.endpoint.address)
     }
@@ -98,6 +103,14 @@ public final class RedisClient: Sendable {
     /// thrown. Not a transaction (`MULTI`).
     public nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue]
     {
+        try await pipeline(commands, routedBy: nil)
+    }
+
+    /// `pipeline(_:)`, a command with a routing key given going to that key's server (on the connection carrying
+    /// the other commands for it there).
+    private nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]], routedBy keys: [String?]?)
+        async throws(RedisError) -> [RESPValue]
+    {
         guard cluster.isClustered else {
             let replies = try await seed.onPooledConnection { connection throws(RedisError) in
                 try await connection.pipeline(commands, timeout: configuration.commandTimeout)
@@ -106,7 +119,7 @@ public final class RedisClient: Sendable {
             cluster.noteRedirected()
             return try await cluster.fixRedirects(commands, replies)
         }
-        return try await cluster.pipeline(commands)
+        return try await cluster.pipeline(commands, routedBy: keys)
     }
 
     /// Runs `script` by `EVALSHA`, loading it with `EVAL` when Redis does not have it (after a restart or
@@ -143,7 +156,8 @@ public final class RedisClient: Sendable {
     /// entries that followed it in the pipeline).
     public nonisolated(nonsending) func pipeline(entries: [RedisPipelineEntry]) async throws(RedisError) -> [RESPValue]
     {
-        var replies = try await pipeline(entries.map(\.command))
+        let keys = entries.map(\.routingKey)
+        var replies = try await pipeline(entries.map(\.command), routedBy: keys.contains { $0 != nil } ? keys : nil)
         for (index, entry) in entries.enumerated() {
             if case .script(let call) = entry, case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT")
             {
@@ -268,12 +282,21 @@ public enum RedisPipelineEntry: Sendable {
     case command([RedisArgument])
     /// A script run (loaded by `EVAL` when Redis does not have it).
     case script(RedisScriptCall)
+    /// A command without keys of its own (`WAIT`) sent to the server holding `key`, after the pipeline's other
+    /// commands for that server and on their connection.
+    case pinned(key: String, [RedisArgument])
 
     var command: [RedisArgument] {
         switch self {
-        case .command(let arguments): arguments
+        case .command(let arguments), .pinned(_, let arguments): arguments
         case .script(let call): call.evalsha
         }
+    }
+
+    /// The key a pinned command is routed by.
+    var routingKey: String? {
+        if case .pinned(let key, _) = self { return key }
+        return nil
     }
 }
 

@@ -1,5 +1,6 @@
 import EnvoyFramework
 import Logging
+import Metrics
 import NIOSSL
 import Synchronization
 
@@ -17,6 +18,7 @@ final class RedisClusterNodes: Sendable {
     private let configuration: RedisClient.Configuration
     private let tls: NIOSSLContext?
     private let logger: Logger
+    private let metrics: any MetricsFactory
     private let clustered = Atomic<Bool>(false)
     /// Set once any server has said whether it runs in cluster mode.
     private let modeKnown = Atomic<Bool>(false)
@@ -25,11 +27,12 @@ final class RedisClusterNodes: Sendable {
     /// Counts of the cluster's events, for `/metrics`.
     let counters: RedisClusterCounters
 
-    init(configuration: RedisClient.Configuration, tls: NIOSSLContext?, logger: Logger) {
+    init(configuration: RedisClient.Configuration, tls: NIOSSLContext?, logger: Logger, metrics: any MetricsFactory) {
         self.configuration = configuration
         self.tls = tls
         self.logger = logger
-        self.counters = RedisClusterCounters()
+        self.metrics = metrics
+        self.counters = RedisClusterCounters(metrics: metrics)
     }
 
     /// Whether a server said it runs in cluster mode (or redirected a command).
@@ -48,7 +51,12 @@ final class RedisClusterNodes: Sendable {
         let endpoint = configuration.endpoint.at(address)
         let (node, isNew, isShutDown) = state.withLock { state -> (RedisNode, Bool, Bool) in
             if let known = state.nodes[endpoint.addressDescription] { return (known, false, state.isShutDown) }
-            let made = RedisNode(endpoint: endpoint, settings: configuration, tls: tls, logger: logger) {
+            let made = RedisNode(
+                endpoint: endpoint, settings: configuration, tls: tls, logger: logger,
+                calls: Counter(
+                    label: "envoy_redis_calls_total", dimensions: [("node", endpoint.addressDescription)],
+                    factory: metrics)
+            ) {
                 [weak self] _, info in
                 if info.clusterMode { self?.clustered.store(true, ordering: .relaxed) }
                 self?.modeKnown.store(true, ordering: .relaxed)
@@ -214,12 +222,14 @@ final class RedisClusterNodes: Sendable {
 
     /// Sends `commands` as one pipeline per master involved, all at once, and returns the replies in order; a
     /// reply that is a redirect is followed, command by command.
-    nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]]) async throws(RedisError) -> [RESPValue] {
+    nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]], routedBy keys: [String?]? = nil)
+        async throws(RedisError) -> [RESPValue]
+    {
         let map = try await currentMap()
         var groups: [(node: RedisNode, indices: [Int])] = []
         var replies = [RESPValue](repeating: .error("CLUSTERDOWN Hash slot not served"), count: commands.count)
         for (index, command) in commands.enumerated() {
-            let slot = RedisCommandKey.slot(of: command)
+            let slot = keys?[index].map(RedisKeySlot.of) ?? RedisCommandKey.slot(of: command)
             let address: RedisEndpoint.Address
             if let slot {
                 guard let master = map.master(ofSlot: slot) else { continue }
@@ -289,15 +299,28 @@ final class RedisClusterNodes: Sendable {
     }
 }
 
-/// How often a client was redirected and reloaded the slot map.
+/// How often a client was redirected and reloaded the slot map (also in the metrics).
 final class RedisClusterCounters: Sendable {
     private let redirects = Atomic<Int>(0)
     private let refreshes = Atomic<Int>(0)
+    private let redirectsCounter: Counter
+    private let refreshesCounter: Counter
+
+    init(metrics: any MetricsFactory) {
+        redirectsCounter = Counter(label: "envoy_redis_redirects_total", factory: metrics)
+        refreshesCounter = Counter(label: "envoy_redis_map_refreshes_total", factory: metrics)
+    }
 
     /// A `MOVED`, `ASK`, `TRYAGAIN` or `CLUSTERDOWN` was followed.
-    func redirected() { redirects.wrappingAdd(1, ordering: .relaxed) }
+    func redirected() {
+        redirects.wrappingAdd(1, ordering: .relaxed)
+        redirectsCounter.increment()
+    }
     /// The slot map was loaded.
-    func mapRefreshed() { refreshes.wrappingAdd(1, ordering: .relaxed) }
+    func mapRefreshed() {
+        refreshes.wrappingAdd(1, ordering: .relaxed)
+        refreshesCounter.increment()
+    }
     /// Redirects followed so far.
     var redirectCount: Int { redirects.load(ordering: .relaxed) }
     /// Map loads so far.

@@ -30,6 +30,8 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let server = Code("server error")
         /// The reply had another shape than the command promises.
         public static let unexpectedReply = Code("unexpected reply")
+        /// The write was made, but no replica confirmed it in time: a failover now could lose it.
+        public static let notReplicated = Code("not replicated")
     }
 
     /// What kind of failure this is.
@@ -62,6 +64,8 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     public static func server(_ message: String) -> RedisError { RedisError(.server, message) }
     /// A reply of another shape than the command promises.
     public static func unexpectedReply(_ what: String) -> RedisError { RedisError(.unexpectedReply, what) }
+    /// No replica confirmed a write within `deadline`.
+    public static func notReplicated(_ deadline: Duration) -> RedisError { RedisError(.notReplicated, "\(deadline)") }
 
     /// One line describing the failure.
     public var description: String {
@@ -76,13 +80,18 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         case .cancelled: "the Redis call was cancelled"
         case .server: "Redis error: \(detail)"
         case .unexpectedReply: "unexpected Redis reply: \(detail)"
+        case .notReplicated: "no Redis replica confirmed the write within \(detail)"
         default: "Redis \(code): \(detail)"
         }
     }
 
     /// True for failures of the transport (count against the circuit breaker), false for Redis's own answers.
     var isTransportFailure: Bool {
-        ![Code.server, .unexpectedReply, .authenticationFailed, .databaseRefused, .invalidURL, .cancelled].contains(
+        ![
+            Code.server, .unexpectedReply, .authenticationFailed, .databaseRefused, .invalidURL, .cancelled,
+            .notReplicated,
+        ]
+        .contains(
             code)
     }
 }

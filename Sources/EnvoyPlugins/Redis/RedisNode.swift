@@ -1,6 +1,7 @@
 import EnvoyFramework
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -24,6 +25,8 @@ final class RedisNode: Sendable {
     private let isShutDown = Atomic<Bool>(false)
     let breaker: CircuitBreaker
     private let logger: Logger
+    /// Calls sent to this server.
+    private let calls: Counter
     private let server = Mutex<ServerInfo?>(nil)
     /// Called with what the server said of itself each time a connection is made.
     private let onConnect: @Sendable (RedisNode, ServerInfo) -> Void
@@ -52,8 +55,9 @@ final class RedisNode: Sendable {
 
     init(
         endpoint: RedisEndpoint, settings: RedisClient.Configuration, tls: NIOSSLContext?, logger: Logger,
-        onConnect: @escaping @Sendable (RedisNode, ServerInfo) -> Void
+        calls: Counter, onConnect: @escaping @Sendable (RedisNode, ServerInfo) -> Void
     ) {
+        self.calls = calls
         self.endpoint = endpoint
         self.name = endpoint.addressDescription
         self.settings = settings
@@ -74,6 +78,7 @@ final class RedisNode: Sendable {
         _ call: nonisolated(nonsending) (RedisConnection) async throws(RedisError) -> T
     ) async throws(RedisError) -> T {
         guard breaker.allowCall() else { throw .circuitOpen }
+        calls.increment()
         let turn = next.wrappingAdd(1, ordering: .relaxed).oldValue
         let index: Int
         if let loop = Self.loopIndex(), loop < poolCount {

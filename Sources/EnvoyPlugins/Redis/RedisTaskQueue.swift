@@ -17,12 +17,18 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
     let prefix: String
     /// How long a deduplication key is remembered.
     public let deduplicationWindow: Duration
+    /// How long an enqueue waits for a replica to hold the task, where the queue's master has replicas.
+    public let replicationTimeout: Duration
 
     /// A queue on `client` with keys under `prefix`.
-    public init(client: RedisClient, prefix: String, deduplicationWindow: Duration = .seconds(7 * 86_400)) {
+    public init(
+        client: RedisClient, prefix: String, deduplicationWindow: Duration = .seconds(7 * 86_400),
+        replicationTimeout: Duration = .milliseconds(200)
+    ) {
         self.client = client
         self.prefix = prefix
         self.deduplicationWindow = deduplicationWindow
+        self.replicationTimeout = replicationTimeout
     }
 
     struct Keys {
@@ -189,16 +195,26 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
                 RedisArgument(task.type), RedisArgument(task.maxAttempts), RedisArgument(bytes: task.payload),
             ])
         // One round trip: the queue registered, the task stored, workers of every queue woken (the commands run in
-        // this order; a wake-up that fails or comes for a duplicate only costs a worker one poll).
-        let replies = try await client.pipeline(entries: [
+        // this order; a wake-up that fails or comes for a duplicate only costs a worker one poll). Where the
+        // queue's master has replicas, WAIT on the task's connection holds the answer until one has the task.
+        let replicas = await client.replicas(forKey: keys.task)
+        var entries: [RedisPipelineEntry] = [
             .command(["SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue)]), .script(store),
             .command(["LPUSH", RedisArgument(globalWake), "1"]), .command(["LTRIM", RedisArgument(globalWake), 0, 0]),
-        ])
-        guard replies.count == 4 else { throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies") }
+        ]
+        let timeout = Int(replicationTimeout.inSeconds * 1000)
+        if replicas > 0 { entries.append(.pinned(key: keys.task, ["WAIT", "1", RedisArgument(max(1, timeout))])) }
+        let replies = try await client.pipeline(entries: entries)
+        guard replies.count == entries.count else {
+            throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
+        }
         for reply in replies.prefix(2) {
             if case .error(let message) = reply { throw RedisError.server(message) }
         }
         guard replies[1].int == 1 else { return .duplicate }
+        // Stored on the master only: a failover now would lose it. The caller keeps it too (the outbox), and the
+        // task's deduplication key, if it has one, drops the copy that then arrives.
+        if replicas > 0, (replies[4].int ?? 0) < 1 { throw RedisError.notReplicated(replicationTimeout) }
         return .enqueued(id)
     }
 

@@ -95,6 +95,14 @@ public final class RedisCluster: Sendable {
         Int(try Self.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
+    /// A field of the `INFO` of the node on `port` (asked by `redis-cli`, whose own call it counts).
+    public func info(port: Int, field: String) throws -> String? {
+        let text = try Self.cli(["-p", String(port), "info", "everything"])
+        return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("\(field):") }.map {
+            String($0.dropFirst(field.count + 1))
+        }
+    }
+
     /// The server process of the node on `port`.
     public func server(port: Int) -> RedisServer? { nodes.first { $0.port == port } }
 
