@@ -19,7 +19,7 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
     let client: RedisClient
     let prefix: String
 
-    /// A store on `client`, keys under `{prefix:rl}:`.
+    /// A store on `client`, keys under `prefix:rl:`.
     public init(client: RedisClient, prefix: String) {
         self.client = client
         self.prefix = prefix
