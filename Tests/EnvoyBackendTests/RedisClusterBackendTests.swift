@@ -17,11 +17,11 @@ struct RedisClusterBackendTests {
 
     @Test("journey on one node's URL: cache, limits, welcome emails through the queue; /health counts the masters")
     func journey() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let stack = try TestStack { $0.redis = try RedisEndpoint(url: cluster.firstNodeURL) }
         let backend = try await stack.backend()
         let redis = try #require(backend.redis)
-        let masters = try cluster.masters().map(\.port)
+        let masters = try await cluster.masters().map(\.port)
         try await backend.application(inProcessWorker: true).test(.ahc(.http)) { client in
             let health = try await client.send(.get, "/health").json()["components"] as? [String: String]
             #expect(health?["redis"] == "ok" && health?["redis_masters"] == "3/3", "\(String(describing: health))")
@@ -45,10 +45,10 @@ struct RedisClusterBackendTests {
 
     @Test("a cached, rate-limited profile read is one round trip to one master")
     func oneRoundTrip() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let stack = try TestStack { $0.redis = try RedisEndpoint(url: cluster.firstNodeURL) }
         let backend = try await stack.backend()
-        let masters = try cluster.masters().map(\.port)
+        let masters = try await cluster.masters().map(\.port)
         try await backend.application(inProcessWorker: false).test(.ahc(.http)) { client in
             let token = try await client.signUp(email: "rt@example.com")
             for _ in 0..<3 { _ = try await client.send(.get, "/v1/user/profile", token: token) }
@@ -59,17 +59,19 @@ struct RedisClusterBackendTests {
             }
             #expect(relayed)
             // Read events on every master, before and after 20 cached reads.
-            func reads() throws -> Int {
-                try masters.reduce(0) {
-                    $0 + (Int(try cluster.info(port: $1, field: "total_reads_processed") ?? "") ?? 0)
+            func reads() async throws -> Int {
+                var total = 0
+                for port in masters {
+                    total += Int(try await cluster.info(port: port, field: "total_reads_processed") ?? "") ?? 0
                 }
+                return total
             }
             let started = ContinuousClock.now
-            let before = try reads()
+            let before = try await reads()
             for _ in 0..<20 {
                 #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
             }
-            let made = try reads() - before - masters.count  // less the INFO calls of the second count
+            let made = try await reads() - before - masters.count  // less the INFO calls of the second count
             // Each replica acknowledges its master's stream once a second; those reads come in between.
             let acknowledgements = masters.count * (Int((ContinuousClock.now - started).inSeconds) + 1)
             #expect((20...(20 + acknowledgements)).contains(made), "20 cached reads made \(made) round trips")
@@ -78,7 +80,7 @@ struct RedisClusterBackendTests {
 
     @Test("a master SIGKILLed under traffic: no 5xx, no task lost, no stale read; back on its replica after")
     func failoverUnderTraffic() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let stack = try TestStack {
             $0.redis = try RedisEndpoint(url: cluster.firstNodeURL)
             $0.rateLimitPolicies = []
@@ -89,10 +91,10 @@ struct RedisClusterBackendTests {
             for index in 0..<9 { tokens.append(try await client.signUp(email: "before\(index)@example.com")) }
             for token in tokens { _ = try await client.send(.get, "/v1/user/profile", token: token) }
             try await Task.sleep(for: .milliseconds(300))  // the replicas catch up
-            let victim = try #require(try cluster.masters().first)
+            let victim = try #require(try await cluster.masters().first)
             var statuses: [HTTPResponse.Status] = []
             var signedUp = 0
-            let killer = Task { try cluster.killMaster(port: victim.port) }
+            let killer = Task { try await cluster.killMaster(port: victim.port) }
             let started = ContinuousClock.now
             while ContinuousClock.now - started < .seconds(4) {
                 for token in tokens {

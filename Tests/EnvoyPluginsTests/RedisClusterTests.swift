@@ -13,7 +13,7 @@ import Testing
 struct RedisClusterTests {
     @Test("one node's URL is enough: the client finds the cluster, and keys of every slot land on their master")
     func routing() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
         defer { redis.shutdown() }
         for index in 0..<300 { try await redis.send("SET", RedisArgument("key:\(index)"), RedisArgument(index)) }
@@ -21,8 +21,8 @@ struct RedisClusterTests {
         for index in 0..<300 { #expect(try await redis.send("GET", RedisArgument("key:\(index)")).int == Int64(index)) }
         // Every master holds some of the keys (and no key is on a node that does not serve its slot).
         var total = 0
-        for master in try cluster.masters() {
-            let count = try cluster.keyCount(port: master.port)
+        for master in try await cluster.masters() {
+            let count = try await cluster.keyCount(port: master.port)
             #expect(count > 50, "master \(master.port) holds \(count) of 300 keys")
             total += count
         }
@@ -33,7 +33,7 @@ struct RedisClusterTests {
 
     @Test("a pipeline across the masters is split, sent to each, and its replies come back in order")
     func pipelineAcrossMasters() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.url, timeout: .seconds(2))
         defer { redis.shutdown() }
         let writes = (0..<100).map { ["SET", RedisArgument("p:\($0)"), RedisArgument("v\($0)")] as [RedisArgument] }
@@ -47,7 +47,7 @@ struct RedisClusterTests {
 
     @Test("the limiter, the cache and the queue work on a cluster; the queue's worker wakes on enqueue")
     func providers() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
         defer { redis.shutdown() }
         let limiter = RedisRateLimitStore(client: redis, prefix: "envoy")
@@ -91,7 +91,7 @@ struct RedisClusterTests {
 
     @Test("a user's limits share their cache's slot; a user and an IP policy in two slots: all or nothing, never over")
     func limitsAcrossSlots() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
         defer { redis.shutdown() }
         let limiter = RedisRateLimitStore(client: redis, prefix: "envoy")
@@ -129,11 +129,11 @@ struct RedisClusterTests {
 
     @Test("slots resharded live under traffic: every call answers, every value written reads back")
     func reshardUnderTraffic() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.firstNodeURL, timeout: .seconds(2))
         defer { redis.shutdown() }
         for index in 0..<2_000 { try await redis.send("SET", RedisArgument("r:\(index)"), RedisArgument(index)) }
-        let masters = try cluster.masters().sorted { $0.port < $1.port }
+        let masters = try await cluster.masters().sorted { $0.port < $1.port }
         let traffic = Traffic()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<4 {
@@ -157,7 +157,7 @@ struct RedisClusterTests {
                 }
             }
             try await Task.sleep(for: .milliseconds(200))
-            try cluster.reshard(slots: 1_000, from: masters[0].port, to: masters[1].port)
+            try await cluster.reshard(slots: 1_000, from: masters[0].port, to: masters[1].port)
             traffic.stop.store(true, ordering: .relaxed)
             try await group.waitForAll()
         }
@@ -168,14 +168,14 @@ struct RedisClusterTests {
 
     @Test("a master SIGKILLed: once its replica takes over, every key reads back there without a new client")
     func failover() async throws {
-        let cluster = try RedisCluster()
+        let cluster = try await RedisCluster()
         let redis = try client(cluster.firstNodeURL, timeout: .milliseconds(500))
         defer { redis.shutdown() }
         for index in 0..<300 { try await redis.send("SET", RedisArgument("f:\(index)"), RedisArgument(index)) }
         try await Task.sleep(for: .milliseconds(300))  // the replicas catch up
-        let victim = try #require(try cluster.masters().first)
+        let victim = try #require(try await cluster.masters().first)
         let killedAt = ContinuousClock.now
-        try cluster.killMaster(port: victim.port)
+        try await cluster.killMaster(port: victim.port)
         let promoted = ContinuousClock.now - killedAt
         // Back on the cluster without a restart of the client: the map follows the promotion.
         let recovered = await eventually(timeout: .seconds(10)) {

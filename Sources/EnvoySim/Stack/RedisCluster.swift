@@ -1,16 +1,41 @@
 import EnvoyFramework
 import Foundation
+import NIOPosix
 
 /// A real Redis Cluster on loopback, for the simulator and the tests: `masters` masters with `replicasPerMaster`
 /// replicas each (`redis-server --cluster-enabled yes` nodes joined by `redis-cli --cluster create`); killed on
-/// deinit. Each node's cluster bus port is given (`--cluster-port`), so any free port will do.
+/// deinit. Each node's cluster bus port is given (`--cluster-port`), so any free port will do. Its waiting (for
+/// processes, for the cluster to settle) runs on NIO's thread pool, never on a Swift concurrency thread.
 public final class RedisCluster: Sendable {
     /// Every node, masters and replicas alike, in the order they were started.
     public let nodes: [RedisServer]
 
     /// Starts the nodes and makes the cluster; returns once every node sees all 16,384 slots served. A master
     /// unreachable for `nodeTimeout` is failed over to its replica.
-    public init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .milliseconds(1000)) throws {
+    public convenience init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .milliseconds(1000))
+        async throws
+    {
+        let nodes = try await Self.blocking {
+            try Self.startNodes(masters: masters, replicasPerMaster: replicasPerMaster, nodeTimeout: nodeTimeout)
+        }
+        self.init(nodes: nodes)
+        try await Self.blocking { [self] in
+            try waitUntilHealthySync()
+            try waitUntilReplicatedSync(replicasPerMaster)
+        }
+    }
+
+    private init(nodes: [RedisServer]) {
+        self.nodes = nodes
+    }
+
+    /// Runs blocking work on NIO's thread pool.
+    static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
+    }
+
+    private static func startNodes(masters: Int, replicasPerMaster: Int, nodeTimeout: Duration) throws -> [RedisServer]
+    {
         var nodes: [RedisServer] = []
         for _ in 0..<(masters * (1 + replicasPerMaster)) {
             nodes.append(
@@ -21,20 +46,18 @@ public final class RedisCluster: Sendable {
                     "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
                 ]))
         }
-        self.nodes = nodes
         _ = try Self.cli(
             ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
                 + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"])
-        try waitUntilHealthy()
-        try waitUntilReplicated(replicasPerMaster)
+        return nodes
     }
 
     /// Waits until every master has `replicas` replicas online (their first full copy made), so that a failover
     /// from then on loses at most the replication lag.
-    public func waitUntilReplicated(_ replicas: Int, timeout: Duration = .seconds(30)) throws {
+    func waitUntilReplicatedSync(_ replicas: Int, timeout: Duration = .seconds(30)) throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let synced = try masters().allSatisfy { master in
+            let synced = try mastersSync().allSatisfy { master in
                 let info = (try? Self.cli(["-p", String(master.port), "info", "replication"])) ?? ""
                 return info.components(separatedBy: "state=online").count - 1 >= replicas
             }
@@ -65,7 +88,9 @@ public final class RedisCluster: Sendable {
     }
 
     /// The nodes as a live node sees them.
-    public func describe() throws -> [Node] {
+    public func describe() async throws -> [Node] { try await Self.blocking { [self] in try describeSync() } }
+
+    func describeSync() throws -> [Node] {
         let live = nodes.first { RedisServer.canConnect(port: $0.port) } ?? nodes[0]
         let text = try Self.cli(["-p", String(live.port), "cluster", "nodes"])
         return text.split(separator: "\n").compactMap { line in
@@ -86,18 +111,22 @@ public final class RedisCluster: Sendable {
     }
 
     /// The live masters, serving slots.
-    public func masters() throws -> [Node] {
-        try describe().filter { $0.isMaster && !$0.isFailed && $0.slots > 0 }
+    public func masters() async throws -> [Node] { try await Self.blocking { [self] in try mastersSync() } }
+
+    func mastersSync() throws -> [Node] {
+        try describeSync().filter { $0.isMaster && !$0.isFailed && $0.slots > 0 }
     }
 
     /// How many keys the node on `port` holds (`DBSIZE`).
-    public func keyCount(port: Int) throws -> Int {
-        Int(try Self.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    public func keyCount(port: Int) async throws -> Int {
+        try await Self.blocking {
+            Int(try Self.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
     }
 
     /// A field of the `INFO` of the node on `port` (asked by `redis-cli`, whose own call it counts).
-    public func info(port: Int, field: String) throws -> String? {
-        let text = try Self.cli(["-p", String(port), "info", "everything"])
+    public func info(port: Int, field: String) async throws -> String? {
+        let text = try await Self.blocking { try Self.cli(["-p", String(port), "info", "everything"]) }
         return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("\(field):") }.map {
             String($0.dropFirst(field.count + 1))
         }
@@ -108,15 +137,21 @@ public final class RedisCluster: Sendable {
 
     /// SIGKILLs the master on `port` and returns once its replica has taken over its slots and every node agrees
     /// (within `timeout`).
-    public func killMaster(port: Int, timeout: Duration = .seconds(30)) throws {
-        server(port: port)?.kill()
-        try waitUntilHealthy(timeout: timeout, without: port)
+    public func killMaster(port: Int, timeout: Duration = .seconds(30)) async throws {
+        try await Self.blocking { [self] in
+            server(port: port)?.kill()
+            try waitUntilHealthySync(timeout: timeout, without: port)
+        }
     }
 
     /// Moves `slots` slots from the master on `from` to the master on `to` with `redis-cli --cluster reshard`
     /// (keys migrate while clients keep using them).
-    public func reshard(slots: Int, from: Int, to: Int) throws {
-        let described = try describe()
+    public func reshard(slots: Int, from: Int, to: Int) async throws {
+        try await Self.blocking { [self] in try reshardSync(slots: slots, from: from, to: to) }
+    }
+
+    private func reshardSync(slots: Int, from: Int, to: Int) throws {
+        let described = try describeSync()
         guard let source = described.first(where: { $0.port == from }),
             let target = described.first(where: { $0.port == to })
         else { throw RedisServerError(message: "no master on \(from) or \(to)") }
@@ -124,11 +159,11 @@ public final class RedisCluster: Sendable {
             "--cluster", "reshard", "127.0.0.1:\(to)", "--cluster-from", source.id, "--cluster-to", target.id,
             "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
         ])
-        try waitUntilHealthy()
+        try waitUntilHealthySync()
     }
 
     /// Waits until every live node (but `without`) says `cluster_state:ok` with all slots served.
-    public func waitUntilHealthy(timeout: Duration = .seconds(30), without: Int? = nil) throws {
+    func waitUntilHealthySync(timeout: Duration = .seconds(30), without: Int? = nil) throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let live = nodes.filter { $0.port != without && RedisServer.canConnect(port: $0.port) }
@@ -136,7 +171,7 @@ public final class RedisCluster: Sendable {
                 let info = (try? Self.cli(["-p", String(node.port), "cluster", "info"])) ?? ""
                 return info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
             }
-            let served = ((try? masters()) ?? []).allSatisfy { $0.port != without }
+            let served = ((try? mastersSync()) ?? []).allSatisfy { $0.port != without }
             if healthy && served { return }
             usleep(100_000)
         }
