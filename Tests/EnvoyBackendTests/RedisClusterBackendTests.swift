@@ -72,9 +72,10 @@ struct RedisClusterBackendTests {
                 #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
             }
             let made = try await reads() - before - masters.count  // less the INFO calls of the second count
-            // Each replica acknowledges its master's stream once a second; those reads come in between.
-            let acknowledgements = masters.count * (Int((ContinuousClock.now - started).inSeconds) + 1)
-            #expect((20...(20 + acknowledgements)).contains(made), "20 cached reads made \(made) round trips")
+            // Other reads come in between (each replica acknowledges its master's stream once a second; a pooled
+            // connection first used reads its INFO), a few: two round trips a read would be 40 or more.
+            let elapsed = ContinuousClock.now - started
+            #expect((20..<40).contains(made), "20 cached reads made \(made) read events in \(elapsed)")
         }
     }
 
