@@ -185,15 +185,9 @@ public final class RedisClient: Sendable {
     public func mastersReachable() async -> (reachable: Int, of: Int) {
         let masters = cluster.isClustered ? ((try? await cluster.masters()) ?? []) : [seed]
         guard !masters.isEmpty else { return (0, 1) }
-        let timeout = configuration.commandTimeout
         let reachable = await withTaskGroup(of: Bool.self) { group in
             for node in masters {
-                group.addTask {
-                    let reply = try? await node.onPooledConnection { connection throws(RedisError) in
-                        try await connection.send(["PING"], timeout: timeout)
-                    }
-                    return reply?.string == "PONG"
-                }
+                group.addTask { (try? await node.ping())?.string == "PONG" }
             }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
@@ -220,9 +214,7 @@ public final class RedisClient: Sendable {
     public func currentServerRunID(forKey key: String) async throws(RedisError) -> String {
         let node = cluster.isClustered ? try await cluster.node(forSlot: RedisKeySlot.of(key)) : seed
         if let known = node.serverInfo { return known.runID }
-        _ = try await node.onPooledConnection { connection throws(RedisError) in
-            try await connection.send(["PING"], timeout: configuration.commandTimeout)
-        }
+        _ = try await node.ping()
         return node.serverInfo?.runID ?? ""
     }
 
@@ -241,9 +233,7 @@ public final class RedisClient: Sendable {
     /// Whether the server is a node of a cluster, connecting first if no server has said yet.
     public nonisolated(nonsending) func isClusterMode() async throws(RedisError) -> Bool {
         if cluster.isClustered || cluster.isModeKnown { return cluster.isClustered }
-        _ = try await seed.onPooledConnection { connection throws(RedisError) in
-            try await connection.send(["PING"], timeout: configuration.commandTimeout)
-        }
+        _ = try await seed.ping()
         return cluster.isClustered
     }
 

@@ -48,20 +48,21 @@ final class RedisClusterNodes: Sendable {
 
     /// The node at `address`, made on first use (with the client's credentials, TLS and database).
     func node(at address: RedisEndpoint.Address) -> RedisNode {
-        let endpoint = configuration.endpoint.at(address)
+        let name = address.description
         let (node, isNew, isShutDown) = state.withLock { state -> (RedisNode, Bool, Bool) in
-            if let known = state.nodes[endpoint.addressDescription] { return (known, false, state.isShutDown) }
+            if let known = state.nodes[name] { return (known, false, state.isShutDown) }
+            let endpoint = configuration.endpoint.at(address)
             let made = RedisNode(
                 endpoint: endpoint, settings: configuration, tls: tls, logger: logger,
                 calls: Counter(
-                    label: "envoy_redis_calls_total", dimensions: [("node", endpoint.addressDescription)],
+                    label: "envoy_redis_calls_total", dimensions: [("node", name)],
                     factory: metrics)
             ) {
                 [weak self] _, info in
                 if info.clusterMode { self?.clustered.store(true, ordering: .relaxed) }
                 self?.modeKnown.store(true, ordering: .relaxed)
             }
-            state.nodes[endpoint.addressDescription] = made
+            state.nodes[name] = made
             return (made, true, state.isShutDown)
         }
         if isNew && isShutDown { node.shutdown() }
@@ -150,7 +151,7 @@ final class RedisClusterNodes: Sendable {
                         "redis cluster map loaded",
                         metadata: [
                             "redis.masters":
-                                "\(map.masters.map { configuration.endpoint.at($0.address).addressDescription })"
+                                "\(map.masters.map(\.address.description))"
                         ])
                 }
                 return map

@@ -3,11 +3,19 @@ import Foundation
 /// Where and how to reach Redis, parsed from `REDIS_URL`.
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// TCP host and port, or a Unix socket path.
-    public enum Address: Sendable, Equatable {
+    public enum Address: Sendable, Equatable, CustomStringConvertible {
         /// A TCP address.
         case tcp(host: String, port: Int)
         /// A Unix domain socket.
         case unix(path: String)
+
+        /// `host:port`, or `unix:PATH`: a node's name in a cluster's slot map and in the metrics.
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): "\(host):\(port)"
+            case .unix(let path): "unix:\(path)"
+            }
+        }
     }
 
     /// Where the server listens (the first seed of a cluster).
@@ -142,18 +150,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         return copy
     }
 
-    /// `host:port`, or `unix:PATH`.
-    public var addressDescription: String {
-        switch address {
-        case .tcp(let host, let port): "\(host):\(port)"
-        case .unix(let path): "unix:\(path)"
-        }
-    }
-
     /// Host, port (every seed's), TLS and database — never the credentials.
     public var description: String {
         let places =
-            seeds.count > 1 ? seeds.map { at($0).addressDescription }.joined(separator: ",") : addressDescription
+            seeds.count > 1 ? seeds.map(\.description).joined(separator: ",") : address.description
         return "\(places) db=\(database) tls=\(tls ? "yes" : "no")\(password == nil ? "" : " auth=yes")"
     }
 }

@@ -59,7 +59,7 @@ final class RedisNode: Sendable {
     ) {
         self.calls = calls
         self.endpoint = endpoint
-        self.name = endpoint.addressDescription
+        self.name = endpoint.address.description
         self.settings = settings
         self.tls = tls
         self.logger = logger
@@ -95,6 +95,13 @@ final class RedisNode: Sendable {
         } catch {
             if error.isTransportFailure { breaker.recordFailure() }
             throw error
+        }
+    }
+
+    /// `PING` on a pooled connection (which makes one if none is open, and so learns what the server is).
+    func ping() async throws(RedisError) -> RESPValue {
+        try await onPooledConnection { connection throws(RedisError) in
+            try await connection.send(["PING"], timeout: settings.commandTimeout)
         }
     }
 

@@ -89,7 +89,7 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
     /// Decides all checks atomically in one `EVALSHA` (on a cluster, one per slot; see the type's note).
     public nonisolated(nonsending) func acquire(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
         guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
-        if let groups = slotGroups(checks), try await client.isClusterMode() {
+        if checks.count > 1, try await client.isClusterMode(), let groups = slotGroups(checks) {
             return try await acquire(checks, across: groups)
         }
         let requestID = Self.requestID()
@@ -175,7 +175,7 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
         else {
             return try await acquireThenRead(checks, along: read)
         }
-        if slotGroups(checks) != nil, try await client.isClusterMode() {
+        if checks.count > 1, try await client.isClusterMode(), slotGroups(checks) != nil {
             return try await acquireThenRead(checks, along: read)
         }
         let replies = try await client.run([scriptCall(checks, requestID: Self.requestID()), readCall])
