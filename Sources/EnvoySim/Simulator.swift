@@ -91,11 +91,11 @@ public struct Simulator: Sendable {
             (try? AppConfiguration(environment: stack.environment).rateLimitPolicies) ?? RateLimitPolicy.defaults
         var emails: EmailQueue?
         var redisClient: RedisClient?
-        if let redis = stack.redis {
+        if let redisURL = stack.redisURL {
             var logger = Logger(label: "envoy.sim")
             logger.logLevel = .critical
             let connection = try RedisClient(
-                configuration: .init(endpoint: try RedisEndpoint(url: redis.url), commandTimeout: .seconds(2)),
+                configuration: .init(endpoint: try RedisEndpoint(url: redisURL), commandTimeout: .seconds(2)),
                 logger: logger)
             redisClient = connection
             let templates =

@@ -10,12 +10,17 @@ import Testing
 
 @Suite("envoy sim --capacity and the simulator's process hygiene")
 struct CapacityTests {
-    static func probe(_ rate: Double, cpu: [String: Double], passed: Bool, reason: String? = nil)
-        -> CapacityReport.Probe
-    {
+    static func probe(
+        _ rate: Double, cpu: [String: Double], passed: Bool, reason: String? = nil,
+        redis: [CapacityReport.RedisNodeLoad] = []
+    ) -> CapacityReport.Probe {
         CapacityReport.Probe(
             rate: rate, sent: Int(rate), achievedRps: rate, p50Ms: 1, p99Ms: 2, errorRatio: 0, scheduleLagP99Ms: 0,
-            cpuCores: cpu, redisCommandsPerSecond: rate * 4, passed: passed, reason: reason)
+            cpuCores: cpu, redisCommandsPerSecond: rate * 4, passed: passed, reason: reason, redisNodes: redis)
+    }
+
+    static func node(_ port: Int, _ role: String, cpu: Double) -> CapacityReport.RedisNodeLoad {
+        .init(port: port, role: role, commandsPerSecond: cpu * 100_000, cpuCores: cpu)
     }
 
     @Test("the limiting resource names what ran out")
@@ -29,10 +34,27 @@ struct CapacityTests {
             .hasPrefix("CPU: the machine's 2 cores are saturated, envoy serve the busiest"))
         #expect(
             Simulator.limitingResource(
-                Self.probe(900, cpu: ["envoy serve": 0.5, "redis-server": 0.95], passed: false, reason: "p99 40 ms"),
+                Self.probe(
+                    900, cpu: ["envoy serve": 0.5, "redis-server": 0.95], passed: false, reason: "p99 40 ms",
+                    redis: [Self.node(6379, "master", cpu: 0.95)]),
                 cores: 8
             )
             .hasPrefix("redis-server, single-threaded"))
+        // A cluster: the hottest node decides, not the nodes' sum.
+        let nodes = [
+            Self.node(7000, "master", cpu: 0.5), Self.node(7001, "master", cpu: 0.4),
+            Self.node(7002, "replica", cpu: 0.3),
+        ]
+        #expect(
+            !Simulator.limitingResource(
+                Self.probe(900, cpu: ["redis-server": 1.2], passed: false, reason: "p99 40 ms", redis: nodes), cores: 8
+            ).hasPrefix("redis-server"))
+        #expect(
+            Simulator.limitingResource(
+                Self.probe(
+                    900, cpu: ["redis-server": 1.6], passed: false, reason: "p99 40 ms",
+                    redis: nodes + [Self.node(7003, "master", cpu: 0.92)]), cores: 8
+            ).hasPrefix("redis-server master on port 7003, single-threaded"))
         #expect(
             Simulator.limitingResource(
                 Self.probe(
@@ -59,7 +81,15 @@ struct CapacityTests {
         #expect(planned.projection?.redisCommandsPerSecond == 40_000)  // 10,000 × (0.75·2 + 0.25·10)
         #expect(planned.projection.map { abs($0.redisCores - 0.2) < 1e-9 } == true)
         #expect(planned.markdown().contains("instances (this machine's size): 4"))
+        #expect(planned.projection?.redisMasters == 1)
         #expect(Simulator.project(report, target: nil, mix: [:]).projection == nil)
+        // 20× the load: 4 cores of Redis; the hottest master carries 1.5× the mean, so 8 masters keep it ≤ 0.8.
+        var skewed = report
+        skewed.redisHotMasterRatio = 1.5
+        let big = Simulator.project(skewed, target: 200_000, mix: ["read": 3, "write": 1])
+        #expect(big.projection.map { abs($0.redisCores - 4) < 1e-9 } == true)
+        #expect(big.projection?.redisMasters == 8)  // ⌈4 × 1.5 / 0.8⌉ = ⌈7.5⌉
+        #expect(big.markdown().contains("a Redis Cluster of 8 masters"))
     }
 
     @Test("the Universal Scalability Law: known costs are recovered, and the plan follows the fitted curve")
@@ -119,6 +149,10 @@ struct CapacityTests {
         #expect(report.redisCommandsPerRequest["r"].map { $0 >= 1 } == true)
         #expect(report.projection?.appInstances == 10)
         #expect(report.probes.allSatisfy { $0.cpuCores["envoy serve"] != nil })
+        // One redis-server: one node, the master, with every command.
+        #expect(report.probes.allSatisfy { $0.redisNodes.count == 1 && $0.redisNodes[0].role == "master" })
+        #expect(report.probes.allSatisfy { $0.redisNodes[0].commandsPerSecond == $0.redisCommandsPerSecond })
+        #expect(report.redisHotMasterRatio == 1)
         // Then latency by request at half that rate, twice a step long.
         #expect(report.halfRate?.rate == 20)
         #expect(report.halfRate?.byRequest["r"].map { $0.sent >= 30 && $0.p50Ms <= $0.p99Ms } == true)
@@ -127,6 +161,37 @@ struct CapacityTests {
         #expect(report.halfRate?.byRequest["r (X-Cache: HIT)"].map { $0.sent > 0 } == true)
         #expect(byCache.reduce(0, +) == report.halfRate?.byRequest["r"]?.sent)
         #expect(report.markdown().contains("## At half the sustainable rate"))
+    }
+
+    @Test("on a Redis Cluster the search reports every node's commands and CPU, and plans masters")
+    func clusterSearch() async throws {
+        var scenario = try Scenario.decode(
+            Data(
+                """
+                {"schema": 1, "name": "cap-cluster", "stack": {"redis": {"masters": 3, "replicas": 1}, "workers": 1,
+                   "env": {"BCRYPT_COST": "4"}},
+                 "users": {"count": 30},
+                 "requests": {"r": {"path": "/v1/user/profile"}, "w": {"method": "PUT", "path": "/v1/user/profile",
+                   "body": {"job_title": "x{{seq}}"}}},
+                 "phases": [{"name": "p", "duration": 2, "rate": 10, "mix": {"r": 4, "w": 1}}],
+                 "capacity": {"objective_p99_ms": 2000, "start_rate": 20, "max_rate": 20, "step_seconds": 2,
+                              "confirmations": 0, "target_rps": 1000000}}
+                """.utf8))
+        scenario.capacity.precision = 0.5
+        let report = try await SimTesting.simulator(maxScheduleLag: .seconds(2)).capacity(scenario)
+        let probe = try #require(report.probes.last, "\(report.markdown())")
+        #expect(probe.redisNodes.count == 6)
+        let masters = probe.redisNodes.filter { $0.role == "master" }
+        #expect(masters.count == 3)
+        // 30 users' keys spread over the masters: each runs commands; replicas replay their masters' writes.
+        #expect(masters.allSatisfy { $0.commandsPerSecond > 0 }, "\(probe.redisNodes)")
+        #expect(probe.redisNodes.filter { $0.role == "replica" }.allSatisfy { $0.commandsPerSecond > 0 })
+        #expect(abs(probe.redisCommandsPerSecond - masters.map(\.commandsPerSecond).reduce(0, +)) < 1e-6)
+        #expect(report.redisHotMasterRatio >= 1 && report.redisHotMasterRatio < 3)
+        // A million requests a second cannot be one Redis: the plan names the masters it takes.
+        let planned = try #require(report.projection)
+        #expect(planned.redisMasters > 1, "\(report.markdown())")
+        #expect(report.markdown().contains("| replica |"))
     }
 
     @Test("Ctrl-C: envoy sim exits 3 and every process it started is gone")

@@ -71,6 +71,45 @@ struct SimulatorTests {
                     of: #""path": "/v1/user/profile""#, with: #""path": "/", "client_ip": "300.1.1.1""#),
                 "requests.r.client_ip"
             ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#, with: #""users": {"count": 1}, "stack": {"redis": {"masters": 2}},"#
+                ),
+                "stack.redis.masters"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3, "replicas": 3}},"#),
+                "stack.redis.replicas"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "faults": [{"at": 1, "kind": "redis_master_kill"}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3, "replicas": 0}},"#
+                        + #" "faults": [{"at": 1, "kind": "redis_master_kill"}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3}},"#
+                        + #" "faults": [{"at": 1, "kind": "redis_down", "duration": 1}],"#),
+                "faults[0].kind"
+            ),
+            (
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#,
+                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3}},"#
+                        + #" "faults": [{"at": 1, "kind": "redis_reshard", "slots": 0}],"#),
+                "faults[0].slots"
+            ),
         ]
         for (json, path) in cases {
             #expect(throws: ScenarioError.self, "\(path)") { try Self.scenario(json) }
@@ -80,6 +119,42 @@ struct SimulatorTests {
                 #expect(error.path == path, "\(error)")
             }
         }
+    }
+
+    @Test("stack.redis: true, false, or a cluster's masters and replicas; each round-trips")
+    func redisTopology() throws {
+        func stack(_ redis: String) throws -> Scenario.Stack {
+            try Self.scenario(
+                Self.minimal.replacingOccurrences(
+                    of: #""users": {"count": 1},"#, with: #""users": {"count": 1}, "stack": {"redis": \#(redis)},"#)
+            ).stack
+        }
+        #expect(try stack("true").redis == .single)
+        #expect(try stack("false").redis == .none)
+        let cluster = try stack(#"{"masters": 4, "replicas": 2}"#).redis
+        #expect(cluster == .init(masters: 4, replicas: 2) && cluster.isCluster && cluster.isEnabled)
+        #expect(try stack(#"{"masters": 3}"#).redis.replicas == 1)
+        for topology in [Scenario.RedisTopology.none, .single, cluster] {
+            let data = try JSONEncoder().encode(topology)
+            #expect(try JSONDecoder().decode(Scenario.RedisTopology.self, from: data) == topology)
+        }
+    }
+
+    @Test("a fault that could not be applied makes the run invalid, and the report says why")
+    func faultNotApplied() throws {
+        let report = ReportBuilder(
+            scenario: try Self.scenario(Self.minimal), quick: false, startedAt: Date(), recorder: Recorder(),
+            policies: [],
+            tasks: TaskFigures(), server: ServerMetrics(text: ""),
+            faults: [
+                .init(kind: "redis_master_kill", at: 1, duration: 0.1, error: "no live master")
+            ], loadEnd: 2, overloaded: false, maxLag: .seconds(1)
+        ).build()
+        #expect(!report.valid && !report.passed)
+        #expect(
+            report.invalidReason?.contains("redis_master_kill at 1 s could not be applied: no live master") == true,
+            "\(report.invalidReason ?? "")")
+        #expect(report.terminalSummary().contains("NOT APPLIED: no live master"))
     }
 
     @Test("every scenario in scenarios/ is valid")

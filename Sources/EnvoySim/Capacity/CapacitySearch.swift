@@ -28,10 +28,12 @@ public struct CapacityReport: Codable, Sendable {
     public var sustainableRps: Double?
     /// What stopped a higher rate.
     public var limitingResource: String
-    /// Redis commands per request, by request (INFO commandstats, script internals included).
+    /// Redis commands per request, by request (INFO commandstats of the masters, script internals included).
     public var redisCommandsPerRequest: [String: Double]
-    /// Redis CPU per command at the sustainable rate, microseconds.
+    /// Redis CPU per command at the sustainable rate (the masters' CPU over their commands), microseconds.
     public var redisCPUMicrosPerCommand: Double?
+    /// The hottest master's commands over the masters' mean at the sustainable rate (1: even, or one Redis).
+    public var redisHotMasterRatio: Double = 1
     /// Processor cores of this machine.
     public var cores: Int
     /// The plan for `capacity.target_rps`, if given.
@@ -77,9 +79,10 @@ public struct CapacityReport: Codable, Sendable {
         public var errorRatio: Double
         /// The generator's own p99 lag behind schedule.
         public var scheduleLagP99Ms: Double
-        /// CPU cores used per process during the probe (`envoy serve`, `envoy worker`, `redis-server`, `generator`).
+        /// CPU cores used per process during the probe (`envoy serve`, `envoy worker`, `redis-server` — every
+        /// node together —, `generator`).
         public var cpuCores: [String: Double]
-        /// Redis commands per second.
+        /// Redis commands per second (the masters').
         public var redisCommandsPerSecond: Double
         /// Whether it met the objective.
         public var passed: Bool
@@ -87,6 +90,20 @@ public struct CapacityReport: Codable, Sendable {
         public var reason: String?
         /// Latency by request type, and for cached routes also by `X-Cache` (`profile (X-Cache: HIT)`).
         public var byRequest: [String: Latency] = [:]
+        /// Each Redis process's share: one server, or every node of the cluster.
+        public var redisNodes: [RedisNodeLoad] = []
+    }
+
+    /// One Redis process during a probe.
+    public struct RedisNodeLoad: Codable, Sendable {
+        /// Its port.
+        public var port: Int
+        /// `master` or `replica`.
+        public var role: String
+        /// Commands it ran per second (a replica's are its master's writes, replayed).
+        public var commandsPerSecond: Double
+        /// CPU cores it used.
+        public var cpuCores: Double
     }
 
     /// One request type's latency during a probe, from intended send time.
@@ -103,6 +120,10 @@ public struct CapacityReport: Codable, Sendable {
         public var p999Ms: Double
     }
 
+    /// The share of a core a Redis master is planned to use at most (its commands run on one thread; the rest is
+    /// headroom for bursts, persistence and replication).
+    public static let masterCoreBudget = 0.8
+
     /// What the target load needs.
     public struct Projection: Codable, Sendable {
         /// Requests per second planned for.
@@ -113,6 +134,9 @@ public struct CapacityReport: Codable, Sendable {
         public var redisCommandsPerSecond: Double
         /// Redis CPU at the target, cores (one Redis process uses at most one core for commands).
         public var redisCores: Double
+        /// Redis masters (one server, or a cluster's masters) that keep each under `Self.masterCoreBudget` of a core,
+        /// the hottest carrying `redisHotMasterRatio` times the mean.
+        public var redisMasters: Int
         /// One line of advice.
         public var note: String
     }
@@ -151,6 +175,18 @@ public struct CapacityReport: Codable, Sendable {
             out += "| \(name) | \(Report.number(value)) |\n"
         }
         if let cpu = redisCPUMicrosPerCommand { out += "\nRedis CPU per command: \(Report.number(cpu)) µs.\n" }
+        if let nodes = (probes.last { $0.passed && $0.rate == sustainableRps } ?? probes.last)?.redisNodes,
+            !nodes.isEmpty
+        {
+            out += "\n| Redis node | role | commands/s | CPU cores |\n|---|---|---|---|\n"
+            for node in nodes {
+                out += "| \(node.port) | \(node.role) | \(Report.number(node.commandsPerSecond)) | "
+                out += "\(Report.number(node.cpuCores)) |\n"
+            }
+            out +=
+                "\nAt the sustainable rate; the hottest master ran \(Report.number(redisHotMasterRatio)) × the masters' "
+            out += "mean.\n"
+        }
         if let half = halfRate {
             out += "\n## At half the sustainable rate\n\n\(Report.number(half.rate)) requests/s offered for "
             out += "\(Report.number(Double(half.sent) / max(half.rate, 1))) s; generator lag p99 "
@@ -184,7 +220,8 @@ public struct CapacityReport: Codable, Sendable {
             out += "\n## Plan for \(Report.number(projection.targetRps)) requests/s\n\n"
             out += "- `envoy serve` instances (this machine's size): \(projection.appInstances)\n"
             out += "- Redis: \(Report.number(projection.redisCommandsPerSecond)) commands/s, "
-            out += "\(Report.number(projection.redisCores)) cores\n- \(projection.note)\n"
+            out += "\(Report.number(projection.redisCores)) cores; Redis masters: \(projection.redisMasters)\n"
+            out += "- \(projection.note)\n"
         }
         return out
     }
@@ -241,19 +278,15 @@ extension Simulator {
         return try await withStack(scenario) { stack, client in
             let (driver, redisClient) = try await prepare(scenario, on: stack, client: client)
             defer { redisClient?.shutdown() }
-            let statsClient = try stack.redis.map { redis in
-                try RedisClient(
-                    configuration: .init(endpoint: try RedisEndpoint(url: redis.url), commandTimeout: .seconds(2)),
-                    logger: .init(label: "envoy.sim.capacity"))
-            }
-            defer { statsClient?.shutdown() }
+            let redisNodes = try await Self.redisRoles(stack)
+            let masters = redisNodes.filter { $0.role == "master" }.map(\.server)
             var probes: [CapacityReport.Probe] = []
             func probe(_ rate: Double, mix: [String: Double]? = nil, seconds: Double? = nil) async
                 -> CapacityReport.Probe
             {
                 let result = await self.probe(
                     rate: rate, mix: mix ?? phase.mix, seconds: seconds ?? settings.stepSeconds, driver: driver,
-                    stack: stack, redis: statsClient, settings: settings)
+                    stack: stack, redisNodes: redisNodes, settings: settings)
                 if mix == nil { probes.append(result) }
                 try? await Task.sleep(for: .seconds(1))  // let queues and connections settle between probes
                 return result
@@ -298,35 +331,38 @@ extension Simulator {
             }
             // Redis commands per request, one request type at a time at a gentle rate.
             var perRequest: [String: Double] = [:]
-            if let statsClient {
+            if !masters.isEmpty {
                 for name in phase.mix.keys.sorted() where scenario.requests[name]?.kind != "bulk_email" {
-                    let before = await Self.redisCalls(statsClient)
+                    let before = await Self.commandCalls(masters)
                     let single = await probe(
                         max(10, min(100, (confirmed ?? settings.startRate) / 4)), mix: [name: 1], seconds: 2)
-                    let after = await Self.redisCalls(statsClient)
+                    let after = await Self.commandCalls(masters)
                     if single.sent > 0 { perRequest[name] = Double(after - before) / Double(single.sent) }
                 }
             }
             let best = probes.last { $0.passed && $0.rate == confirmed }
             let failing = probes.filter { !$0.passed }.min { $0.rate < $1.rate }
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            let report = CapacityReport(
+            let masterLoads = (best?.redisNodes ?? []).filter { $0.role == "master" }
+            let masterCommands = masterLoads.map(\.commandsPerSecond).reduce(0, +)
+            var report = CapacityReport(
                 scenario: scenario.name, phase: phase.name, objectiveP99Ms: settings.objectiveP99Ms,
                 errorBudget: settings.errorBudget, probes: probes, sustainableRps: confirmed,
                 limitingResource: Self.limitingResource(failing ?? best, cores: cores),
                 redisCommandsPerRequest: perRequest,
-                redisCPUMicrosPerCommand: best.flatMap {
-                    $0.redisCommandsPerSecond > 0
-                        ? ($0.cpuCores["redis-server"] ?? 0) / $0.redisCommandsPerSecond * 1e6 : nil
-                },
+                redisCPUMicrosPerCommand: masterCommands > 0
+                    ? masterLoads.map(\.cpuCores).reduce(0, +) / masterCommands * 1e6 : nil,
                 cores: cores, projection: nil, halfRate: halfRate)
+            if masterCommands > 0, let hottest = masterLoads.map(\.commandsPerSecond).max() {
+                report.redisHotMasterRatio = hottest / (masterCommands / Double(masterLoads.count))
+            }
             return Self.project(report, target: settings.targetRps, mix: phase.mix)
         }
     }
 
     private func probe(
-        rate: Double, mix: [String: Double], seconds: Double, driver: Driver, stack: SimStack, redis: RedisClient?,
-        settings: Scenario.Capacity
+        rate: Double, mix: [String: Double], seconds: Double, driver: Driver, stack: SimStack,
+        redisNodes: [(server: RedisServer, role: String)], settings: Scenario.Capacity
     ) async -> CapacityReport.Probe {
         let phase = Scenario.Phase(
             name: "probe", duration: seconds, rate: rate, rampTo: nil, arrival: "poisson", mix: mix)
@@ -336,11 +372,12 @@ extension Simulator {
             "envoy serve": stack.servers.map(\.pid),
             "envoy worker": stack.workers.withLock { $0.compactMap { $0?.pid } },
         ]
-        if let server = stack.redis { pids["redis-server"] = [server.pid] }
+        if !redisNodes.isEmpty { pids["redis-server"] = redisNodes.map(\.server.pid) }
         pids["generator"] = [getpid()]
         let cpuBefore = pids.mapValues { $0.map(CPUClock.seconds).reduce(0, +) }
-        var redisBefore: Int?
-        if let redis { redisBefore = await Self.redisCalls(redis) }
+        let nodeCPUBefore = redisNodes.map { CPUClock.seconds($0.server.pid) }
+        var callsBefore: [Int] = []
+        for node in redisNodes { callsBefore.append(await node.server.commandCalls()) }
         let origin = ContinuousClock.now
         let overloaded = await Self.drive(
             arrivals, phases: ["probe"], driver: driver, recorder: recorder, origin: origin)
@@ -348,8 +385,15 @@ extension Simulator {
         let cpu = pids.mapValues { $0.map(CPUClock.seconds).reduce(0, +) }.reduce(into: [String: Double]()) {
             $0[$1.key] = ($1.value - (cpuBefore[$1.key] ?? 0)) / elapsed
         }
-        var redisAfter: Int?
-        if let redis { redisAfter = await Self.redisCalls(redis) }
+        var loads: [CapacityReport.RedisNodeLoad] = []
+        for (index, node) in redisNodes.enumerated() {
+            let calls = await node.server.commandCalls()
+            loads.append(
+                .init(
+                    port: node.server.port, role: node.role,
+                    commandsPerSecond: Double(calls - callsBefore[index]) / elapsed,
+                    cpuCores: (CPUClock.seconds(node.server.pid) - nodeCPUBefore[index]) / elapsed))
+        }
         let state = recorder.state.withLock { $0 }
         let cell = state.cells[Recorder.key("*", "*")]
         let sent = cell?.sent ?? 0
@@ -372,8 +416,7 @@ extension Simulator {
         } else if achieved < 0.99 * offered {
             reason = "achieved \(Report.number(achieved))/s of \(Report.number(offered))/s"
         }
-        let commands =
-            if let before = redisBefore, let after = redisAfter { Double(after - before) / elapsed } else { 0.0 }
+        let commands = loads.filter { $0.role == "master" }.map(\.commandsPerSecond).reduce(0, +)
         var byRequest: [String: CapacityReport.Latency] = [:]
         // Cached routes also by cache status: a hit's latency apart from the misses that follow invalidations.
         let names = mix.keys.flatMap { name in
@@ -392,18 +435,20 @@ extension Simulator {
             rate: rate, sent: sent, achievedRps: achieved,
             p50Ms: Double(cell?.corrected.valueAtPercentile(50) ?? 0) / 1000,
             p99Ms: p99, errorRatio: errorRatio, scheduleLagP99Ms: lag, cpuCores: cpu, redisCommandsPerSecond: commands,
-            passed: reason == nil, reason: reason, byRequest: byRequest)
+            passed: reason == nil, reason: reason, byRequest: byRequest, redisNodes: loads)
     }
 
-    /// Total commands Redis has run (`INFO commandstats`, every command's `calls`).
-    static func redisCalls(_ client: RedisClient) async -> Int {
-        guard case .bulk(let bytes?)? = try? await client.send("INFO", "commandstats") else { return 0 }
+    /// Every Redis process of the stack with its role: the one server is a master; a cluster's roles as it says.
+    static func redisRoles(_ stack: SimStack) async throws -> [(server: RedisServer, role: String)] {
+        guard let cluster = stack.redisCluster else { return stack.redisNodes.map { ($0, "master") } }
+        let masters = Set(try await cluster.masters().map(\.port))
+        return cluster.nodes.map { ($0, masters.contains($0.port) ? "master" : "replica") }
+    }
+
+    /// Commands `servers` have run together.
+    static func commandCalls(_ servers: [RedisServer]) async -> Int {
         var calls = 0
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\r\n") where line.hasPrefix("cmdstat_") {
-            if let range = line.range(of: "calls="), let end = line[range.upperBound...].firstIndex(of: ",") {
-                calls += Int(line[range.upperBound..<end]) ?? 0
-            }
-        }
+        for server in servers { calls += await server.commandCalls() }
         return calls
     }
 
@@ -418,8 +463,11 @@ extension Simulator {
             return "the load generator, sharing this machine (CPU cores: \(detail)); run the stack elsewhere for a "
                 + "server-bound figure"
         }
-        if let redis = probe.cpuCores["redis-server"], redis >= 0.9 {
-            return "redis-server, single-threaded at \(Report.number(redis)) core (CPU cores: \(detail))"
+        let hottest = probe.redisNodes.max { $0.cpuCores < $1.cpuCores }
+        if let hottest, hottest.cpuCores >= 0.9 {
+            let node = probe.redisNodes.count > 1 ? " \(hottest.role) on port \(hottest.port)" : ""
+            return
+                "redis-server\(node), single-threaded at \(Report.number(hottest.cpuCores)) core (CPU cores: \(detail))"
         }
         if used >= 0.85 * Double(cores) {
             return
@@ -438,13 +486,17 @@ extension Simulator {
         }
         let commands = target * commandsPerRequest
         let redisCores = report.redisCPUMicrosPerCommand.map { commands * $0 / 1e6 } ?? 0
+        // n masters share the cores; the hottest carries ratio/n of them and must stay within the budget.
+        let masters = max(
+            1, Int((redisCores * report.redisHotMasterRatio / CapacityReport.masterCoreBudget).rounded(.up)))
         let note =
-            redisCores > 0.8
-            ? "one Redis would be saturated: shard (Redis Cluster) or cut commands per request"
+            masters > 1
+            ? "one Redis would be saturated: a Redis Cluster of \(masters) masters (each under "
+                + "\(Report.number(CapacityReport.masterCoreBudget * 100)) % of a core), or cut commands per request"
             : "one Redis process suffices (\(Report.number(redisCores * 100)) % of a core)"
         report.projection = .init(
             targetRps: target, appInstances: Int((target / sustainable).rounded(.up)), redisCommandsPerSecond: commands,
-            redisCores: redisCores, note: note)
+            redisCores: redisCores, redisMasters: masters, note: note)
         return report
     }
 }

@@ -21,7 +21,7 @@ extension Report {
         for fault in faults {
             lines.append(
                 "  fault \(fault.kind) at \(Report.number(fault.at)) s for \(Report.number(fault.duration)) s: \(fault.errors) failed requests, recovered \(Report.number(fault.recoveryS)) s after"
-            )
+                    + (fault.error.map { " — NOT APPLIED: \($0)" } ?? ""))
         }
         for expectation in expectations {
             lines.append("  \(expectation.passed ? "✓" : "✗") \(expectation.summary)")
@@ -40,7 +40,7 @@ extension Report {
     public func markdown() -> String {
         var out = "# \(scenario): \(verdict)\n\n"
         if let description { out += "\(description)\n\n" }
-        out += "Started \(startedAt)\(quick ? ", quick run" : ""); Redis \(stack.redis ? "on" : "off"), "
+        out += "Started \(startedAt)\(quick ? ", quick run" : ""); Redis \(stack.redisDescription), "
         out += "\(stack.instances) envoy serve instance(s), \(stack.workers) worker(s), \(stack.users) users.\n\n"
         if let invalidReason { out += "**Invalid run:** \(invalidReason)\n\n" }
         if !expectations.isEmpty {
@@ -84,7 +84,8 @@ extension Report {
             for f in faults {
                 out += "| \(f.kind) | \(Report.number(f.at)) | \(Report.number(f.duration)) | "
                 out +=
-                    "\(f.firstErrorAfter.map(Report.number) ?? "none") | \(f.errors) | \(Report.number(f.recoveryS)) |\n"
+                    "\(f.firstErrorAfter.map(Report.number) ?? "none") | \(f.errors) | \(Report.number(f.recoveryS)) |"
+                out += f.error.map { " not applied: \($0) |\n" } ?? "\n"
             }
         }
         return out

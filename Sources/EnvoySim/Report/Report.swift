@@ -38,8 +38,12 @@ public struct Report: Codable, Sendable {
 
     /// Redis on or off, instances, workers.
     public struct StackSummary: Codable, Sendable {
-        /// Whether a redis-server backed the run.
+        /// Whether a redis-server (or a cluster) backed the run.
         public var redis: Bool
+        /// The cluster's masters (0: no cluster).
+        public var redisMasters: Int
+        /// The cluster's replicas per master.
+        public var redisReplicas: Int
         /// `envoy serve` instances the load was spread over.
         public var instances: Int
         /// `envoy worker` processes.
@@ -124,6 +128,8 @@ public struct Report: Codable, Sendable {
         public var recoveryS: Double
         /// Failed requests (5xx, no answer) between the fault and recovery.
         public var errors: Int
+        /// Why the fault could not be applied (nil: it was); such a run is not valid.
+        public var error: String?
     }
 
     /// One second of the run.
@@ -188,5 +194,14 @@ public struct Report: Codable, Sendable {
     static func number(_ value: Double) -> String {
         if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
         return String(format: abs(value) >= 100 ? "%.0f" : abs(value) >= 10 ? "%.1f" : "%.2f", value)
+    }
+}
+
+extension Report.StackSummary {
+    /// `off`, `on` (one redis-server) or `a cluster of 3 masters × 1 replica`.
+    var redisDescription: String {
+        guard redis else { return "off" }
+        guard redisMasters > 0 else { return "on" }
+        return "a cluster of \(redisMasters) masters × \(redisReplicas) replica\(redisReplicas == 1 ? "" : "s")"
     }
 }

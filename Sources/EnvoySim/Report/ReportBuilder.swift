@@ -99,18 +99,27 @@ struct ReportBuilder {
         if hits + appQueries > 0 { run["db_queries_saved_ratio"] = hits / (hits + appQueries) }
 
         let lagLimit = maxLag.inSeconds * 1000
+        let failedFault = faultReports.first { $0.error != nil }
         let invalidReason: String? =
-            overloaded
-            ? "the generator hit its limit of requests in flight and fell behind its schedule"
-            : lagP99 > lagLimit
-                ? "the generator fell behind its schedule (p99 lag \(Report.number(lagP99)) ms > \(Report.number(lagLimit)) ms)"
-                : nil
+            if let failedFault {
+                "the fault \(failedFault.kind) at \(Report.number(failedFault.at)) s could not be applied: "
+                    + (failedFault.error ?? "")
+            } else if overloaded {
+                "the generator hit its limit of requests in flight and fell behind its schedule"
+            } else if lagP99 > lagLimit {
+                "the generator fell behind its schedule (p99 lag \(Report.number(lagP99)) ms > \(Report.number(lagLimit)) ms)"
+            } else {
+                nil
+            }
         var report = Report(
             scenario: scenario.name, description: scenario.description,
             startedAt: startedAt.formatted(Date.ISO8601FormatStyle()), quick: quick, valid: invalidReason == nil,
             invalidReason: invalidReason,
             stack: .init(
-                redis: scenario.stack.redis, instances: scenario.stack.instances, workers: scenario.stack.workers,
+                redis: scenario.stack.redis.isEnabled,
+                redisMasters: scenario.stack.redis.isCluster ? scenario.stack.redis.masters : 0,
+                redisReplicas: scenario.stack.redis.isCluster ? scenario.stack.redis.replicas : 0,
+                instances: scenario.stack.instances, workers: scenario.stack.workers,
                 users: scenario.users.count),
             phases: phases, totals: totals, figures: run,
             rateLimits: limits.map {
@@ -166,7 +175,7 @@ struct ReportBuilder {
         return Report.FaultReport(
             kind: fault.kind, at: fault.at, duration: fault.duration,
             firstErrorAfter: after.first.map { $0 - fault.at },
-            recoveryS: max(0, last - faultEnd), errors: count)
+            recoveryS: max(0, last - faultEnd), errors: count, error: fault.error)
     }
 
     static func evaluate(_ expectation: Scenario.Expectation, in report: Report) -> Report.ExpectationResult {

@@ -56,8 +56,9 @@ public struct Scenario: Codable, Sendable, Equatable {
 
     /// The processes a run starts.
     public struct Stack: Codable, Sendable, Equatable {
-        /// Start a `redis-server` and give the app `REDIS_URL` (else the embedded providers).
-        public var redis: Bool = true
+        /// The Redis the app gets as `REDIS_URL`: `true` one `redis-server`, `false` none (the embedded
+        /// providers), `{ "masters": 3, "replicas": 1 }` a Redis Cluster.
+        public var redis: RedisTopology = .single
         /// `envoy serve` processes on the same Redis and database; requests go to them in turn, as a load
         /// balancer's round robin would send them.
         public var instances: Int = 1
@@ -67,6 +68,55 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var env: [String: String] = [:]
         /// Seconds to wait after the last phase for queued tasks to be delivered.
         public var drainSeconds: Double = 15
+    }
+
+    /// The Redis a run starts: none, one `redis-server`, or a Redis Cluster of masters with replicas each.
+    public struct RedisTopology: Codable, Sendable, Equatable {
+        /// 0: no Redis; 1: one `redis-server`; 3 or more: a Redis Cluster's masters.
+        public var masters: Int
+        /// Replicas of each master (a cluster's; `redis-cli --cluster create --cluster-replicas`).
+        public var replicas: Int
+
+        /// No Redis: the app uses its embedded providers.
+        public static let none = RedisTopology(masters: 0, replicas: 0)
+        /// One `redis-server`.
+        public static let single = RedisTopology(masters: 1, replicas: 0)
+
+        /// Creates a topology; use `none`, `single`, or at least 3 masters for a cluster.
+        public init(masters: Int, replicas: Int) {
+            self.masters = masters
+            self.replicas = replicas
+        }
+
+        /// Whether the run has a Redis at all.
+        public var isEnabled: Bool { masters > 0 }
+        /// Whether it is a Redis Cluster.
+        public var isCluster: Bool { masters > 1 }
+
+        enum CodingKeys: String, CodingKey { case masters, replicas }
+
+        /// Decodes `true`, `false` or `{ "masters": M, "replicas": R }`.
+        public init(from decoder: any Decoder) throws {
+            if let enabled = try? decoder.singleValueContainer().decode(Bool.self) {
+                self = enabled ? .single : .none
+                return
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            masters = try c.decode(Int.self, forKey: .masters)
+            replicas = try c.value(.replicas, or: 1)
+        }
+
+        /// Encodes as `true`/`false` for one or no `redis-server`, else as the object.
+        public func encode(to encoder: any Encoder) throws {
+            if !isCluster {
+                var c = encoder.singleValueContainer()
+                try c.encode(isEnabled)
+            } else {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(masters, forKey: .masters)
+                try c.encode(replicas, forKey: .replicas)
+            }
+        }
     }
 
     /// The users a run creates first.
@@ -134,6 +184,11 @@ public struct Scenario: Codable, Sendable, Equatable {
         public var count: Int = 1
         /// For `mailgun_slow` and `redis_latency`: milliseconds of delay.
         public var latencyMs: Int = 0
+        /// For `redis_master_kill` and `redis_reshard`: the master serving this key's slot is the one killed or
+        /// resharded from (nil: the master on the lowest port).
+        public var key: String?
+        /// For `redis_reshard`: how many slots move to the next master.
+        public var slots: Int = 1000
 
         /// The fault's kind, nil when `kind` names none.
         public var known: Kind? { Kind(rawValue: kind) }
@@ -161,11 +216,18 @@ public struct Scenario: Codable, Sendable, Equatable {
             case paddleErrors = "paddle_errors"
             /// Every request to the mock Mailgun waits `latencyMs` for `duration`.
             case mailgunSlow = "mailgun_slow"
+            /// SIGKILL a cluster master (`key`'s); its replica takes over; the node restarts after `duration`
+            /// (once the failover is done) and rejoins as a replica.
+            case redisMasterKill = "redis_master_kill"
+            /// `redis-cli --cluster reshard`: move `slots` slots from a master (`key`'s) to the next, live.
+            case redisReshard = "redis_reshard"
 
             /// Made by the proxy between the app and Redis.
             var needsRedisProxy: Bool { self == .redisBlackhole || self == .redisLatency }
             /// Acts on redis-server or on the way to it.
-            var needsRedis: Bool { self == .redisDown || self == .redisStop || needsRedisProxy }
+            var needsRedis: Bool { self == .redisDown || self == .redisStop || needsRedisProxy || needsCluster }
+            /// Acts on a Redis Cluster.
+            var needsCluster: Bool { self == .redisMasterKill || self == .redisReshard }
         }
     }
 
@@ -243,7 +305,17 @@ extension Scenario {
         guard !name.isEmpty else { throw ScenarioError(path: "name", "must not be empty") }
         guard (0...16).contains(stack.workers) else { throw ScenarioError(path: "stack.workers", "must be 0…16") }
         guard (1...8).contains(stack.instances) else { throw ScenarioError(path: "stack.instances", "must be 1…8") }
-        if stack.instances > 1 && !stack.redis {
+        if stack.redis.isCluster {
+            guard (3...16).contains(stack.redis.masters) else {
+                throw ScenarioError(path: "stack.redis.masters", "a Redis Cluster needs 3…16 masters")
+            }
+            guard (0...2).contains(stack.redis.replicas) else {
+                throw ScenarioError(path: "stack.redis.replicas", "must be 0…2 per master")
+            }
+        } else if stack.redis.masters < 0 || stack.redis.masters == 1 && stack.redis.replicas != 0 {
+            throw ScenarioError(path: "stack.redis", "one redis-server has no replicas: use 3 or more masters")
+        }
+        if stack.instances > 1 && !stack.redis.isEnabled {
             throw ScenarioError(
                 path: "stack.instances", "several instances share limits and caches through Redis: needs stack.redis")
         }
@@ -314,8 +386,22 @@ extension Scenario {
                 throw ScenarioError(path: "\(at).at", "must fall within the phases (0 ≤ at < \(total))")
             }
             guard fault.duration >= 0 else { throw ScenarioError(path: "\(at).duration", "must be ≥ 0") }
-            if kind.needsRedis && !stack.redis {
+            if kind.needsRedis && !stack.redis.isEnabled {
                 throw ScenarioError(path: "\(at).kind", "needs stack.redis")
+            }
+            if kind.needsCluster && !stack.redis.isCluster {
+                throw ScenarioError(path: "\(at).kind", "needs a Redis Cluster (stack.redis with masters)")
+            }
+            if kind == .redisMasterKill && stack.redis.replicas == 0 {
+                throw ScenarioError(path: "\(at).kind", "needs replicas to fail over to (stack.redis.replicas ≥ 1)")
+            }
+            if kind.needsRedis && !kind.needsCluster && stack.redis.isCluster {
+                throw ScenarioError(
+                    path: "\(at).kind",
+                    "acts on one redis-server; a cluster's faults are redis_master_kill and redis_reshard")
+            }
+            guard (1...16384).contains(fault.slots) else {
+                throw ScenarioError(path: "\(at).slots", "must be 1…16384")
             }
             if kind == .workerKill && stack.workers == 0 {
                 throw ScenarioError(path: "\(at).kind", "needs stack.workers ≥ 1")
@@ -351,7 +437,7 @@ extension Scenario {
         if let counts = capacity.scaleInstances {
             guard counts.count >= 2, Set(counts).count == counts.count, counts.allSatisfy({ (1...8).contains($0) })
             else { throw ScenarioError(path: "capacity.scale_instances", "needs 2 or more distinct counts of 1…8") }
-            guard stack.redis else {
+            guard stack.redis.isEnabled else {
                 throw ScenarioError(path: "capacity.scale_instances", "several instances need stack.redis")
             }
         }
@@ -473,7 +559,7 @@ extension Scenario.Stack {
     /// Decodes with defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        redis = try c.value(.redis, or: true)
+        redis = try c.value(.redis, or: .single)
         instances = try c.value(.instances, or: 1)
         workers = try c.value(.workers, or: 1)
         env = try c.value(.env, or: [:])
@@ -546,7 +632,7 @@ extension Scenario.Phase {
 }
 
 extension Scenario.Fault {
-    enum CodingKeys: String, CodingKey { case at, kind, duration, status, count, latencyMs }
+    enum CodingKeys: String, CodingKey { case at, kind, duration, status, count, latencyMs, key, slots }
 
     /// Decodes with defaults.
     public init(from decoder: any Decoder) throws {
@@ -557,6 +643,8 @@ extension Scenario.Fault {
         status = try c.value(.status, or: 503)
         count = try c.value(.count, or: 1)
         latencyMs = try c.value(.latencyMs, or: 0)
+        key = try c.decodeIfPresent(String.self, forKey: .key)
+        slots = try c.value(.slots, or: 1000)
     }
 }
 

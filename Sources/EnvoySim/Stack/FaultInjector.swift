@@ -9,6 +9,8 @@ final class FaultInjector: Sendable {
         var kind: String
         var at: Double
         var duration: Double
+        /// Why it could not be applied (nil: it was).
+        var error: String?
     }
 
     let faults: [Scenario.Fault]
@@ -30,15 +32,18 @@ final class FaultInjector: Sendable {
                 group.addTask {
                     try? await Task.sleep(until: origin + .seconds(fault.at), clock: .continuous)
                     let began = (ContinuousClock.now - origin).inSeconds
-                    await self.apply(fault)
+                    var failure: String?
+                    do { try await self.apply(fault) } catch { failure = "\(error)" }
                     let ended = (ContinuousClock.now - origin).inSeconds
-                    self.applied.withLock { $0.append(Applied(kind: fault.kind, at: began, duration: ended - began)) }
+                    self.applied.withLock {
+                        $0.append(Applied(kind: fault.kind, at: began, duration: ended - began, error: failure))
+                    }
                 }
             }
         }
     }
 
-    private func apply(_ fault: Scenario.Fault) async {
+    private func apply(_ fault: Scenario.Fault) async throws {
         let hold = Duration.milliseconds(Int(fault.duration * 1000))
         guard let kind = fault.known else { return }  // a loaded scenario has only known kinds
         switch kind {
@@ -71,6 +76,17 @@ final class FaultInjector: Sendable {
             let headers = fault.status == 429 ? ["X-RateLimit-Reset": "\(reset)", "Retry-After": "1"] : [:]
             let faults = kind == .mailgunErrors ? stack.mailgun.faults : stack.paddle.faults
             faults.fail(next: fault.count, status: fault.status, headers: headers, message: "simulated \(fault.status)")
+        case .redisMasterKill:
+            guard let cluster = stack.redisCluster else { throw SimError.stack("no Redis Cluster to kill a master of") }
+            let port = try await cluster.masterPort(forKey: fault.key)
+            let killed = ContinuousClock.now
+            try await cluster.killMaster(port: port)  // returns once the replica serves the slots
+            try await Task.sleep(until: killed + hold, clock: .continuous)
+            try await cluster.restartNode(port: port)
+        case .redisReshard:
+            guard let cluster = stack.redisCluster else { throw SimError.stack("no Redis Cluster to reshard") }
+            let from = try await cluster.masterPort(forKey: fault.key)
+            try await cluster.reshard(slots: fault.slots, from: from, to: try await cluster.nextMasterPort(after: from))
         case .mailgunSlow:
             stack.mailgun.faults.setLatency(.milliseconds(fault.latencyMs))
             try? await Task.sleep(for: hold)

@@ -46,7 +46,7 @@ public final class RedisCluster: Sendable {
                     "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
                 ]))
         }
-        _ = try Self.cli(
+        _ = try RedisServer.cli(
             ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
                 + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"])
         return nodes
@@ -58,7 +58,7 @@ public final class RedisCluster: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let synced = try mastersSync().allSatisfy { master in
-                let info = (try? Self.cli(["-p", String(master.port), "info", "replication"])) ?? ""
+                let info = (try? RedisServer.cli(["-p", String(master.port), "info", "replication"])) ?? ""
                 return info.components(separatedBy: "state=online").count - 1 >= replicas
             }
             if synced { return }
@@ -83,8 +83,10 @@ public final class RedisCluster: Sendable {
         public var isMaster: Bool
         /// Whether the cluster marks it failed.
         public var isFailed: Bool
-        /// The slots it serves (masters).
-        public var slots: Int
+        /// The slot ranges it serves (masters).
+        public var slotRanges: [ClosedRange<Int>]
+        /// How many slots it serves.
+        public var slots: Int { slotRanges.reduce(0) { $0 + $1.count } }
     }
 
     /// The nodes as a live node sees them.
@@ -92,21 +94,20 @@ public final class RedisCluster: Sendable {
 
     func describeSync() throws -> [Node] {
         let live = nodes.first { RedisServer.canConnect(port: $0.port) } ?? nodes[0]
-        let text = try Self.cli(["-p", String(live.port), "cluster", "nodes"])
+        let text = try RedisServer.cli(["-p", String(live.port), "cluster", "nodes"])
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count >= 8, let portText = fields[1].split(separator: "@").first?.split(separator: ":").last,
                 let port = Int(portText)
             else { return nil }
             let flags = fields[2]
-            var slots = 0
-            for range in fields.dropFirst(8) where !range.hasPrefix("[") {
+            let ranges = fields.dropFirst(8).filter { !$0.hasPrefix("[") }.compactMap { range -> ClosedRange<Int>? in
                 let bounds = range.split(separator: "-").compactMap { Int($0) }
-                slots += bounds.count == 2 ? bounds[1] - bounds[0] + 1 : 1
+                return bounds.isEmpty ? nil : bounds[0]...(bounds.last ?? bounds[0])
             }
             return Node(
                 id: String(fields[0]), port: port, isMaster: flags.contains("master"),
-                isFailed: flags.contains("fail"), slots: slots)
+                isFailed: flags.contains("fail"), slotRanges: ranges)
         }
     }
 
@@ -117,16 +118,34 @@ public final class RedisCluster: Sendable {
         try describeSync().filter { $0.isMaster && !$0.isFailed && $0.slots > 0 }
     }
 
+    /// The port of the live master serving `key`'s slot, or of the master on the lowest port when `key` is nil.
+    public func masterPort(forKey key: String?) async throws -> Int {
+        try await Self.blocking { [self] in
+            let masters = try mastersSync().sorted { $0.port < $1.port }
+            guard let key else {
+                guard let first = masters.first else { throw RedisServerError(message: "no live master") }
+                return first.port
+            }
+            let live = masters.first?.port ?? nodes[0].port
+            let reply = try RedisServer.cli(["-p", String(live), "cluster", "keyslot", key])
+            guard let slot = Int(reply.trimmingCharacters(in: .whitespacesAndNewlines)),
+                let master = masters.first(where: { $0.slotRanges.contains { $0.contains(slot) } })
+            else { throw RedisServerError(message: "no live master serves the slot of \(key)") }
+            return master.port
+        }
+    }
+
     /// How many keys the node on `port` holds (`DBSIZE`).
     public func keyCount(port: Int) async throws -> Int {
         try await Self.blocking {
-            Int(try Self.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            Int(try RedisServer.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines))
+                ?? -1
         }
     }
 
     /// A field of the `INFO` of the node on `port` (asked by `redis-cli`, whose own call it counts).
     public func info(port: Int, field: String) async throws -> String? {
-        let text = try await Self.blocking { try Self.cli(["-p", String(port), "info", "everything"]) }
+        let text = try await Self.blocking { try RedisServer.cli(["-p", String(port), "info", "everything"]) }
         return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("\(field):") }.map {
             String($0.dropFirst(field.count + 1))
         }
@@ -135,12 +154,37 @@ public final class RedisCluster: Sendable {
     /// The server process of the node on `port`.
     public func server(port: Int) -> RedisServer? { nodes.first { $0.port == port } }
 
+    /// The live master after `port` in port order (the first after the last): where a reshard from `port` goes.
+    public func nextMasterPort(after port: Int) async throws -> Int {
+        let masters = try await masters().map(\.port).sorted()
+        guard let next = masters.first(where: { $0 > port }) ?? masters.first(where: { $0 != port }) else {
+            throw RedisServerError(message: "no other live master than \(port)")
+        }
+        return next
+    }
+
     /// SIGKILLs the master on `port` and returns once its replica has taken over its slots and every node agrees
     /// (within `timeout`).
     public func killMaster(port: Int, timeout: Duration = .seconds(30)) async throws {
         try await Self.blocking { [self] in
             server(port: port)?.kill()
             try waitUntilHealthySync(timeout: timeout, without: port)
+        }
+    }
+
+    /// Starts the node on `port` again (it comes back empty, rejoins, and is made a replica of the master that
+    /// took its slots); returns once it is a replica in sync and the cluster is healthy.
+    public func restartNode(port: Int, timeout: Duration = .seconds(30)) async throws {
+        try await Self.blocking { [self] in
+            guard let server = server(port: port) else { throw RedisServerError(message: "no node on \(port)") }
+            try server.restart()
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                let info = (try? RedisServer.cli(["-p", String(port), "info", "replication"])) ?? ""
+                if info.contains("role:slave") && info.contains("master_link_status:up") { break }
+                usleep(100_000)
+            }
+            try waitUntilHealthySync(timeout: max(.seconds(1), deadline - ContinuousClock.now))
         }
     }
 
@@ -155,7 +199,7 @@ public final class RedisCluster: Sendable {
         guard let source = described.first(where: { $0.port == from }),
             let target = described.first(where: { $0.port == to })
         else { throw RedisServerError(message: "no master on \(from) or \(to)") }
-        _ = try Self.cli([
+        _ = try RedisServer.cli([
             "--cluster", "reshard", "127.0.0.1:\(to)", "--cluster-from", source.id, "--cluster-to", target.id,
             "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
         ])
@@ -168,7 +212,7 @@ public final class RedisCluster: Sendable {
         while ContinuousClock.now < deadline {
             let live = nodes.filter { $0.port != without && RedisServer.canConnect(port: $0.port) }
             let healthy = live.allSatisfy { node in
-                let info = (try? Self.cli(["-p", String(node.port), "cluster", "info"])) ?? ""
+                let info = (try? RedisServer.cli(["-p", String(node.port), "cluster", "info"])) ?? ""
                 return info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
             }
             let served = ((try? mastersSync()) ?? []).allSatisfy { $0.port != without }
@@ -176,24 +220,5 @@ public final class RedisCluster: Sendable {
             usleep(100_000)
         }
         throw RedisServerError(message: "the cluster did not become healthy within \(timeout)")
-    }
-
-    /// Runs `redis-cli` with `arguments` and returns what it printed; a failure throws with its output.
-    @discardableResult
-    static func cli(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw RedisServerError(message: "redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
-        }
-        return text
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -120,6 +121,47 @@ public final class RedisServer: Sendable {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
+    }
+
+    /// Runs `redis-cli` with `arguments` and returns what it printed; a failure throws with its output.
+    @discardableResult
+    static func cli(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw RedisServerError(message: "redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+
+    /// Commands this server has run (`INFO commandstats`, every command's `calls`, asked by `redis-cli`).
+    public func commandCalls() async -> Int {
+        let port = port
+        guard
+            let text = try? await NIOThreadPool.singleton.runIfActive({
+                try Self.cli(["-p", String(port), "info", "commandstats"])
+            })
+        else { return 0 }
+        return Self.calls(inCommandStats: text)
+    }
+
+    /// The sum of `calls=` over the `cmdstat_` lines of an `INFO commandstats` reply.
+    public static func calls(inCommandStats text: String) -> Int {
+        var calls = 0
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+            if let range = line.range(of: "calls="), let end = line[range.upperBound...].firstIndex(of: ",") {
+                calls += Int(line[range.upperBound..<end]) ?? 0
+            }
+        }
+        return calls
     }
 
     /// A self-signed CA and a server certificate for `localhost`/127.0.0.1, made with the openssl CLI.

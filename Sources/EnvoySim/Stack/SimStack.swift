@@ -12,13 +12,15 @@ import Synchronization
     import Glibc
 #endif
 
-/// The real stack a run drives: a `redis-server` on a free port, `envoy serve --no-worker`, `envoy worker`
-/// processes, and the mock Mailgun and Paddle they talk to — all in a fresh directory, all stopped at the end.
+/// The real stack a run drives: a `redis-server` on a free port (or a Redis Cluster), `envoy serve --no-worker`,
+/// `envoy worker` processes, and the mock Mailgun and Paddle they talk to — all in a fresh directory, all stopped at the end.
 public final class SimStack: Sendable {
     /// The run's directory (database, outbox, logs).
     public let directory: URL
     /// The Redis server, when the scenario uses one.
     public let redis: RedisServer?
+    /// The Redis Cluster, when the scenario names masters.
+    public let redisCluster: RedisCluster?
     /// The proxy the app reaches Redis through, only for runs with latency or blackhole faults: it lives in the
     /// generator's process, so without such faults the app talks to Redis directly and the path measured is the
     /// real one.
@@ -40,12 +42,14 @@ public final class SimStack: Sendable {
     let workers: Mutex<[ChildProcess?]>
 
     private init(
-        directory: URL, redis: RedisServer?, redisProxy: FaultProxy?, mailgun: MockMailgun, paddle: MockPaddle,
+        directory: URL, redis: RedisServer?, redisCluster: RedisCluster?, redisProxy: FaultProxy?, mailgun: MockMailgun,
+        paddle: MockPaddle,
         baseURLs: [String],
         environment: [String: String], binary: URL, servers: [ChildProcess], workers: [ChildProcess?]
     ) {
         self.directory = directory
         self.redis = redis
+        self.redisCluster = redisCluster
         self.redisProxy = redisProxy
         self.mailgun = mailgun
         self.paddle = paddle
@@ -63,7 +67,10 @@ public final class SimStack: Sendable {
     ) async throws -> SimStack {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-sim-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let redis = stack.redis ? try RedisServer() : nil
+        let redis = stack.redis.isEnabled && !stack.redis.isCluster ? try RedisServer() : nil
+        let redisCluster =
+            stack.redis.isCluster
+            ? try await RedisCluster(masters: stack.redis.masters, replicasPerMaster: stack.redis.replicas) : nil
         var redisProxy: FaultProxy?
         if let redis, proxyRedis { redisProxy = try await FaultProxy.start(targetPort: redis.port) }
         let mailgun = try await MockMailgun.start()
@@ -78,6 +85,7 @@ public final class SimStack: Sendable {
         ]
         if let templates { environment["EMAIL_TEMPLATES_DIR"] = templates }
         if let redis { environment["REDIS_URL"] = "redis://127.0.0.1:\(redisProxy?.port ?? redis.port)" }
+        if let redisCluster { environment["REDIS_URL"] = redisCluster.url }
         environment.merge(stack.env) { $1 }
         var servers: [ChildProcess] = []
         var baseURLs: [String] = []
@@ -92,12 +100,19 @@ public final class SimStack: Sendable {
             baseURLs.append("http://127.0.0.1:\(port)")
         }
         let started = SimStack(
-            directory: directory, redis: redis, redisProxy: redisProxy, mailgun: mailgun, paddle: paddle,
+            directory: directory, redis: redis, redisCluster: redisCluster, redisProxy: redisProxy, mailgun: mailgun,
+            paddle: paddle,
             baseURLs: baseURLs, environment: environment, binary: binary, servers: servers, workers: [])
         try await started.waitUntilHealthy(client: client)
         try started.startWorkers(stack.workers)
         return started
     }
+
+    /// The URL of the Redis (one server, or every node of the cluster as seeds), bypassing any proxy.
+    public var redisURL: String? { redisCluster?.url ?? redis?.url }
+
+    /// Every Redis process: the one server, or the cluster's nodes.
+    public var redisNodes: [RedisServer] { redisCluster?.nodes ?? redis.map { [$0] } ?? [] }
 
     /// The next instance's address, in turn.
     func nextBaseURL() -> String {
