@@ -6,31 +6,39 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
-/// Two `envoy serve` and two `envoy worker` processes sharing one redis-server and one database file, as behind
-/// a load balancer.
-@Suite("Several instances on one Redis: limits, caches and tasks stay exact across them")
+/// Two `envoy serve` and two `envoy worker` processes sharing one Redis (a redis-server, or a Redis Cluster) and one
+/// database file, as behind a load balancer.
+@Suite("Several instances on one Redis or one Redis Cluster: limits, caches and tasks stay exact across them")
 struct MultiInstanceTests {
     let directory: URL
-    let redis: RedisServer
-    let environment: [String: String]
+    let policies: URL
+
+    /// The Redis the instances share.
+    enum SharedRedis: String, CaseIterable, CustomTestStringConvertible {
+        case server = "one redis-server"
+        case cluster = "a Redis Cluster of 3 masters with a replica each"
+        var testDescription: String { rawValue }
+    }
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("envoy-multi-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        redis = try RedisServer()
-        let policies = directory.appendingPathComponent("limits.json")
+        policies = directory.appendingPathComponent("limits.json")
         try Data(
             #"[{"name":"profile","limit":60,"window":60,"key":"user","match":{"route":"/v1/user/profile"}}]"#.utf8
         ).write(to: policies)
-        environment = [
-            "PORT": "0", "REDIS_URL": redis.url, "DATABASE_URL": try TestStack.databaseURL(in: directory),
+    }
+
+    func environment(redisURL: String) throws -> [String: String] {
+        [
+            "PORT": "0", "REDIS_URL": redisURL, "DATABASE_URL": try TestStack.databaseURL(in: directory),
             "JWT_SECRET": "a-shared-secret-of-at-least-thirty-two-bytes", "BCRYPT_COST": "4",
             "RATE_LIMITS_FILE": policies.path, "MAIL_OUTBOX_DIR": directory.appendingPathComponent("outbox").path,
             "EMAIL_TEMPLATES_DIR": TestStack.repositoryRoot.appendingPathComponent("templates/email").path,
         ]
     }
 
-    func start(_ arguments: [String]) throws -> ChildProcess {
+    func start(_ arguments: [String], _ environment: [String: String]) throws -> ChildProcess {
         try ChildProcess(
             binary: ChildProcess.sibling("envoy"), arguments: arguments, directory: directory,
             environment: environment)
@@ -48,8 +56,14 @@ struct MultiInstanceTests {
         }
     }
 
-    @Test("limits exact in total across instances, no stale read after a write elsewhere, every task once")
-    func twoServersTwoWorkers() async throws {
+    @Test(
+        "limits exact in total across instances, no stale read after a write elsewhere, every task once; envoy queues",
+        arguments: SharedRedis.allCases)
+    func twoServersTwoWorkers(_ shared: SharedRedis) async throws {
+        let server = shared == .server ? try RedisServer() : nil
+        let cluster = shared == .cluster ? try await RedisCluster() : nil
+        let environment = try environment(redisURL: cluster?.firstNodeURL ?? server?.url ?? "")
+        func start(_ arguments: [String]) throws -> ChildProcess { try self.start(arguments, environment) }
         let a = try start(["serve", "--no-worker"])
         let b = try start(["serve", "--no-worker"])
         let portA = try #require(await a.listeningPort(), "A did not start: \(a.log)")
@@ -125,6 +139,20 @@ struct MultiInstanceTests {
         }
         #expect(statuses.filter { $0 == 200 }.count == 56)
         #expect(statuses.filter { $0 == 429 }.count == 144)
+
+        // `envoy queues` reads the same queue: the email queue, empty, nothing dead.
+        let stats = try start(["queues", "stats", "--json"])
+        #expect(await stats.wait() == 0, "\(stats.log)")
+        // Standard error (the store's name, a log line) shares the log: the JSON is the lines from "[" to "]".
+        let lines = stats.log.split(separator: "\n", omittingEmptySubsequences: false)
+        let open = try #require(lines.firstIndex { $0 == "[" || $0 == "[]" }, "\(stats.log)")
+        let close = try #require(lines.lastIndex { $0 == "]" || $0 == "[]" }, "\(stats.log)")
+        let json = lines[open...close].joined(separator: "\n")
+        let queues = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
+        let emailQueue = queues?.first { $0["queue"] as? String == "email" }
+        #expect(emailQueue?["ready"] as? Int == 0 && emailQueue?["dead"] as? Int == 0, "\(stats.log)")
+        let dead = try start(["queues", "dead"])
+        #expect(await dead.wait() == 0 && dead.log.contains("(no dead tasks)"), "\(dead.log)")
 
         for process in [a, b, second, replacement] { process.signal(SIGTERM) }
         for process in [a, b, second, replacement] { #expect(await process.wait() == 0, "\(process.log)") }
