@@ -79,6 +79,44 @@ struct RedisClusterBackendTests {
         }
     }
 
+    @Test("200 users' keys and commands spread over the 3 masters, none holding under 18 % or over 50 %")
+    func spreadOf200Users() async throws {
+        let cluster = try await RedisCluster()
+        let stack = try TestStack {
+            $0.redis = try RedisEndpoint(url: cluster.firstNodeURL)
+            $0.rateLimitPolicies = [
+                .init(name: "users", limit: 1000, window: 60, key: .user, match: .init(authenticated: true)),
+                .init(name: "others", limit: 10_000, window: 60, key: .clientIP, match: .init(authenticated: false)),
+            ]
+        }
+        let backend = try await stack.backend()
+        let masters = try await cluster.masters().map(\.port).sorted()
+        @Sendable func perMaster(_ read: (RedisServer) async throws -> Int) async throws -> [Int] {
+            var counts: [Int] = []
+            for port in masters { counts.append(try await read(try #require(cluster.server(port: port)))) }
+            return counts
+        }
+        try await backend.application(inProcessWorker: true).test(.ahc(.http)) { client in
+            var tokens: [String] = []
+            for index in 0..<200 { tokens.append(try await client.signUp(email: "spread\(index)@example.com")) }
+            #expect(await eventually(timeout: .seconds(60)) { stack.outbox().count == 200 })
+            // Five reads a user (a miss, then hits, each with its limit checked) and one write.
+            let before = try await perMaster { await $0.commandCalls() }
+            for token in tokens {
+                for _ in 0..<5 { _ = try await client.send(.get, "/v1/user/profile", token: token) }
+                _ = try await client.send(.put, "/v1/user/profile", json: #"{"company":"Spread"}"#, token: token)
+            }
+            let commands = zip(try await perMaster { await $0.commandCalls() }, before).map { $0 - $1 }
+            let keys = try await perMaster { try await cluster.keyCount(port: $0.port) }
+            let share = { (counts: [Int]) in counts.map { Double($0) / Double(max(1, counts.reduce(0, +))) } }
+            // 200 random user ids in 16,384 slots: a master's share of the users is 1/3 ± 10 % (3σ, σ ≈ 3.3 %); the
+            // queue's keys and its worker's polls add to one master. One tag for every limit would put all on one.
+            print("spread of 200 users over masters \(masters): keys \(keys), commands \(commands)")
+            #expect(share(keys).allSatisfy { (0.18...0.50).contains($0) }, "keys \(keys)")
+            #expect(share(commands).allSatisfy { (0.18...0.50).contains($0) }, "commands \(commands)")
+        }
+    }
+
     @Test("a master SIGKILLed under traffic: no 5xx, no task lost, no stale read; back on its replica after")
     func failoverUnderTraffic() async throws {
         let cluster = try await RedisCluster()

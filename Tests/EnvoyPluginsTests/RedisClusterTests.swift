@@ -166,6 +166,48 @@ struct RedisClusterTests {
         for index in 0..<2_000 { #expect(try await redis.send("GET", RedisArgument("r:\(index)")).int == Int64(index)) }
     }
 
+    @Test("an enqueue is stored exactly when it says so, whichever other master is down")
+    func enqueueWithAnotherMasterDown() async throws {
+        let cluster = try await RedisCluster()
+        let redis = try client(cluster.firstNodeURL, timeout: .milliseconds(500))
+        defer { redis.shutdown() }
+        let masters = try await cluster.masters()
+        func master(_ key: String) -> Int? {
+            let slot = RedisKeySlot.of(key)
+            return masters.first { $0.slotRanges.contains { $0.contains(slot) } }?.port
+        }
+        // A prefix whose queue registry, global wake list and queue are on three different masters.
+        let prefix = try #require(
+            (0..<500).map { "t\($0)" }.first { prefix in
+                Set([master("\(prefix):queues"), master("\(prefix):wake"), master("{\(prefix):q:mail}")]).count == 3
+            })
+        let queue = RedisTaskQueue(client: redis, prefix: prefix)
+        func enqueue() async throws -> EnqueueResult {
+            try await queue.enqueue(NewTask(type: "t", queue: "mail", payload: [1], maxAttempts: 3))
+        }
+        guard case .enqueued = try await enqueue() else { Issue.record("not enqueued"); return }
+        try await Task.sleep(for: .milliseconds(300))  // the replicas catch up
+
+        // The wake list's master dies: the task is stored, and the enqueue says so (a worker's poll finds it).
+        let wake = try #require(master("\(prefix):wake"))
+        cluster.server(port: wake)?.kill()
+        guard case .enqueued = try await enqueue() else { Issue.record("not enqueued"); return }
+        try await cluster.waitUntilFailedOver(wake)
+        try await Task.sleep(for: .milliseconds(300))
+
+        // The registry's master dies: the enqueue fails, and nothing was stored (the caller's outbox has the
+        // only copy, so no task is ever sent twice).
+        let registry = try #require(master("\(prefix):queues"))
+        cluster.server(port: registry)?.kill()
+        await #expect(throws: RedisError.self) { try await enqueue() }
+        try await cluster.waitUntilFailedOver(registry)
+        let ready = await eventually(timeout: .seconds(10)) {
+            (try? await queue.stats())?.first { $0.queue == "mail" }?.ready == 2
+        }
+        let stats = try await queue.stats()
+        #expect(ready, "\(stats)")
+    }
+
     @Test("a master SIGKILLed: once its replica takes over, every key reads back there without a new client")
     func failover() async throws {
         let cluster = try await RedisCluster()

@@ -198,14 +198,30 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         // this order; a wake-up that fails or comes for a duplicate only costs a worker one poll). Where the
         // queue's master has replicas, WAIT on the task's connection holds the answer until one has the task.
         let replicas = await client.replicas(forKey: keys.task)
-        var entries: [RedisPipelineEntry] = [
-            .command(["SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue)]), .script(store),
+        let register = RedisPipelineEntry.command([
+            "SADD", RedisArgument("\(prefix):queues"), RedisArgument(task.queue),
+        ])
+        var stored: [RedisPipelineEntry] = [.script(store)]
+        let timeout = Int(replicationTimeout.inSeconds * 1000)
+        if replicas > 0 { stored.append(.pinned(key: keys.task, ["WAIT", "1", RedisArgument(max(1, timeout))])) }
+        let wake: [RedisPipelineEntry] = [
             .command(["LPUSH", RedisArgument(globalWake), "1"]), .command(["LTRIM", RedisArgument(globalWake), 0, 0]),
         ]
-        let timeout = Int(replicationTimeout.inSeconds * 1000)
-        if replicas > 0 { entries.append(.pinned(key: keys.task, ["WAIT", "1", RedisArgument(max(1, timeout))])) }
-        let replies = try await client.pipeline(entries: entries)
-        guard replies.count == entries.count else {
+        let replies: [RESPValue]
+        if client.isCluster {
+            // The registry, the task and the global wake list live on different masters, and a pipeline across
+            // masters fails as a whole when one master fails, even where the others ran. So: the queue registered
+            // first (if that fails nothing is stored and the caller keeps the task), then the task on its own
+            // master, then the wake-up, best-effort: a master that does not hold the task can never make a stored
+            // task look unstored (which would send it twice, once from the caller's outbox).
+            let registered = try await client.pipeline(entries: [register])
+            if case .error(let message)? = registered.first { throw RedisError.server(message) }
+            replies = registered + (try await client.pipeline(entries: stored))
+            _ = try? await client.pipeline(entries: wake)
+        } else {
+            replies = try await client.pipeline(entries: [register] + stored + wake)
+        }
+        guard replies.count >= 1 + stored.count else {
             throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
         }
         for reply in replies.prefix(2) {
@@ -214,7 +230,7 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         guard replies[1].int == 1 else { return .duplicate }
         // Stored on the master only: a failover now would lose it. The caller keeps it too (the outbox), and the
         // task's deduplication key, if it has one, drops the copy that then arrives.
-        if replicas > 0, (replies[4].int ?? 0) < 1 { throw RedisError.notReplicated(replicationTimeout) }
+        if replicas > 0, (replies[2].int ?? 0) < 1 { throw RedisError.notReplicated(replicationTimeout) }
         return .enqueued(id)
     }
 

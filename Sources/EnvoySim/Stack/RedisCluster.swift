@@ -172,6 +172,11 @@ public final class RedisCluster: Sendable {
         }
     }
 
+    /// Returns once the master on `port` (killed by other means) has been replaced by its replica.
+    public func waitUntilFailedOver(_ port: Int, timeout: Duration = .seconds(30)) async throws {
+        try await Self.blocking { [self] in try waitUntilHealthySync(timeout: timeout, without: port) }
+    }
+
     /// Starts the node on `port` again (it comes back empty, rejoins, and is made a replica of the master that
     /// took its slots); returns once it is a replica in sync and the cluster is healthy.
     public func restartNode(port: Int, timeout: Duration = .seconds(30)) async throws {
