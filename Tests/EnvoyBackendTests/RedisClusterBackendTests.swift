@@ -133,15 +133,20 @@ struct RedisClusterBackendTests {
             let victim = try #require(try await cluster.masters().first)
             var statuses: [HTTPResponse.Status] = []
             var signedUp = 0
+            var worst = Duration.zero
             let killer = Task { try await cluster.killMaster(port: victim.port) }
             let started = ContinuousClock.now
             while ContinuousClock.now - started < .seconds(4) {
                 for token in tokens {
+                    let sent = ContinuousClock.now
                     statuses.append(try await client.send(.get, "/v1/user/profile", token: token).status)
+                    worst = max(worst, ContinuousClock.now - sent)
                 }
+                let sent = ContinuousClock.now
                 let response = try await client.send(
                     .post, "/v1/auth/register",
                     json: #"{"email":"during\#(signedUp)@example.com","password":"correct horse battery","name":"D"}"#)
+                worst = max(worst, ContinuousClock.now - sent)
                 statuses.append(response.status)
                 if response.status == .created { signedUp += 1 }
             }
@@ -170,6 +175,10 @@ struct RedisClusterBackendTests {
                 return addresses.filter { !sent.contains("<\($0)>") && !sent.contains(" \($0)") }
             }
             #expect(await eventually(timeout: .seconds(30)) { undelivered().isEmpty }, "lost: \(undelivered())")
+            try await Task.sleep(for: .seconds(1))  // a second copy would show by now
+            print(
+                "failover under traffic: \(statuses.count) requests, \(statuses.filter { $0.code >= 500 }.count) 5xx, "
+                    + "worst \(worst); \(stack.outbox().count) emails for \(addresses.count) sign-ups")
         }
     }
 }
