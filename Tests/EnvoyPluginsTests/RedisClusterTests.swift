@@ -31,6 +31,38 @@ struct RedisClusterTests {
         #expect(reachable == (3, 3))
     }
 
+    @Test("TLS and AUTH on every node: the seed's credentials and CA reach each master the map names")
+    func tlsAndAuth() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let certificates = try RedisServer.makeCertificates(in: directory)
+        let cluster = try await RedisCluster(security: .init(password: "cluster p@ss", certificates: certificates))
+        #expect(cluster.firstNodeURL.hasPrefix("rediss://:cluster%20p%40ss@127.0.0.1:"))
+        let redis = try client(cluster.firstNodeURL, caFile: certificates.ca, timeout: .seconds(3))
+        defer { redis.shutdown() }
+        for index in 0..<300 { try await redis.send("SET", RedisArgument("t:\(index)"), RedisArgument(index)) }
+        #expect(redis.isCluster)
+        for index in 0..<300 { #expect(try await redis.send("GET", RedisArgument("t:\(index)")).int == Int64(index)) }
+        for master in try await cluster.masters() {
+            #expect(try await cluster.keyCount(port: master.port) > 50, "every master was reached over TLS with AUTH")
+        }
+        // Without the CA, or with a wrong password, nothing is served (and the password is never in the error).
+        let untrusted = try client(cluster.firstNodeURL, timeout: .seconds(2))
+        defer { untrusted.shutdown() }
+        await #expect(throws: RedisError.self) { try await untrusted.send("GET", "t:1") }
+        let wrong = try client(
+            cluster.firstNodeURL.replacingOccurrences(of: "cluster%20p%40ss", with: "wrong-pass"),
+            caFile: certificates.ca, timeout: .seconds(2))
+        defer { wrong.shutdown() }
+        do {
+            _ = try await wrong.send("GET", "t:1")
+            Issue.record("a wrong password was accepted")
+        } catch {
+            #expect(!"\(error)".contains("wrong-pass") && !"\(error)".contains("p@ss"), "\(error)")
+        }
+    }
+
     @Test("a pipeline across the masters is split, sent to each, and its replies come back in order")
     func pipelineAcrossMasters() async throws {
         let cluster = try await RedisCluster()

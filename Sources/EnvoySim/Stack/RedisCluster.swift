@@ -10,23 +10,48 @@ public final class RedisCluster: Sendable {
     /// Every node, masters and replicas alike, in the order they were started.
     public let nodes: [RedisServer]
 
+    /// What every node asks of its clients (and of each other): a password, TLS with these certificates.
+    public struct Security: Sendable {
+        /// `requirepass` (and `masterauth`) of every node.
+        public var password: String?
+        /// TLS only — clients, replication and the cluster bus — with a CA and the nodes' certificate and key.
+        public var certificates: (ca: String, cert: String, key: String)?
+
+        /// Creates the settings; the defaults are none (plain TCP, no password).
+        public init(password: String? = nil, certificates: (ca: String, cert: String, key: String)? = nil) {
+            self.password = password
+            self.certificates = certificates
+        }
+    }
+
+    /// The nodes' password and TLS.
+    public let security: Security
+
     /// Starts the nodes and makes the cluster; returns once every node sees all 16,384 slots served. A master
     /// unreachable for `nodeTimeout` is failed over to its replica.
-    public convenience init(masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .milliseconds(1000))
-        async throws
-    {
+    public convenience init(
+        masters: Int = 3, replicasPerMaster: Int = 1, nodeTimeout: Duration = .milliseconds(1000),
+        security: Security = .init()
+    ) async throws {
         let nodes = try await Self.blocking {
-            try Self.startNodes(masters: masters, replicasPerMaster: replicasPerMaster, nodeTimeout: nodeTimeout)
+            try Self.startNodes(
+                masters: masters, replicasPerMaster: replicasPerMaster, nodeTimeout: nodeTimeout, security: security)
         }
-        self.init(nodes: nodes)
+        self.init(nodes: nodes, security: security)
         try await Self.blocking { [self] in
             try waitUntilHealthySync()
             try waitUntilReplicatedSync(replicasPerMaster)
         }
     }
 
-    private init(nodes: [RedisServer]) {
+    private init(nodes: [RedisServer], security: Security) {
         self.nodes = nodes
+        self.security = security
+    }
+
+    /// Runs `redis-cli` against the node on `port`, with the nodes' password and CA.
+    func cli(port: Int, _ arguments: [String]) throws -> String {
+        try RedisServer.cli(["-p", String(port)] + nodes[0].cliOptions + arguments)
     }
 
     /// Runs blocking work on NIO's thread pool.
@@ -34,20 +59,32 @@ public final class RedisCluster: Sendable {
         try await NIOThreadPool.singleton.runIfActive(work)
     }
 
-    private static func startNodes(masters: Int, replicasPerMaster: Int, nodeTimeout: Duration) throws -> [RedisServer]
-    {
+    private static func startNodes(
+        masters: Int, replicasPerMaster: Int, nodeTimeout: Duration, security: Security
+    ) throws -> [RedisServer] {
         var nodes: [RedisServer] = []
         for _ in 0..<(masters * (1 + replicasPerMaster)) {
+            let port = try RedisServer.freePort()
+            var secured: [String] = []
+            if let password = security.password { secured += ["--requirepass", password, "--masterauth", password] }
+            if let certificates = security.certificates {
+                secured += [
+                    "--tls-port", String(port), "--tls-cert-file", certificates.cert, "--tls-key-file",
+                    certificates.key, "--tls-ca-cert-file", certificates.ca, "--tls-auth-clients", "no",
+                    "--tls-cluster", "yes", "--tls-replication", "yes",
+                ]
+            }
             nodes.append(
-                try RedisServer([
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-port", String(try RedisServer.freePort()),
-                    "--cluster-node-timeout", String(Int(nodeTimeout.inSeconds * 1000)),
-                    "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
-                ]))
+                try RedisServer(
+                    [
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        "--cluster-port", String(try RedisServer.freePort()),
+                        "--cluster-node-timeout", String(Int(nodeTimeout.inSeconds * 1000)),
+                        "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
+                    ] + secured, port: port, plainPort: security.certificates == nil))
         }
         _ = try RedisServer.cli(
-            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
+            nodes[0].cliOptions + ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
                 + ["--cluster-replicas", String(replicasPerMaster), "--cluster-yes"])
         return nodes
     }
@@ -58,7 +95,7 @@ public final class RedisCluster: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let synced = try mastersSync().allSatisfy { master in
-                let info = (try? RedisServer.cli(["-p", String(master.port), "info", "replication"])) ?? ""
+                let info = (try? cli(port: master.port, ["info", "replication"])) ?? ""
                 return info.components(separatedBy: "state=online").count - 1 >= replicas
             }
             if synced { return }
@@ -67,11 +104,17 @@ public final class RedisCluster: Sendable {
         throw RedisServerError(message: "the replicas did not sync within \(timeout)")
     }
 
-    /// `redis://127.0.0.1:P1,127.0.0.1:P2,…`: every node as a seed.
-    public var url: String { "redis://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+    /// `redis://127.0.0.1:P1,127.0.0.1:P2,…`: every node as a seed (`rediss://` and the password when secured).
+    public var url: String { urlPrefix + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
 
     /// One node's URL (any node of a cluster is enough for a client).
-    public var firstNodeURL: String { nodes[0].url }
+    public var firstNodeURL: String { urlPrefix + "127.0.0.1:\(nodes[0].port)" }
+
+    private var urlPrefix: String {
+        (security.certificates == nil ? "redis://" : "rediss://")
+            + (security.password.map { ":\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")@" }
+                ?? "")
+    }
 
     /// A node as `CLUSTER NODES` describes it.
     public struct Node: Sendable, Equatable {
@@ -94,7 +137,7 @@ public final class RedisCluster: Sendable {
 
     func describeSync() throws -> [Node] {
         let live = nodes.first { RedisServer.canConnect(port: $0.port) } ?? nodes[0]
-        let text = try RedisServer.cli(["-p", String(live.port), "cluster", "nodes"])
+        let text = try cli(port: live.port, ["cluster", "nodes"])
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count >= 8, let portText = fields[1].split(separator: "@").first?.split(separator: ":").last,
@@ -127,7 +170,7 @@ public final class RedisCluster: Sendable {
                 return first.port
             }
             let live = masters.first?.port ?? nodes[0].port
-            let reply = try RedisServer.cli(["-p", String(live), "cluster", "keyslot", key])
+            let reply = try cli(port: live, ["cluster", "keyslot", key])
             guard let slot = Int(reply.trimmingCharacters(in: .whitespacesAndNewlines)),
                 let master = masters.first(where: { $0.slotRanges.contains { $0.contains(slot) } })
             else { throw RedisServerError(message: "no live master serves the slot of \(key)") }
@@ -137,15 +180,14 @@ public final class RedisCluster: Sendable {
 
     /// How many keys the node on `port` holds (`DBSIZE`).
     public func keyCount(port: Int) async throws -> Int {
-        try await Self.blocking {
-            Int(try RedisServer.cli(["-p", String(port), "dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines))
-                ?? -1
+        try await Self.blocking { [self] in
+            Int(try cli(port: port, ["dbsize"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         }
     }
 
     /// A field of the `INFO` of the node on `port` (asked by `redis-cli`, whose own call it counts).
     public func info(port: Int, field: String) async throws -> String? {
-        let text = try await Self.blocking { try RedisServer.cli(["-p", String(port), "info", "everything"]) }
+        let text = try await Self.blocking { [self] in try cli(port: port, ["info", "everything"]) }
         return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix("\(field):") }.map {
             String($0.dropFirst(field.count + 1))
         }
@@ -185,7 +227,7 @@ public final class RedisCluster: Sendable {
             try server.restart()
             let deadline = ContinuousClock.now + timeout
             while ContinuousClock.now < deadline {
-                let info = (try? RedisServer.cli(["-p", String(port), "info", "replication"])) ?? ""
+                let info = (try? cli(port: port, ["info", "replication"])) ?? ""
                 if info.contains("role:slave") && info.contains("master_link_status:up") { break }
                 usleep(100_000)
             }
@@ -204,10 +246,11 @@ public final class RedisCluster: Sendable {
         guard let source = described.first(where: { $0.port == from }),
             let target = described.first(where: { $0.port == to })
         else { throw RedisServerError(message: "no master on \(from) or \(to)") }
-        _ = try RedisServer.cli([
-            "--cluster", "reshard", "127.0.0.1:\(to)", "--cluster-from", source.id, "--cluster-to", target.id,
-            "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
-        ])
+        _ = try RedisServer.cli(
+            nodes[0].cliOptions + [
+                "--cluster", "reshard", "127.0.0.1:\(to)", "--cluster-from", source.id, "--cluster-to", target.id,
+                "--cluster-slots", String(slots), "--cluster-yes", "--cluster-pipeline", "10",
+            ])
         try waitUntilHealthySync()
     }
 
@@ -217,7 +260,7 @@ public final class RedisCluster: Sendable {
         while ContinuousClock.now < deadline {
             let live = nodes.filter { $0.port != without && RedisServer.canConnect(port: $0.port) }
             let healthy = live.allSatisfy { node in
-                let info = (try? RedisServer.cli(["-p", String(node.port), "cluster", "info"])) ?? ""
+                let info = (try? cli(port: node.port, ["cluster", "info"])) ?? ""
                 return info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
             }
             let served = ((try? mastersSync()) ?? []).allSatisfy { $0.port != without }

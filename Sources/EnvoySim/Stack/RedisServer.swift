@@ -142,13 +142,19 @@ public final class RedisServer: Sendable {
         return text
     }
 
+    /// What `redis-cli` needs besides the port to reach this server: its password, and TLS with its CA.
+    public var cliOptions: [String] {
+        func value(_ flag: String) -> String? { arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
+        var options: [String] = []
+        if let password = value("--requirepass") { options += ["-a", password, "--no-auth-warning"] }
+        if value("--tls-port") != nil, let ca = value("--tls-ca-cert-file") { options += ["--tls", "--cacert", ca] }
+        return options
+    }
+
     /// Commands this server has run (`INFO commandstats`, every command's `calls`, asked by `redis-cli`).
     public func commandCalls() async -> Int {
-        let port = port
-        guard
-            let text = try? await NIOThreadPool.singleton.runIfActive({
-                try Self.cli(["-p", String(port), "info", "commandstats"])
-            })
+        let arguments = ["-p", String(port)] + cliOptions + ["info", "commandstats"]
+        guard let text = try? await NIOThreadPool.singleton.runIfActive({ try Self.cli(arguments) })
         else { return 0 }
         return Self.calls(inCommandStats: text)
     }
