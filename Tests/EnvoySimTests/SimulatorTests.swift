@@ -16,16 +16,43 @@ struct SimulatorTests {
          "phases": [{"name": "p", "duration": 2, "rate": 10, "mix": {"r": 1}}]}
         """
 
+    /// The minimal scenario with `fields` (JSON members, comma-separated) added at its top level.
+    static func minimal(adding fields: String) -> String {
+        minimal.replacingOccurrences(of: #""users": {"count": 1},"#, with: #""users": {"count": 1}, "# + fields + ",")
+    }
+
     @Test("validation errors name the JSON path of the bad field")
     func validation() throws {
         _ = try Self.scenario(Self.minimal)
-        let cases: [(String, String)] = [
+        // Fields added to the minimal scenario, and the path each error must name.
+        let added: [(String, String)] = [
+            (#""capacity": {"scale_instances": [2, 2]}"#, "capacity.scale_instances"),
+            (#""faults": [{"at": 5, "kind": "redis_down"}]"#, "faults[0].at"),
+            (#""faults": [{"at": 1, "kind": "redis_melt"}]"#, "faults[0].kind"),
             (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "capacity": {"scale_instances": [2, 2]},"#),
-                "capacity.scale_instances"
+                #""stack": {"redis": false}, "faults": [{"at": 1, "kind": "redis_latency", "latency_ms": 5}]"#,
+                "faults[0].kind"
             ),
+            (#""stack": {"workers": 0}, "faults": [{"at": 1, "kind": "worker_kill"}]"#, "faults[0].kind"),
+            (#""expect": [{"metric": "speed", "max": 1}]"#, "expect[0].metric"),
+            (#""stack": {"redis": {"masters": 2}}"#, "stack.redis.masters"),
+            (#""stack": {"redis": {"masters": 3, "replicas": 3}}"#, "stack.redis.replicas"),
+            (#""faults": [{"at": 1, "kind": "redis_master_kill"}]"#, "faults[0].kind"),
+            (
+                #""stack": {"redis": {"masters": 3, "replicas": 0}}, "faults": [{"at": 1, "kind": "redis_master_kill"}]"#,
+                "faults[0].kind"
+            ),
+            (
+                #""stack": {"redis": {"masters": 3}}, "faults": [{"at": 1, "kind": "redis_down", "duration": 1}]"#,
+                "faults[0].kind"
+            ),
+            (
+                #""stack": {"redis": {"masters": 3}}, "faults": [{"at": 1, "kind": "redis_reshard", "slots": 0}]"#,
+                "faults[0].slots"
+            ),
+        ]
+        // The minimal scenario edited.
+        let edited: [(String, String)] = [
             (Self.minimal.replacingOccurrences(of: #""schema": 1"#, with: #""schema": 2"#), "schema"),
             (Self.minimal.replacingOccurrences(of: #""rate": 10"#, with: #""rate": "fast""#), "phases[0].rate"),
             (Self.minimal.replacingOccurrences(of: #"{"r": 1}"#, with: #"{"nope": 1}"#), "phases[0].mix.nope"),
@@ -36,81 +63,11 @@ struct SimulatorTests {
             ),
             (
                 Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "faults": [{"at": 5, "kind": "redis_down"}],"#),
-                "faults[0].at"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "faults": [{"at": 1, "kind": "redis_melt"}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"redis": false},"#
-                        + #" "faults": [{"at": 1, "kind": "redis_latency", "latency_ms": 5}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"workers": 0},"#
-                        + #" "faults": [{"at": 1, "kind": "worker_kill"}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "expect": [{"metric": "speed", "max": 1}],"#),
-                "expect[0].metric"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
                     of: #""path": "/v1/user/profile""#, with: #""path": "/", "client_ip": "300.1.1.1""#),
                 "requests.r.client_ip"
             ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#, with: #""users": {"count": 1}, "stack": {"redis": {"masters": 2}},"#
-                ),
-                "stack.redis.masters"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3, "replicas": 3}},"#),
-                "stack.redis.replicas"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "faults": [{"at": 1, "kind": "redis_master_kill"}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3, "replicas": 0}},"#
-                        + #" "faults": [{"at": 1, "kind": "redis_master_kill"}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3}},"#
-                        + #" "faults": [{"at": 1, "kind": "redis_down", "duration": 1}],"#),
-                "faults[0].kind"
-            ),
-            (
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#,
-                    with: #""users": {"count": 1}, "stack": {"redis": {"masters": 3}},"#
-                        + #" "faults": [{"at": 1, "kind": "redis_reshard", "slots": 0}],"#),
-                "faults[0].slots"
-            ),
         ]
+        let cases = edited + added.map { (Self.minimal(adding: $0.0), $0.1) }
         for (json, path) in cases {
             #expect(throws: ScenarioError.self, "\(path)") { try Self.scenario(json) }
             do {
@@ -125,8 +82,7 @@ struct SimulatorTests {
     func redisTopology() throws {
         func stack(_ redis: String) throws -> Scenario.Stack {
             try Self.scenario(
-                Self.minimal.replacingOccurrences(
-                    of: #""users": {"count": 1},"#, with: #""users": {"count": 1}, "stack": {"redis": \#(redis)},"#)
+                Self.minimal(adding: #""stack": {"redis": \#(redis)}"#)
             ).stack
         }
         #expect(try stack("true").redis == .single)
