@@ -257,7 +257,9 @@ public struct Backend: Sendable {
 
     /// A worker for this backend's task types.
     public func worker(_ configuration: TaskWorker.Configuration) -> TaskWorker {
-        TaskWorker(queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics)
+        TaskWorker(
+            queue: taskQueue, registry: tasks, configuration: configuration, logger: logger, metrics: metrics,
+            directory: taskQueue)
     }
 
     /// The task queue, and the queue in the application's database under it: the embedded queue itself, or the

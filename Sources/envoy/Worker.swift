@@ -34,10 +34,15 @@ struct Worker: AsyncParsableCommand {
                 concurrency: concurrency,
                 queues: queues?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? [],
                 lease: .seconds(leaseSeconds)))
+        // Its own /health and /metrics (stopped after the worker: the group stops services in reverse order).
+        var http: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if configuration.workerMetricsPort > 0 {
+            http.append(.init(service: backend.workerApplication(worker, port: configuration.workerMetricsPort)))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: backend.connections.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
-                    + [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    + http + [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger

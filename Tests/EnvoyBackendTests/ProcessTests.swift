@@ -83,6 +83,58 @@ struct ProcessTests {
         #expect(!worker.log.contains("correct horse"))
     }
 
+    @Test("envoy worker serves /health and /metrics: claiming while Redis answers, 503 while it is gone, back after")
+    func workerHealthAndMetrics() async throws {
+        let redis = try RedisServer()
+        let metricsPort = try RedisServer.freePort()
+        var environment = environment
+        environment["REDIS_URL"] = redis.url
+        environment["WORKER_METRICS_PORT"] = String(metricsPort)
+        let worker = try EnvoyProcess(["worker", "--concurrency", "3"], directory: directory, environment: environment)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        func get(_ path: String) async -> (status: Int, body: String)? {
+            guard
+                let response = try? await http.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)\(path)"), timeout: .seconds(5)),
+                let body = try? await response.body.collect(upTo: 1 << 20)
+            else { return nil }
+            return (Int(response.status.code), String(buffer: body))
+        }
+        let claiming = await eventually(timeout: .seconds(20)) { await get("/health")?.status == 200 }
+        #expect(claiming, "\(worker.log)")
+        let health = await get("/health")?.body ?? ""
+        #expect(health.contains(#""claiming":true"#) && health.contains(#""lanes":3"#), "\(health)")
+        let metrics = await get("/metrics")?.body ?? ""
+        #expect(metrics.contains("envoy_worker_lanes_busy") && metrics.contains("envoy_tasks_processed_total"))
+
+        redis.kill()
+        let down = await eventually(timeout: .seconds(20)) { await get("/health")?.status == 503 }
+        #expect(down, "a worker that cannot claim says so")
+        #expect(await get("/health")?.body.contains(#""claiming":false"#) == true)
+        try redis.restart()
+        let back = await eventually(timeout: .seconds(20)) { await get("/health")?.status == 200 }
+        #expect(back)
+        worker.signal(SIGTERM)
+        #expect(await worker.wait() == 0, "\(worker.log)")
+    }
+
+    @Test("a worker whose metrics port is taken logs it and works on")
+    func workerMetricsPortTaken() async throws {
+        let taken = try RedisServer()  // something already listening on the port
+        var environment = environment
+        environment["WORKER_METRICS_PORT"] = String(taken.port)
+        let worker = try EnvoyProcess(["worker"], directory: directory, environment: environment)
+        let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        #expect(try await Self.register("port@example.com", port: port).status.code == 201)
+        let delivered = await eventually(timeout: .seconds(30)) { outbox().count == 1 }
+        #expect(delivered, "the worker still works: \(worker.log)")
+        #expect(worker.log.contains("worker metrics on port \(taken.port) failed; running without it"))
+        for process in [worker, serve] { process.signal(SIGTERM) }
+        for process in [worker, serve] { #expect(await process.wait() == 0) }
+    }
+
     @Test("a bad variable stops start-up with one line naming it, and no secret")
     func startupError() async throws {
         var environment = self.environment

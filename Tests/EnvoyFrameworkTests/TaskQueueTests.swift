@@ -253,6 +253,43 @@ struct TaskWorkerTests {
         #expect(unknown.history.filter { $0.contains("no handler") }.count == 3, "\(unknown.history)")
     }
 
+    @Test(
+        "a worker announces itself while it runs (host, pid, lanes, tasks done) and is gone once it stops",
+        arguments: TestDatabase.allCases)
+    func heartbeats(_ kind: TestDatabase) async throws {
+        let queue = try await (try QueueFixture(kind)).openOnSystemClock()
+        let seen = Shared([Int]())
+        var registry = TaskRegistry()
+        registry.register(Echo(seen: seen, failuresBeforeSuccess: 0))
+        for n in 0..<5 { try await queue.enqueue(Echo.self, .init(n: n)) }
+        let worker = TaskWorker(
+            queue: queue, registry: registry,
+            configuration: .init(concurrency: 2, queues: ["q"], pollInterval: .milliseconds(20)),
+            logger: quietLogger, metrics: NOOPMetricsHandler.instance, directory: queue,
+            heartbeatInterval: .milliseconds(100))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let serviceGroup = ServiceGroup(services: [worker], logger: quietLogger)
+            group.addTask { try await serviceGroup.run() }
+            let announced = await eventually {
+                let live = (try? await queue.liveWorkers()) ?? []
+                return live.count == 1 && live[0].tasksDone == 5
+            }
+            #expect(announced)
+            let live = try await queue.liveWorkers()
+            #expect(live.first?.id == worker.id && live.first?.lanes == 2 && live.first?.claiming == true)
+            #expect(live.first?.pid == Int(ProcessInfo.processInfo.processIdentifier) && live.first?.queues == ["q"])
+            #expect(worker.status.isClaiming)
+            await serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(try await queue.liveWorkers().isEmpty, "a stopped worker leaves the list at once")
+        // A heartbeat past its expiry is dropped, not listed.
+        var stale = worker.status.heartbeat(id: "gone", ttl: .seconds(1), now: Date().addingTimeInterval(-10))
+        stale.host = "elsewhere"
+        try await queue.recordHeartbeat(stale)
+        #expect(try await queue.liveWorkers().isEmpty)
+    }
+
     @Test("a task of a type no handler here knows is handed back with a delay, and runs once a worker knows it")
     func unknownTypeHandedBack() async throws {
         let queue = try await (try QueueFixture()).openOnSystemClock()

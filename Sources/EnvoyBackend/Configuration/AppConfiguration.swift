@@ -67,6 +67,10 @@ public struct AppConfiguration: Sendable {
     public var bcryptCost: UInt8 = 12
     /// Worker lanes run inside `envoy serve` when the queue is embedded.
     public var inProcessWorkerConcurrency = 2
+    /// The port `envoy worker` serves `/metrics` and `/health` on (0: none).
+    public var workerMetricsPort = 9090
+    /// The operators' token for `/admin` (nil: the console and its API are off).
+    public var adminToken: String?
 
     /// The built-in defaults.
     public init() {}
@@ -75,6 +79,7 @@ public struct AppConfiguration: Sendable {
     /// redacted), and never repeated by a summary or an error.
     public static let secretVariables: Set<String> = [
         "REDIS_URL", "DATABASE_URL", "JWT_SECRET", "MAILGUN_API_KEY", "PADDLE_API_KEY", "PADDLE_WEBHOOK_SECRET",
+        "ADMIN_TOKEN",
     ]
 
     /// The process environment over the `.env` file in `directory` (the environment wins), read and validated.
@@ -128,6 +133,17 @@ public struct AppConfiguration: Sendable {
                 throw ConfigurationError(variable: "PORT", problem: "must be a port number 0-65535, got \"\(raw)\"")
             }
             self.port = port
+        }
+        if let raw = value("WORKER_METRICS_PORT") {
+            guard let port = Int(raw), (0...65535).contains(port) else {
+                throw ConfigurationError(
+                    variable: "WORKER_METRICS_PORT", problem: "must be a port number 0-65535 (0: off), got \"\(raw)\"")
+            }
+            self.workerMetricsPort = port
+        }
+        self.adminToken = value("ADMIN_TOKEN")
+        if let token = adminToken, token.utf8.count < 32 {
+            throw ConfigurationError(variable: "ADMIN_TOKEN", problem: "must be at least 32 bytes long")
         }
         let caFile = value("REDIS_TLS_CA_FILE")
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
@@ -328,6 +344,7 @@ public struct AppConfiguration: Sendable {
             "trusted_proxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
             "trusted_proxy_header": "\(trustedProxyHeader.rawValue)",
             "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
+            "admin": adminToken == nil ? "off" : "on (/admin)",
         ]
     }
 }

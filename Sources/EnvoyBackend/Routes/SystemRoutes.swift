@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Prometheus
+import ServiceLifecycle
 
 struct HealthReport: Encodable {
     var status: String
@@ -38,15 +39,74 @@ extension Backend {
                 status: database == "ok" ? .ok : .serviceUnavailable)
         }
 
-        router.get("/metrics") { _, context in
-            do {
-                queueGauges.record(try await taskQueue.stats())
-            } catch {
-                context.logger.warning("queue stats unavailable for /metrics", metadata: ["error": "\(error)"])
-            }
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
+        router.get("/metrics") { _, context in await metricsResponse(logger: context.logger) }
+    }
+
+    /// Every metric in Prometheus' text format, the queue's gauges read first.
+    func metricsResponse(logger: Logger) async -> Response {
+        do {
+            queueGauges.record(try await taskQueue.stats())
+        } catch {
+            logger.warning("queue stats unavailable for /metrics", metadata: ["error": "\(error)"])
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))
+    }
+
+    /// `envoy worker`'s own HTTP server on `port`: `GET /health` (200 while `worker` is claiming, else 503) and
+    /// `GET /metrics` (the queue's and the tasks' metrics). A port it cannot bind is logged as an error and the
+    /// worker goes on working: its tasks matter more than its metrics.
+    public func workerApplication(_ worker: TaskWorker, port: Int) -> some Service {
+        BestEffortService(workerServer(worker, port: port), logger: logger, what: "worker metrics on port \(port)")
+    }
+
+    func workerServer(_ worker: TaskWorker, port: Int) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/health") { _, _ in
+            let status = worker.status
+            return try JSONResponse.make(
+                WorkerHealth(
+                    status: status.isClaiming ? "ok" : "not claiming", claiming: status.isClaiming,
+                    workerID: worker.id, lanes: status.lanes, lanesBusy: status.lanesBusy, tasksDone: status.tasksDone),
+                status: status.isClaiming ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, context in await metricsResponse(logger: context.logger) }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: port), serverName: "envoy-worker"),
+            logger: logger)
+    }
+}
+
+/// Runs `base`; if it fails, logs why and waits for shutdown instead of stopping the service group.
+struct BestEffortService<Base: Service>: Service {
+    let base: Base
+    let logger: Logger
+    let what: String
+
+    init(_ base: Base, logger: Logger, what: String) {
+        self.base = base
+        self.logger = logger
+        self.what = what
+    }
+
+    func run() async throws {
+        do {
+            try await base.run()
+        } catch {
+            logger.error("\(what) failed; running without it", metadata: ["error": "\(error)"])
+            try? await gracefulShutdown()
         }
     }
+}
+
+/// What a worker's `/health` says.
+struct WorkerHealth: Encodable {
+    var status: String
+    var claiming: Bool
+    var workerID: String
+    var lanes: Int
+    var lanesBusy: Int
+    var tasksDone: Int
 }

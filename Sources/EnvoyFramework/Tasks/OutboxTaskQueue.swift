@@ -82,6 +82,12 @@ public struct OutboxTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
     public func retryDead(ids: [String]?) async throws -> Int { try await primary.retryDead(ids: ids) }
     /// The primary's delete-dead.
     public func deleteDead(ids: [String]?) async throws -> Int { try await primary.deleteDead(ids: ids) }
+    /// The primary's heartbeats (workers take from the primary).
+    public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
+        try await primary.recordHeartbeat(heartbeat)
+    }
+    /// The primary's workers.
+    public func liveWorkers() async throws -> [WorkerHeartbeat] { try await primary.liveWorkers() }
     /// The relay that moves the outbox's tasks to the primary, and whatever the primary needs.
     public var services: [any Service] { [OutboxRelay(queue: self)] + primary.services }
     /// As the primary.

@@ -54,6 +54,12 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
         },
         // Kept on the task too, so a relayed task (outbox → Redis) keeps its deduplication.
         SQLMigration("envoy_tasks_v2_dedup_key") { _ in ["ALTER TABLE envoy_tasks ADD COLUMN dedup_key TEXT"] },
+        // Workers' heartbeats: one row per running worker, as JSON, until it expires.
+        SQLMigration("envoy_workers_v1") { sql in
+            [
+                "CREATE TABLE envoy_workers (id TEXT PRIMARY KEY NOT NULL, heartbeat TEXT NOT NULL, expires_at \(sql.real) NOT NULL)"
+            ]
+        },
     ]
 
     /// Commits the task (or notices its deduplication key) and wakes local workers.
@@ -251,6 +257,26 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
             binds += ids as [any SQLBindable]
         }
         return try await database.query(sql + " RETURNING id", binding: binds).count
+    }
+
+    /// Upserts the worker's row.
+    public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
+        try await database.query(
+            """
+            INSERT INTO envoy_workers (id, heartbeat, expires_at) VALUES (?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat, expires_at = excluded.expires_at
+            """,
+            heartbeat.id, String(decoding: try WorkerHeartbeat.encoder.encode(heartbeat), as: UTF8.self),
+            heartbeat.expiresAt.timeIntervalSince1970)
+    }
+
+    /// Drops expired rows, then reads the rest.
+    public func liveWorkers() async throws -> [WorkerHeartbeat] {
+        let time = now()
+        try await database.query("DELETE FROM envoy_workers WHERE expires_at <= ?", time)
+        return try await database.query("SELECT heartbeat FROM envoy_workers").compactMap { row in
+            try? WorkerHeartbeat.decoder.decode(WorkerHeartbeat.self, from: Data((try row["heartbeat"] as String).utf8))
+        }.sorted { $0.startedAt < $1.startedAt }
     }
 
     /// The embedded queue is served by a worker inside `envoy serve` unless told otherwise.

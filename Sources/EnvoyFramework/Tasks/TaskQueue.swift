@@ -174,6 +174,10 @@ public protocol TaskQueueAdministration: Sendable {
     func retryDead(ids: [String]?) async throws -> Int
     /// Deletes dead tasks (all, or those named) for good; returns how many.
     func deleteDead(ids: [String]?) async throws -> Int
+    /// Keeps `heartbeat` (replacing the worker's last) until it expires.
+    func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws
+    /// The workers whose last heartbeat has not expired, by start time (expired ones are dropped).
+    func liveWorkers() async throws -> [WorkerHeartbeat]
 }
 
 /// A queue that is also administered in one place (every provider Envoy ships).

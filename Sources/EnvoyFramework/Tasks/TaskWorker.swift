@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -39,13 +40,26 @@ public struct TaskWorker: Service {
     let outcomes: [String: Counter]
     /// While the queue is down every lane fails to claim twice a second: one line a second is enough.
     let claimFailures: SampledLogger
+    /// What it is doing now (for `/health`, gauges and heartbeats).
+    public let status: WorkerStatus
+    /// Where it announces itself every `heartbeatInterval` (nil: nowhere).
+    let directory: (any TaskQueueAdministration)?
+    /// This process run's id in heartbeats.
+    public let id = UUID().uuidString.lowercased()
+    let heartbeatInterval: Duration
+    let lanesBusy: Gauge
 
-    /// A worker running `registry`'s task types from `queue`.
+    /// A worker running `registry`'s task types from `queue`, announcing itself in `directory`.
     public init(
         queue: any TaskQueue, registry: TaskRegistry, configuration: Configuration, logger: Logger,
-        metrics: any MetricsFactory
+        metrics: any MetricsFactory, directory: (any TaskQueueAdministration)? = nil,
+        heartbeatInterval: Duration = .seconds(5)
     ) {
         self.queue = queue
+        self.status = WorkerStatus(lanes: max(1, configuration.concurrency), queues: configuration.queues)
+        self.directory = directory
+        self.heartbeatInterval = heartbeatInterval
+        self.lanesBusy = Gauge(label: "envoy_worker_lanes_busy", factory: metrics)
         self.registry = registry
         self.configuration = configuration
         self.logger = logger
@@ -71,6 +85,10 @@ public struct TaskWorker: Service {
             for _ in 0..<max(1, configuration.concurrency) {
                 group.addTask { await self.slot() }
             }
+            if directory != nil { group.addTask { await self.announce() } }
+        }
+        if let directory {  // gone from the list at once, not when the last heartbeat expires
+            try? await directory.recordHeartbeat(status.heartbeat(id: id, ttl: .zero))
         }
         logger.info("worker stopped")
     }
@@ -81,7 +99,9 @@ public struct TaskWorker: Service {
             let claimed: ClaimedTask?
             do {
                 claimed = try await queue.claim(queues: configuration.queues, lease: configuration.lease)
+                status.claimAttempted(failed: false)
             } catch {
+                status.claimAttempted(failed: true)
                 claimFailures.warning("claiming a task failed", metadata: ["error": "\(error)"])
                 await sleepUnlessShutdown(configuration.pollInterval)
                 continue
@@ -90,7 +110,27 @@ public struct TaskWorker: Service {
                 await waitForWork()
                 continue
             }
+            status.started()
+            lanesBusy.record(status.lanesBusy)
             await process(claimed)
+            status.finished()
+            lanesBusy.record(status.lanesBusy)
+        }
+        status.stop()
+    }
+
+    /// Records a heartbeat every `heartbeatInterval` (valid three intervals) until shutdown.
+    private func announce() async {
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await directory?.recordHeartbeat(status.heartbeat(id: id, ttl: heartbeatInterval * 3))
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 { logger.warning("worker heartbeat failed", metadata: ["error": "\(error)"]) }
+            }
+            await sleepUnlessShutdown(heartbeatInterval)
         }
     }
 

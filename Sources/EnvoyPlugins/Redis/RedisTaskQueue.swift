@@ -234,6 +234,34 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return .enqueued(id)
     }
 
+    /// `HSET envoy:workers ID HEARTBEAT` (one hash: every worker in one slot).
+    public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
+        let reply = try await client.send(
+            "HSET", RedisArgument("\(prefix):workers"), RedisArgument(heartbeat.id),
+            RedisArgument(bytes: Array(try WorkerHeartbeat.encoder.encode(heartbeat))))
+        if case .error(let message) = reply { throw RedisError.server(message) }
+    }
+
+    /// `HGETALL envoy:workers`, dropping (`HDEL`) the expired.
+    public func liveWorkers() async throws -> [WorkerHeartbeat] {
+        let fields = try await client.send("HGETALL", RedisArgument("\(prefix):workers")).array ?? []
+        var live: [WorkerHeartbeat] = []
+        var expired: [RedisArgument] = []
+        let now = Date()
+        for pair in stride(from: 0, to: fields.count - 1, by: 2) {
+            guard case .bulk(let bytes?) = fields[pair + 1],
+                let heartbeat = try? WorkerHeartbeat.decoder.decode(WorkerHeartbeat.self, from: Data(bytes)),
+                heartbeat.expiresAt > now
+            else {
+                if let id = fields[pair].string { expired.append(RedisArgument(id)) }
+                continue
+            }
+            live.append(heartbeat)
+        }
+        if !expired.isEmpty { _ = try? await client.send(["HDEL", RedisArgument("\(prefix):workers")] + expired) }
+        return live.sorted { $0.startedAt < $1.startedAt }
+    }
+
     private var globalWake: String { "\(prefix):wake" }
 
     /// Claims from the first of `queues` (all known queues when empty) that has a runnable task.

@@ -143,7 +143,9 @@ public final class SimStack: Sendable {
     /// Starts `count` `envoy worker` processes.
     func startWorkers(_ count: Int) throws {
         let launched = try (0..<count).map { _ in
-            try ChildProcess(binary: binary, arguments: ["worker"], directory: directory, environment: environment)
+            var worker = environment
+            worker["WORKER_METRICS_PORT"] = String(try RedisServer.freePort())  // each its own /metrics
+            return try ChildProcess(binary: binary, arguments: ["worker"], directory: directory, environment: worker)
         }
         workers.withLock { $0 = launched }
     }
