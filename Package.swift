@@ -76,6 +76,7 @@ let package = Package(
             dependencies: [
                 "EnvoyFramework",
                 "EnvoyPlugins",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),

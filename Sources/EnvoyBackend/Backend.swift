@@ -176,6 +176,7 @@ public struct Backend: Sendable {
         }
         addSystemRoutes(to: router.group())
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
+        addAdminRoutes(to: router.group())  // its own token, its own limit on wrong tokens
         let reads = CachedReads()
         let limited = router.group().addMiddleware {
             AuthenticationMiddleware(tokens: tokens)

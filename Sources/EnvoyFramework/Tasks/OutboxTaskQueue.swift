@@ -82,6 +82,11 @@ public struct OutboxTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
     public func retryDead(ids: [String]?) async throws -> Int { try await primary.retryDead(ids: ids) }
     /// The primary's delete-dead.
     public func deleteDead(ids: [String]?) async throws -> Int { try await primary.deleteDead(ids: ids) }
+    /// The task in the primary, else in the outbox (waiting to be relayed).
+    public func task(id: String) async throws -> TaskRecord? {
+        if let found = try await primary.task(id: id) { return found }
+        return try await outbox.task(id: id)
+    }
     /// The primary's heartbeats (workers take from the primary).
     public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
         try await primary.recordHeartbeat(heartbeat)

@@ -259,6 +259,35 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
         return try await database.query(sql + " RETURNING id", binding: binds).count
     }
 
+    /// The task's row.
+    public func task(id: String) async throws -> TaskRecord? {
+        let time = now()
+        guard
+            let row = try await database.query(
+                """
+                SELECT id, type, queue, payload, state, attempts, max_attempts, run_at, lease_until, history,
+                    created_at, died_at
+                FROM envoy_tasks WHERE id = ?
+                """, id
+            ).first
+        else { return nil }
+        let stored: String = try row["state"]
+        let runAt: Double = try row["run_at"]
+        let leaseUntil: Double? = try row["lease_until"]
+        let state =
+            switch stored {
+            case "running": "in_flight"
+            case "ready" where runAt > time: "delayed"
+            default: stored
+            }
+        return TaskRecord(
+            id: try row["id"], type: try row["type"], queue: try row["queue"], state: state,
+            attempts: try row["attempts"], maxAttempts: try row["max_attempts"], payload: try row["payload"],
+            history: (try? JSONDecoder().decode([String].self, from: Data((try row["history"] as String).utf8))) ?? [],
+            createdAt: try row["created_at"], leaseUntil: stored == "running" ? leaseUntil : nil,
+            diedAt: try row["died_at"])
+    }
+
     /// Upserts the worker's row.
     public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
         try await database.query(

@@ -130,6 +130,50 @@ public struct DeadTask: Sendable, Codable, Equatable {
     }
 }
 
+/// One task as an operator sees it: where it is, its payload, every failure.
+public struct TaskRecord: Sendable, Codable, Equatable {
+    /// The task's id.
+    public var id: String
+    /// The handler's `taskType`.
+    public var type: String
+    /// Its queue.
+    public var queue: String
+    /// `ready`, `delayed`, `in_flight` or `dead`.
+    public var state: String
+    /// Runs it has had.
+    public var attempts: Int
+    /// Runs it may have.
+    public var maxAttempts: Int
+    /// The payload as enqueued.
+    public var payload: [UInt8]
+    /// Every failure, oldest first.
+    public var history: [String]
+    /// When it was enqueued, Unix seconds.
+    public var createdAt: Double
+    /// While in flight: when its worker's lease ends, Unix seconds.
+    public var leaseUntil: Double?
+    /// When it died, Unix seconds.
+    public var diedAt: Double?
+
+    /// A record with the given fields.
+    public init(
+        id: String, type: String, queue: String, state: String, attempts: Int, maxAttempts: Int, payload: [UInt8],
+        history: [String], createdAt: Double, leaseUntil: Double? = nil, diedAt: Double? = nil
+    ) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.state = state
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.payload = payload
+        self.history = history
+        self.createdAt = createdAt
+        self.leaseUntil = leaseUntil
+        self.diedAt = diedAt
+    }
+}
+
 /// A durable queue of background tasks with leases: a task claimed by a worker that dies returns to the
 /// queue when its lease expires, so no task is lost. Embedded: `SQLTaskQueue`; Redis: a plugin. This is the hot
 /// path producers and workers use; what operators do is `TaskQueueAdministration`.
@@ -174,6 +218,8 @@ public protocol TaskQueueAdministration: Sendable {
     func retryDead(ids: [String]?) async throws -> Int
     /// Deletes dead tasks (all, or those named) for good; returns how many.
     func deleteDead(ids: [String]?) async throws -> Int
+    /// One task by id, wherever it is (nil: no such task, or it completed).
+    func task(id: String) async throws -> TaskRecord?
     /// Keeps `heartbeat` (replacing the worker's last) until it expires.
     func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws
     /// The workers whose last heartbeat has not expired, by start time (expired ones are dropped).

@@ -234,6 +234,32 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return .enqueued(id)
     }
 
+    /// The task in whichever known queue holds it: its record, then where it is, in one pipeline per queue.
+    public func task(id: String) async throws -> TaskRecord? {
+        let field = RedisArgument(id)
+        for queue in try await resolve([]) {
+            let keys = Keys(prefix: prefix, queue: queue)
+            let replies = try await client.pipeline([
+                ["HGET", RedisArgument(keys.task), field], ["HGET", RedisArgument(keys.attempts), field],
+                ["HGET", RedisArgument(keys.history), field], ["ZSCORE", RedisArgument(keys.leases), field],
+                ["ZSCORE", RedisArgument(keys.delayed), field], ["ZSCORE", RedisArgument(keys.dead), field],
+                ["HGET", RedisArgument(keys.died), field],
+            ])
+            guard replies.count == 7, let record = replies[0].bytes.flatMap(Self.parse) else { continue }
+            func number(_ reply: RESPValue) -> Double? { reply.string.flatMap(Double.init) }
+            let state =
+                number(replies[5]) != nil
+                ? "dead" : number(replies[3]) != nil ? "in_flight" : number(replies[4]) != nil ? "delayed" : "ready"
+            let history = (try? JSONDecoder().decode([String].self, from: Data((replies[2].string ?? "[]").utf8))) ?? []
+            return TaskRecord(
+                id: id, type: record.type, queue: queue, state: state, attempts: Int(replies[1].int ?? 0),
+                maxAttempts: record.maxAttempts, payload: record.payload, history: history,
+                createdAt: record.created / 1000, leaseUntil: number(replies[3]).map { $0 / 1000 },
+                diedAt: number(replies[6]).map { $0 / 1000 })
+        }
+        return nil
+    }
+
     /// `HSET envoy:workers ID HEARTBEAT` (one hash: every worker in one slot).
     public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
         let reply = try await client.send(

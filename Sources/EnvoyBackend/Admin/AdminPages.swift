@@ -1,0 +1,221 @@
+import EnvoyFramework
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The console's pages: server-rendered HTML, every value escaped, forms that work without JavaScript (the
+/// overview's script only refreshes its tables).
+enum AdminPages {
+    /// `text` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attribute values.
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// A page: the layout around `body`; with `csrf`, the navigation and the sign-out form.
+    static func page(_ title: String, _ body: String, csrf: String?, status: HTTPResponse.Status = .ok) -> Response {
+        var html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(escape(title)) · Envoy console</title>
+            <link rel="stylesheet" href="/admin/assets/console.css"></head><body>
+            <header><strong>Envoy console</strong>
+            """
+        if let csrf {
+            html += """
+                <nav><a href="/admin">Overview</a> <a href="/admin/dead">Dead letters</a></nav>
+                <form method="post" action="/admin/signout" class="inline">\(hidden("csrf", csrf))
+                <button type="submit">Sign out</button></form>
+                """
+        }
+        html += "</header><main><h1>\(escape(title))</h1>\n\(body)</main></body></html>\n"
+        return Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    static func hidden(_ name: String, _ value: String) -> String {
+        "<input type=\"hidden\" name=\"\(escape(name))\" value=\"\(escape(value))\">"
+    }
+
+    /// A POST form of one button, carrying the CSRF token and `fields`.
+    static func button(_ label: String, action: String, csrf: String, fields: [(String, String)], danger: Bool = false)
+        -> String
+    {
+        "<form method=\"post\" action=\"\(escape(action))\" class=\"inline\">\(hidden("csrf", csrf))"
+            + fields.map { hidden($0.0, $0.1) }.joined()
+            + "<button type=\"submit\"\(danger ? " class=\"danger\"" : "")>\(escape(label))</button></form>"
+    }
+
+    static func time(_ seconds: Double?) -> String {
+        guard let seconds, seconds > 0 else { return "—" }
+        return Date(timeIntervalSince1970: seconds).formatted(.iso8601)
+    }
+
+    /// The sign-in page (the only one without a session).
+    static func signIn(error: String?) -> Response {
+        let message = error.map { "<p class=\"error\" id=\"error\">Sign-in refused: \(escape($0)).</p>" } ?? ""
+        return page(
+            "Sign in",
+            """
+            \(message)
+            <form method="post" action="/admin/signin">
+            <label for="token">Admin token</label>
+            <input type="password" id="token" name="token" autocomplete="current-password" required>
+            <button type="submit" id="sign-in">Sign in</button></form>
+            """, csrf: nil, status: error == nil ? .ok : .unauthorized)
+    }
+
+    /// The overview: health, queues, workers, caches, limits; refreshed by the script every 2 s.
+    static func overview(_ overview: AdminOverview, csrf: String) -> Response {
+        var body = """
+            <p>Database <b id="database">\(escape(overview.database))</b> · Redis <b id="redis">\(escape(overview.redis))</b>
+            · <span id="updated" data-at="\(overview.at)">read \(escape(time(overview.at)))</span></p>
+            <h2>Queues</h2><div class="scroll"><table id="queues"><thead><tr><th>queue</th><th>ready</th><th>delayed</th>
+            <th>in flight</th><th>dead</th><th>oldest ready s</th></tr></thead><tbody>
+            """
+        for queue in overview.queues {
+            body += "<tr data-queue=\"\(escape(queue.queue))\"><td>\(escape(queue.queue))</td>"
+            body += "<td data-field=\"ready\">\(queue.ready)</td><td data-field=\"delayed\">\(queue.delayed)</td>"
+            body += "<td data-field=\"inFlight\">\(queue.inFlight)</td><td data-field=\"dead\">\(queue.dead)</td>"
+            body += "<td>\(String(format: "%.1f", queue.oldestReadyAge))</td></tr>\n"
+        }
+        body += """
+            </tbody></table></div>
+            <p>Tasks processed here: <span id="tasks-rate">—</span> a second
+            (\(escape(overview.tasksProcessed.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: ", "))))</p>
+            <h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>host</th><th>pid</th>
+            <th>lanes busy</th><th>tasks done</th><th>queues</th><th>claiming</th></tr></thead><tbody>
+            """
+        for worker in overview.workers {
+            body +=
+                "<tr><td>\(escape(worker.host))</td><td>\(worker.pid)</td><td>\(worker.lanesBusy)/\(worker.lanes)</td>"
+            body +=
+                "<td>\(worker.tasksDone)</td><td>\(escape(worker.queues.isEmpty ? "all" : worker.queues.joined(separator: ", ")))</td>"
+            body += "<td>\(worker.claiming ? "yes" : "no")</td></tr>\n"
+        }
+        body += "</tbody></table></div><h2>Caches</h2><div class=\"scroll\"><table id=\"caches\"><thead><tr>"
+        body += "<th>cache</th><th>hits</th><th>misses</th><th>bypass</th><th>hit ratio</th></tr></thead><tbody>"
+        for (cache, results) in overview.caches.sorted(by: { $0.key < $1.key }) {
+            let (hit, miss, bypass) = (results["hit"] ?? 0, results["miss"] ?? 0, results["bypass"] ?? 0)
+            let ratio = hit + miss + bypass > 0 ? String(format: "%.0f %%", hit / (hit + miss + bypass) * 100) : "—"
+            body += "<tr><td>\(escape(cache))</td><td>\(Int(hit))</td><td>\(Int(miss))</td><td>\(Int(bypass))</td>"
+            body += "<td>\(ratio)</td></tr>\n"
+        }
+        body += "</tbody></table></div><h2>Rate limits</h2><div class=\"scroll\"><table id=\"limits\"><thead><tr>"
+        body += "<th>policy</th><th>allowed</th><th>denied</th></tr></thead><tbody>"
+        for (policy, decisions) in overview.rateLimits.sorted(by: { $0.key < $1.key }) {
+            body += "<tr><td>\(escape(policy))</td><td>\(Int(decisions["allowed"] ?? 0))</td>"
+            body += "<td>\(Int(decisions["denied"] ?? 0))</td></tr>\n"
+        }
+        body += "</tbody></table></div>\n<script src=\"/admin/assets/console.js\"></script>"
+        return page("Overview", body, csrf: csrf)
+    }
+
+    /// Dead letters matching `filter`, each with its retry and delete buttons, and both for all that match.
+    static func dead(_ tasks: [DeadTask], filter: DeadFilter, csrf: String, done: String? = nil) -> Response {
+        let scope = [("type", filter.type ?? ""), ("error", filter.error ?? "")]
+        var body = """
+            <form method="get" action="/admin/dead" class="filter">
+            <label for="type">type</label> <input id="type" name="type" value="\(escape(filter.type ?? ""))">
+            <label for="error">error contains</label> <input id="error" name="error" value="\(escape(filter.error ?? ""))">
+            <button type="submit" id="search">Search</button></form>
+            \(done.map { "<p class=\"done\" id=\"done\">Done: \(escape($0)).</p>" } ?? "")
+            <p><span id="count">\(tasks.count)</span> dead task(s)\(filter.isEmpty ? "" : " matching").
+            """
+        if !tasks.isEmpty {
+            body +=
+                " "
+                + button(
+                    "Retry all \(tasks.count)", action: "/admin/dead/retry", csrf: csrf, fields: scope + [("all", "1")])
+            body +=
+                " "
+                + button(
+                    "Delete all \(tasks.count)", action: "/admin/dead/delete", csrf: csrf,
+                    fields: scope + [("all", "1")], danger: true)
+        }
+        body += "</p><div class=\"scroll\"><table id=\"dead\"><thead><tr><th>task</th><th>type</th><th>queue</th>"
+        body += "<th>attempts</th><th>last error</th><th>died</th><th></th></tr></thead><tbody>\n"
+        for task in tasks {
+            body += "<tr data-task=\"\(escape(task.id))\"><td><a href=\"/admin/tasks/\(escape(task.id))\">"
+            body +=
+                "\(escape(String(task.id.prefix(8))))</a></td><td>\(escape(task.type))</td><td>\(escape(task.queue))</td>"
+            body +=
+                "<td>\(task.attempts)</td><td>\(escape(String(task.reason.prefix(160))))</td><td>\(escape(time(task.diedAt)))</td><td>"
+            body += button("Retry", action: "/admin/dead/retry", csrf: csrf, fields: scope + [("id", task.id)])
+            body += button(
+                "Delete", action: "/admin/dead/delete", csrf: csrf, fields: scope + [("id", task.id)], danger: true)
+            body += "</td></tr>\n"
+        }
+        body += "</tbody></table></div>"
+        return page("Dead letters", body, csrf: csrf)
+    }
+
+    /// One task: where it is, its payload (redacted), every failure; a dead one can be retried or deleted.
+    static func task(_ task: TaskRecord, csrf: String) -> Response {
+        let shown = AdminTask(task)
+        var body = "<dl id=\"task\">"
+        for (name, value) in [
+            ("id", shown.id), ("type", shown.type), ("queue", shown.queue), ("state", shown.state),
+            ("attempts", "\(shown.attempts) of \(shown.maxAttempts)"), ("enqueued", time(shown.createdAt)),
+            ("lease until", time(shown.leaseUntil)), ("died", time(shown.diedAt)),
+        ] {
+            body += "<dt>\(escape(name))</dt><dd data-field=\"\(escape(name))\">\(escape(value))</dd>"
+        }
+        body +=
+            "</dl><h2>Payload</h2><pre id=\"payload\">\(escape(shown.payload))</pre><h2>Failures</h2><ol id=\"history\">"
+        body += shown.history.map { "<li>\(escape($0))</li>" }.joined()
+        body += "</ol>"
+        if task.state == "dead" {
+            body += button(
+                "Retry", action: "/admin/dead/retry", csrf: csrf, fields: [("id", task.id), ("from", "task")])
+            body += button(
+                "Delete", action: "/admin/dead/delete", csrf: csrf, fields: [("id", task.id), ("from", "task")],
+                danger: true)
+        }
+        return page("Task \(task.id.prefix(8))", body, csrf: csrf)
+    }
+
+    /// 404 as a page.
+    static func notFound(_ detail: String) -> Response {
+        page(
+            "Not found", "<p>\(escape(detail))</p><p><a href=\"/admin\">Overview</a></p>", csrf: nil, status: .notFound)
+    }
+
+    /// 303 to `location`; with `session`, setting the session cookie; with `clearingSession`, removing it.
+    static func redirect(
+        _ location: String, session: String? = nil, secure: Bool = false, clearingSession: Bool = false
+    )
+        -> Response
+    {
+        var headers: HTTPFields = [.location: location]
+        let attributes = "; Path=/admin; HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+        if let session {
+            headers[.setCookie] =
+                "\(AdminAccess.cookie)=\(session)\(attributes); Max-Age=\(Int(AdminAccess.sessionLifetime))"
+        } else if clearingSession {
+            headers[.setCookie] = "\(AdminAccess.cookie)=\(attributes); Max-Age=0"
+        }
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    /// A static asset of the console.
+    static func asset(_ text: String, type: String) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "\(type); charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

@@ -1,0 +1,436 @@
+import EnvoyFramework
+import EnvoyPlugins
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+
+/// The operators' console (`/admin`, HTML forms) and the JSON API under `/admin/api/` it and scripts use; both
+/// exist only when `ADMIN_TOKEN` is set.
+extension Backend {
+    func addAdminRoutes(to router: RouterGroup<EnvoyRequestContext>) {
+        guard let token = configuration.adminToken else { return }
+        let access = AdminAccess(token: token)
+        let admin = router.group("/admin").addMiddleware { AdminHeadersMiddleware() }
+        let console = AdminConsole(backend: self, access: access)
+
+        admin.get("/signin") { request, _ in
+            AdminPages.signIn(error: request.uri.queryParameters.get("error"))
+        }
+        admin.post("/signin") { request, context in try await console.signIn(request, context: context) }
+        admin.post("/signout") { request, context in
+            _ = try await console.form(request, context: context)
+            return AdminPages.redirect("/admin/signin", clearingSession: true)
+        }
+        admin.get("/assets/console.css") { _, _ in AdminPages.asset(AdminAssets.css, type: "text/css") }
+        admin.get("/assets/console.js") { _, _ in AdminPages.asset(AdminAssets.javascript, type: "text/javascript") }
+
+        // Pages: a session cookie, or the sign-in page.
+        admin.get("") { request, context in
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            return AdminPages.overview(try await console.overview(), csrf: access.csrf(for: session))
+        }
+        admin.get("/dead") { request, context in
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            let filter = DeadFilter(request.uri.queryParameters)
+            return AdminPages.dead(
+                try await console.dead(filter), filter: filter, csrf: access.csrf(for: session),
+                done: request.uri.queryParameters.get("done"))
+        }
+        admin.get("/tasks/{id}") { request, context in
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            let id = try context.parameters.require("id")
+            guard let task = try await taskQueue.task(id: id) else {
+                return AdminPages.notFound("No task \(id): it does not exist, or it completed.")
+            }
+            return AdminPages.task(task, csrf: access.csrf(for: session))
+        }
+        admin.post("/dead/retry") { request, context in
+            let form = try await console.form(request, context: context)
+            let count = try await console.act(on: form, retry: true)
+            return AdminPages.redirect(form.back(done: "retried \(count)"))
+        }
+        admin.post("/dead/delete") { request, context in
+            let form = try await console.form(request, context: context)
+            let count = try await console.act(on: form, retry: false)
+            return AdminPages.redirect(form.back(done: "deleted \(count)", deleted: true))
+        }
+
+        // The JSON API: `Authorization: Bearer ADMIN_TOKEN`, or the console's session (and its CSRF token on POST).
+        let api = admin.group("/api")
+        api.get("/overview") { request, context in
+            try await console.authorize(request, context: context)
+            return try JSONResponse.make(try await console.overview())
+        }
+        api.get("/dead") { request, context in
+            try await console.authorize(request, context: context)
+            return try JSONResponse.make(try await console.dead(DeadFilter(request.uri.queryParameters)))
+        }
+        api.get("/tasks/{id}") { request, context in
+            try await console.authorize(request, context: context)
+            let id = try context.parameters.require("id")
+            guard let task = try await taskQueue.task(id: id) else {
+                throw Problem.notFound("No task \(id): it does not exist, or it completed.")
+            }
+            return try JSONResponse.make(AdminTask(task))
+        }
+        api.get("/workers") { request, context in
+            try await console.authorize(request, context: context)
+            return try JSONResponse.make(try await taskQueue.liveWorkers())
+        }
+        for (path, retry) in [("/dead/retry", true), ("/dead/delete", false)] {
+            api.post(RouterPath(path)) { request, context in
+                try await console.authorize(request, context: context)
+                let action = try await json.decode(DeadAction.self, from: request)
+                let count = try await console.act(
+                    ids: action.ids,
+                    filter: action.all == true ? DeadFilter(type: action.type, error: action.error) : nil,
+                    retry: retry)
+                return try JSONResponse.make([retry ? "retried" : "deleted": count])
+            }
+        }
+    }
+}
+
+/// What the console's handlers share: the backend, the access rules, and the work behind pages and API alike.
+struct AdminConsole: Sendable {
+    let backend: Backend
+    let access: AdminAccess
+
+    /// The valid session cookie of `request`, if any.
+    func session(of request: Request) -> String? {
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0] == AdminAccess.cookie, access.isValid(session: String(parts[1])) {
+                    return String(parts[1])
+                }
+            }
+        }
+        return nil
+    }
+
+    /// The client's address, for limiting and logging failed attempts.
+    func client(_ context: EnvoyRequestContext) -> String { context.identity.clientAddress?.description ?? "unknown" }
+
+    /// Checks the sign-in form's token; sets the session cookie, or counts and logs the failure.
+    func signIn(_ request: Request, context: EnvoyRequestContext) async throws -> Response {
+        let client = client(context)
+        guard !access.failures.isBlocked(client) else {
+            context.logger.warning("admin sign-in refused: too many wrong tokens", metadata: ["ip": "\(client)"])
+            return AdminPages.redirect("/admin/signin?error=too+many+attempts;+wait+15+minutes")
+        }
+        let fields = try await AdminForm.fields(request, limit: backend.json.limit)
+        guard access.isToken(fields["token"] ?? "") else {
+            access.failures.recordFailure(client)
+            context.logger.warning("admin sign-in refused: wrong token", metadata: ["ip": "\(client)"])
+            return AdminPages.redirect("/admin/signin?error=wrong+token")
+        }
+        context.logger.notice("admin signed in", metadata: ["ip": "\(client)"])
+        let secure = backend.forwardedOverTLS(request, context: context)
+        return AdminPages.redirect("/admin", session: access.newSession(), secure: secure)
+    }
+
+    /// A POSTed console form, checked: a valid session and its CSRF token, else 403.
+    func form(_ request: Request, context: EnvoyRequestContext) async throws -> AdminForm {
+        guard let session = session(of: request) else {
+            throw Problem(.forbidden, detail: "Sign in to the console first.")
+        }
+        let fields = try await AdminForm.fields(request, limit: backend.json.limit)
+        guard let csrf = fields["csrf"], access.isCSRF(csrf, for: session) else {
+            context.logger.warning(
+                "admin action refused: missing or wrong CSRF token", metadata: ["ip": "\(client(context))"])
+            throw Problem(.forbidden, detail: "The form's CSRF token is missing or wrong; reload the page.")
+        }
+        return AdminForm(fields: fields)
+    }
+
+    /// Lets an API call through with the Bearer token, or with the console's session (a POST also with its
+    /// `X-CSRF-Token`); wrong tokens are counted, logged and, past the limit, refused with 429.
+    func authorize(_ request: Request, context: EnvoyRequestContext) async throws {
+        let client = client(context)
+        if let header = request.headers[.authorization] {
+            guard !access.failures.isBlocked(client) else {
+                throw Problem(
+                    .tooManyRequests, detail: "Too many wrong admin tokens from this address; wait 15 minutes.")
+            }
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer", access.isToken(String(parts[1])) else {
+                access.failures.recordFailure(client)
+                context.logger.warning("admin API refused: wrong token", metadata: ["ip": "\(client)"])
+                throw Problem.unauthorized("The admin token is not valid.")
+            }
+            return
+        }
+        guard let session = session(of: request) else {
+            throw Problem.unauthorized("An admin token is required (Authorization: Bearer …).")
+        }
+        if request.method != .get && request.method != .head {
+            guard let csrf = request.headers[AdminHeadersMiddleware.csrfHeader], access.isCSRF(csrf, for: session)
+            else {
+                context.logger.warning("admin API refused: missing or wrong CSRF token", metadata: ["ip": "\(client)"])
+                throw Problem(.forbidden, detail: "X-CSRF-Token is missing or wrong.")
+            }
+        }
+    }
+
+    /// Everything the overview shows, read now.
+    func overview() async throws -> AdminOverview {
+        async let queues = backend.taskQueue.stats()
+        async let workers = backend.taskQueue.liveWorkers()
+        async let databaseUp = backend.database.ping()
+        var redis = "not configured"
+        if let client = backend.redis {
+            let masters = await client.mastersReachable()
+            redis = masters.reachable == masters.of ? "ok" : (masters.reachable == 0 ? "down" : "degraded")
+        }
+        let counters = AdminCounters(exposition: backend.metricsRegistry.emitToString())
+        return AdminOverview(
+            at: Date().timeIntervalSince1970, queues: try await queues, workers: (try? await workers) ?? [],
+            database: await databaseUp ? "ok" : "down", redis: redis, tasksProcessed: counters.tasksProcessed,
+            caches: counters.caches, rateLimits: counters.rateLimits)
+    }
+
+    /// Dead tasks matching `filter`, newest first (at most `filter.limit`).
+    func dead(_ filter: DeadFilter) async throws -> [DeadTask] {
+        let all = try await backend.taskQueue.deadTasks(limit: filter.isEmpty ? filter.limit : 100_000)
+        return Array(all.filter(filter.matches).prefix(filter.limit))
+    }
+
+    /// Retries or deletes the form's task, or every dead task matching its filter.
+    func act(on form: AdminForm, retry: Bool) async throws -> Int {
+        try await act(
+            ids: form.fields["id"].map { [$0] }, filter: form.fields["all"] == "1" ? form.filter : nil, retry: retry)
+    }
+
+    /// Retries or deletes `ids`, or those matching `filter`; neither is an error (nothing is done to all by default).
+    func act(ids: [String]?, filter: DeadFilter?, retry: Bool) async throws -> Int {
+        var targets = ids ?? []
+        if let filter {
+            targets += try await dead(DeadFilter(type: filter.type, error: filter.error, limit: 100_000)).map(\.id)
+        }
+        guard !targets.isEmpty else { return 0 }
+        return retry
+            ? try await backend.taskQueue.retryDead(ids: targets) : try await backend.taskQueue.deleteDead(ids: targets)
+    }
+}
+
+extension Backend {
+    /// Whether the client reached us over TLS, as a trusted proxy in front says (`X-Forwarded-Proto: https`).
+    func forwardedOverTLS(_ request: Request, context: EnvoyRequestContext) -> Bool {
+        guard let peer = context.remoteAddress?.ipAddress.flatMap(IPAddress.init),
+            configuration.trustedProxies.contains(where: { $0.contains(peer) }),
+            let proto = request.headers[HTTPField.Name("X-Forwarded-Proto")!]
+        else { return false }
+        return proto.lowercased() == "https"
+    }
+}
+
+/// Which dead tasks: by type (exact) and by words in their errors.
+struct DeadFilter: Sendable, Equatable {
+    var type: String?
+    var error: String?
+    var limit = 200
+
+    init(type: String? = nil, error: String? = nil, limit: Int = 200) {
+        self.type = type.flatMap { $0.isEmpty ? nil : $0 }
+        self.error = error.flatMap { $0.isEmpty ? nil : $0 }
+        self.limit = limit
+    }
+
+    init(_ query: Hummingbird.Parameters) {
+        self.init(
+            type: query.get("type"), error: query.get("error"),
+            limit: query.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) } ?? 200)
+    }
+
+    var isEmpty: Bool { type == nil && error == nil }
+
+    func matches(_ task: DeadTask) -> Bool {
+        (type == nil || task.type == type)
+            && (error == nil || task.history.contains { $0.localizedCaseInsensitiveContains(error ?? "") })
+    }
+}
+
+/// The body of `POST /admin/api/dead/retry` and `/delete`: ids, or `all` with a filter.
+struct DeadAction: Decodable {
+    var ids: [String]?
+    var all: Bool?
+    var type: String?
+    var error: String?
+}
+
+/// A posted console form's fields.
+struct AdminForm: Sendable {
+    var fields: [String: String]
+
+    /// The dead-letter filter the form carries.
+    var filter: DeadFilter { DeadFilter(type: fields["type"], error: fields["error"]) }
+
+    /// Where to go after the action: the task's page, else the filtered dead letters, with what was done.
+    func back(done: String, deleted: Bool = false) -> String {
+        if let id = fields["id"], fields["from"] == "task", !deleted { return "/admin/tasks/\(Self.escape(id))" }
+        var query = ["done=\(Self.escape(done))"]
+        if let type = filter.type { query.append("type=\(Self.escape(type))") }
+        if let error = filter.error { query.append("error=\(Self.escape(error))") }
+        return "/admin/dead?" + query.joined(separator: "&")
+    }
+
+    static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? ""
+    }
+
+    /// The `application/x-www-form-urlencoded` fields of `request`'s body.
+    static func fields(_ request: Request, limit: Int) async throws -> [String: String] {
+        let body = try await JSONBody(limit: limit).bytes(of: request)
+        var fields: [String: String] = [:]
+        for pair in String(buffer: body).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            if let name = parts.first { fields[decode(name)] = parts.count == 2 ? decode(parts[1]) : "" }
+        }
+        return fields
+    }
+}
+
+/// Security headers on every console response: a strict Content-Security-Policy (only this server's own script
+/// and style), no framing, no sniffing, no caching, no referrer.
+struct AdminHeadersMiddleware: RouterMiddleware {
+    typealias Context = EnvoyRequestContext
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+    static let policy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        var response = try await next(request, context)
+        response.headers[HTTPField.Name("Content-Security-Policy")!] = Self.policy
+        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+}
+
+/// The overview, as the page and `GET /admin/api/overview` give it.
+struct AdminOverview: Encodable, Sendable {
+    /// When it was read, Unix seconds (the page turns counter deltas into rates).
+    var at: Double
+    var queues: [QueueStats]
+    var workers: [WorkerHeartbeat]
+    var database: String
+    var redis: String
+    /// This instance's `envoy_tasks_processed_total` by outcome.
+    var tasksProcessed: [String: Double]
+    /// This instance's cache requests by cache and result (`hit`, `miss`, `bypass`).
+    var caches: [String: [String: Double]]
+    /// This instance's rate-limit decisions by policy and decision.
+    var rateLimits: [String: [String: Double]]
+}
+
+/// A task as the API shows it: the payload redacted.
+struct AdminTask: Encodable {
+    var id: String
+    var type: String
+    var queue: String
+    var state: String
+    var attempts: Int
+    var maxAttempts: Int
+    var payload: String
+    var history: [String]
+    var createdAt: Double
+    var leaseUntil: Double?
+    var diedAt: Double?
+
+    init(_ task: TaskRecord) {
+        (id, type, queue, state, attempts, maxAttempts) =
+            (task.id, task.type, task.queue, task.state, task.attempts, task.maxAttempts)
+        (payload, history, createdAt, leaseUntil, diedAt) =
+            (Redaction.payload(task.payload), task.history, task.createdAt, task.leaseUntil, task.diedAt)
+    }
+}
+
+/// Counters read from this instance's Prometheus exposition.
+struct AdminCounters {
+    var tasksProcessed: [String: Double] = [:]
+    var caches: [String: [String: Double]] = [:]
+    var rateLimits: [String: [String: Double]] = [:]
+
+    init(exposition: String) {
+        for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let brace = line.firstIndex(of: "{"), let close = line.firstIndex(of: "}"),
+                let value = Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces))
+            else { continue }
+            let name = line[..<brace]
+            var labels: [String: String] = [:]
+            for pair in line[line.index(after: brace)..<close].split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 {
+                    labels[String(parts[0])] = parts[1].trimmingCharacters(in: .init(charactersIn: "\""))
+                }
+            }
+            switch name {
+            case "envoy_tasks_processed_total":
+                if let outcome = labels["outcome"] { tasksProcessed[outcome, default: 0] += value }
+            case "envoy_cache_requests_total":
+                if let cache = labels["cache"], let result = labels["result"] {
+                    caches[cache, default: [:]][result] = value
+                }
+            case "envoy_ratelimit_decisions_total":
+                if let policy = labels["policy"], let decision = labels["decision"] {
+                    rateLimits[policy, default: [:]][decision] = value
+                }
+            default: continue
+            }
+        }
+    }
+}
+
+/// What the console never shows of a payload: secrets and personal data.
+enum Redaction {
+    /// Keys whose values are withheld wherever they appear in a key (`user_password`, `api_token`).
+    static let sensitiveParts = [
+        "password", "secret", "token", "authorization", "apikey", "email", "phone", "address", "recipient", "cookie",
+        "iban", "card",
+    ]
+    /// Keys whose values are withheld when they are the whole key (short words that occur inside harmless ones).
+    static let sensitiveKeys: Set<String> = ["to", "cc", "bcc", "name", "html", "text", "body", "key", "ip"]
+
+    static func isSensitive(_ key: String) -> Bool {
+        let plain = key.lowercased().filter { $0 != "_" && $0 != "-" }
+        return sensitiveKeys.contains(plain) || sensitiveParts.contains { plain.contains($0) }
+    }
+
+    /// `payload` as indented JSON with sensitive values and anything that looks like an email address withheld;
+    /// a payload that is not JSON is not shown at all.
+    static func payload(_ payload: [UInt8]) -> String {
+        guard let value = try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed]),
+            let data = try? JSONSerialization.data(
+                withJSONObject: redact(value, key: nil), options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed])
+        else { return "(\(payload.count) bytes, not JSON: not shown)" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func redact(_ value: Any, key: String?) -> Any {
+        let sensitive = key.map(isSensitive) ?? false
+        switch value {
+        case let object as [String: Any]:
+            return object.reduce(into: [String: Any]()) { $0[$1.key] = redact($1.value, key: $1.key) }
+        case let array as [Any]:
+            return array.map { redact($0, key: key) }
+        case let text as String:
+            if sensitive { return "(redacted)" }
+            return text.range(of: #"[^\s@]+@[^\s@]+\.[^\s@]+"#, options: .regularExpression) != nil
+                ? "(redacted: an email address)" : text
+        default:
+            return sensitive ? "(redacted)" : value
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import EnvoyFramework
+import EnvoyTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@testable import EnvoyBackend
+
+/// The operators' console and its JSON API, over HTTP: protection first, then what operators do.
+@Suite("The admin console: off without a token, signed sessions, CSRF, strict headers, dead letters by hand")
+struct AdminTests {
+    static let token = "an-operators-token-of-at-least-32-bytes!"
+    let csp = HTTPField.Name("Content-Security-Policy")!
+    let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+
+    func stack() throws -> TestStack { try TestStack { $0.adminToken = Self.token } }
+
+    /// Signs in through the form and returns the session cookie (`envoy_admin=…`).
+    func signIn(_ client: some TestClientProtocol, token: String = Self.token) async throws -> (
+        status: HTTPResponse.Status, location: String?, cookie: String?
+    ) {
+        let response = try await client.execute(
+            uri: "/admin/signin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+            body: ByteBuffer(
+                string: "token=" + (token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")))
+        let cookie = response.headers[.setCookie]?.split(separator: ";").first.map(String.init)
+        return (response.status, response.headers[.location], cookie)
+    }
+
+    /// The CSRF token a page of the session carries.
+    func csrf(_ client: some TestClientProtocol, cookie: String) async throws -> String {
+        let page = try await client.execute(uri: "/admin/dead", method: .get, headers: [.cookie: cookie]).text
+        let marker = #"name="csrf" value=""#
+        let start = try #require(page.range(of: marker)?.upperBound)
+        return String(page[start...].prefix { $0 != "\"" })
+    }
+
+    /// A dead task whose payload holds a password and an email address.
+    func deadTask(_ backend: Backend, type: String = "send_report", error: String = "SMTP said 550") async throws
+        -> String
+    {
+        let payload =
+            #"{"password":"hunter2-secret","recipient":"ann@example.com","note":"mail ann@example.com","count":3}"#
+        let queue = backend.taskQueue
+        _ = try await queue.enqueue(NewTask(type: type, queue: "reports", payload: Array(payload.utf8), maxAttempts: 1))
+        let claimed = try #require(try await queue.claim(queues: ["reports"], lease: .seconds(30)))
+        try await queue.bury(claimed, error: error)
+        return claimed.id
+    }
+
+    @Test("without ADMIN_TOKEN there is no console and no admin API")
+    func offByDefault() async throws {
+        let app = try await TestStack().backend().application()
+        try await app.test(.router) { client in
+            let page = try await client.execute(uri: "/admin", method: .get)
+            let api = try await client.execute(uri: "/admin/api/overview", method: .get)
+            #expect(page.status == .notFound && api.status == .notFound)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try AppConfiguration(environment: ["ADMIN_TOKEN": "too-short"])
+        }
+    }
+
+    @Test("sign-in: a wrong token is refused and counted; the right one sets an HttpOnly, SameSite=Strict session")
+    func signInAndSessions() async throws {
+        let app = try await stack().backend().application()
+        try await app.test(.router) { client in
+            // Pages need a session.
+            let anonymous = try await client.execute(uri: "/admin", method: .get)
+            #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/admin/signin")
+            let wrong = try await signIn(client, token: "not-the-token-but-just-as-long-as-it!!!")
+            #expect(wrong.location?.hasPrefix("/admin/signin?error=wrong") == true && wrong.cookie == nil)
+            let right = try await signIn(client)
+            #expect(right.status == .seeOther && right.location == "/admin")
+            let cookie = try #require(right.cookie)
+            let overview = try await client.execute(uri: "/admin", method: .get, headers: [.cookie: cookie])
+            #expect(overview.status == .ok && overview.text.contains("<h1>Overview</h1>"))
+            #expect(!overview.text.contains(Self.token))
+            // Strict headers on every console response.
+            let policy = try #require(overview.headers[csp])
+            #expect(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"))
+            #expect(overview.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            let raw = try await client.execute(
+                uri: "/admin/signin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "token=\(Self.token)"))
+            let attributes = try #require(raw.headers[.setCookie])
+            #expect(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"))
+            #expect(attributes.contains("Path=/admin") && !attributes.contains("Secure"), "plain HTTP: not Secure")
+            // A forged or tampered session is no session.
+            for forged in ["envoy_admin=9999999999.deadbeef", cookie + "0"] {
+                let page = try await client.execute(uri: "/admin", method: .get, headers: [.cookie: forged])
+                #expect(page.status == .seeOther)
+            }
+        }
+    }
+
+    @Test("ten wrong tokens from one address, and even the right one is refused from there for a while")
+    func wrongTokensLimited() async throws {
+        let app = try await stack().backend().application()
+        try await app.test(.router) { client in
+            for _ in 0..<10 { _ = try await signIn(client, token: "guess-guess-guess-guess-guess-guess!!") }
+            let blocked = try await signIn(client)
+            #expect(blocked.cookie == nil && blocked.location?.contains("too+many") == true)
+            let api = try await client.execute(
+                uri: "/admin/api/overview", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(api.status == .tooManyRequests)
+        }
+    }
+
+    @Test("the API: Bearer token, or the session with its CSRF token on POST; 401 and 403 otherwise")
+    func apiAccess() async throws {
+        let backend = try await stack().backend()
+        let id = try await deadTask(backend)
+        try await backend.application().test(.router) { client in
+            let bearer: HTTPFields = [.authorization: "Bearer \(Self.token)"]
+            let overview = try await client.execute(uri: "/admin/api/overview", method: .get, headers: bearer)
+            #expect(overview.status == .ok)
+            let json = try JSONSerialization.jsonObject(with: Data(overview.body.readableBytesView)) as? [String: Any]
+            let queues = json?["queues"] as? [[String: Any]]
+            #expect(queues?.first { $0["queue"] as? String == "reports" }?["dead"] as? Int == 1, "\(overview.text)")
+            let wrong = try await client.execute(
+                uri: "/admin/api/overview", method: .get, headers: [.authorization: "Bearer nope"])
+            #expect(wrong.status == .unauthorized)
+            #expect(try await client.execute(uri: "/admin/api/overview", method: .get).status == .unauthorized)
+
+            let cookie = try #require(try await signIn(client).cookie)
+            let body = ByteBuffer(string: #"{"ids":["\#(id)"]}"#)
+            let noCSRF = try await client.execute(
+                uri: "/admin/api/dead/retry", method: .post,
+                headers: [.cookie: cookie, .contentType: "application/json"],
+                body: body)
+            #expect(noCSRF.status == .forbidden)
+            let form = try await client.execute(
+                uri: "/admin/dead/retry", method: .post,
+                headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "id=\(id)"))
+            #expect(form.status == .forbidden, "a console form without its CSRF token")
+            #expect(try await backend.taskQueue.task(id: id)?.state == "dead", "nothing was done")
+            let csrf = try await csrf(client, cookie: cookie)
+            let retried = try await client.execute(
+                uri: "/admin/api/dead/retry", method: .post,
+                headers: [.cookie: cookie, .contentType: "application/json", csrfHeader: csrf], body: body)
+            #expect(retried.status == .ok && retried.text.contains(#""retried":1"#), "\(retried.text)")
+            #expect(try await backend.taskQueue.task(id: id)?.state == "ready")
+        }
+    }
+
+    @Test("a dead task's page: every failure, the payload without its password or email; retry and delete by form")
+    func deadLetters() async throws {
+        let backend = try await stack().backend()
+        let first = try await deadTask(backend, error: "SMTP said 550 mailbox unavailable")
+        let second = try await deadTask(backend, type: "sync_crm", error: "CRM timeout after 30 s")
+        try await backend.application().test(.router) { client in
+            let cookie = try #require(try await signIn(client).cookie)
+            let csrf = try await csrf(client, cookie: cookie)
+            let page = try await client.execute(uri: "/admin/tasks/\(first)", method: .get, headers: [.cookie: cookie])
+            #expect(page.status == .ok && page.text.contains("SMTP said 550 mailbox unavailable"))
+            #expect(page.text.contains(#"<dd data-field="state">dead</dd>"#))
+            #expect(!page.text.contains("hunter2") && !page.text.contains("ann@example.com"), "\(page.text)")
+            #expect(page.text.contains("&quot;count&quot; : 3"), "the rest of the payload is shown")
+            // Search by type and by error words.
+            let byError = try await client.execute(
+                uri: "/admin/dead?error=timeout", method: .get, headers: [.cookie: cookie])
+            #expect(byError.text.contains(second) && !byError.text.contains(first))
+            let api = try await client.execute(
+                uri: "/admin/api/dead?type=send_report", method: .get,
+                headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(api.text.contains(first) && !api.text.contains(second))
+            // Delete all matching "timeout" (one), then retry the other from its page.
+            let form: HTTPFields = [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"]
+            let deleted = try await client.execute(
+                uri: "/admin/dead/delete", method: .post, headers: form,
+                body: ByteBuffer(string: "csrf=\(csrf)&all=1&error=timeout"))
+            #expect(deleted.status == .seeOther && deleted.headers[.location]?.contains("done=deleted%201") == true)
+            #expect(try await backend.taskQueue.task(id: second) == nil)
+            let retried = try await client.execute(
+                uri: "/admin/dead/retry", method: .post, headers: form,
+                body: ByteBuffer(string: "csrf=\(csrf)&id=\(first)&from=task"))
+            #expect(retried.headers[.location] == "/admin/tasks/\(first)")
+            #expect(try await backend.taskQueue.task(id: first)?.state == "ready")
+            // Signing out ends the cookie; the token never shows in any page.
+            let out = try await client.execute(
+                uri: "/admin/signout", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(csrf)"))
+            #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
+            for uri in ["/admin", "/admin/dead", "/admin/tasks/\(first)", "/admin/assets/console.js"] {
+                let body = try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]).text
+                #expect(!body.contains(Self.token))
+            }
+        }
+    }
+
+    @Test("redaction keeps harmless keys and withholds secrets and personal data wherever they are")
+    func redaction() throws {
+        let payload = #"{"to":["a@b.co"],"subject":"Hi","total":3,"api_token":"t","nested":{"user_email":"x","id":7}}"#
+        let shown = Redaction.payload(Array(payload.utf8))
+        #expect(
+            shown.contains("\"subject\" : \"Hi\"") && shown.contains("\"total\" : 3") && shown.contains("\"id\" : 7"))
+        #expect(!shown.contains("a@b.co") && !shown.contains("\"t\"") && !shown.contains("\"x\""))
+        #expect(Redaction.payload(Array("not json".utf8)) == "(8 bytes, not JSON: not shown)")
+    }
+}
