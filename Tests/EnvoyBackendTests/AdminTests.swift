@@ -103,7 +103,7 @@ struct AdminTests {
         try await app.test(.router) { client in
             for _ in 0..<10 { _ = try await signIn(client, token: "guess-guess-guess-guess-guess-guess!!") }
             let blocked = try await signIn(client)
-            #expect(blocked.cookie == nil && blocked.location?.contains("too+many") == true)
+            #expect(blocked.cookie == nil && blocked.location?.contains("too%20many") == true)
             let api = try await client.execute(
                 uri: "/admin/api/overview", method: .get, headers: [.authorization: "Bearer \(Self.token)"])
             #expect(api.status == .tooManyRequests)

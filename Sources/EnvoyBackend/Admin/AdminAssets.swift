@@ -32,7 +32,7 @@ enum AdminAssets {
             if (!body) return;
             body.replaceChildren(...rows);
           }
-          function processed(data) { return Object.values(data.tasksProcessed).reduce((a, b) => a + b, 0); }
+          function processed(data) { return data.workers.reduce((sum, w) => sum + w.tasksDone, 0); }
           async function refresh() {
             try {
               const response = await fetch("/admin/api/overview", { credentials: "same-origin" });
@@ -57,8 +57,9 @@ enum AdminAssets {
                 cell(row, w.claiming ? "yes" : "no");
                 return row;
               }));
+              document.getElementById("tasks-done").textContent = String(processed(data));
               if (last) {
-                const rate = (processed(data) - processed(last)) / Math.max(0.001, data.at - last.at);
+                const rate = Math.max(0, processed(data) - processed(last)) / Math.max(0.001, data.at - last.at);
                 document.getElementById("tasks-rate").textContent = rate.toFixed(1);
               }
               last = data;

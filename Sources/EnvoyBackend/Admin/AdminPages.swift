@@ -95,8 +95,8 @@ enum AdminPages {
         }
         body += """
             </tbody></table></div>
-            <p>Tasks processed here: <span id="tasks-rate">—</span> a second
-            (\(escape(overview.tasksProcessed.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: ", "))))</p>
+            <p>Tasks done by the live workers: <span id="tasks-done">\(overview.workers.map(\.tasksDone).reduce(0, +))</span>,
+            <span id="tasks-rate">—</span> a second (from their heartbeats, every 2 s).</p>
             <h2>Workers</h2><div class="scroll"><table id="workers"><thead><tr><th>host</th><th>pid</th>
             <th>lanes busy</th><th>tasks done</th><th>queues</th><th>claiming</th></tr></thead><tbody>
             """

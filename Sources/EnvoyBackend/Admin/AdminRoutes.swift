@@ -120,13 +120,13 @@ struct AdminConsole: Sendable {
         let client = client(context)
         guard !access.failures.isBlocked(client) else {
             context.logger.warning("admin sign-in refused: too many wrong tokens", metadata: ["ip": "\(client)"])
-            return AdminPages.redirect("/admin/signin?error=too+many+attempts;+wait+15+minutes")
+            return AdminPages.redirect("/admin/signin?error=too%20many%20attempts%3B%20wait%2015%20minutes")
         }
         let fields = try await AdminForm.fields(request, limit: backend.json.limit)
         guard access.isToken(fields["token"] ?? "") else {
             access.failures.recordFailure(client)
             context.logger.warning("admin sign-in refused: wrong token", metadata: ["ip": "\(client)"])
-            return AdminPages.redirect("/admin/signin?error=wrong+token")
+            return AdminPages.redirect("/admin/signin?error=wrong%20token")
         }
         context.logger.notice("admin signed in", metadata: ["ip": "\(client)"])
         let secure = backend.forwardedOverTLS(request, context: context)

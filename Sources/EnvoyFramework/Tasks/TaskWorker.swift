@@ -53,7 +53,7 @@ public struct TaskWorker: Service {
     public init(
         queue: any TaskQueue, registry: TaskRegistry, configuration: Configuration, logger: Logger,
         metrics: any MetricsFactory, directory: (any TaskQueueAdministration)? = nil,
-        heartbeatInterval: Duration = .seconds(5)
+        heartbeatInterval: Duration = .seconds(2)
     ) {
         self.queue = queue
         self.status = WorkerStatus(lanes: max(1, configuration.concurrency), queues: configuration.queues)
@@ -119,8 +119,13 @@ public struct TaskWorker: Service {
         status.stop()
     }
 
-    /// Records a heartbeat every `heartbeatInterval` (valid three intervals) until shutdown.
+    /// Records a heartbeat every `heartbeatInterval` (valid three intervals) until shutdown; the first once the
+    /// worker has asked the queue for work (or after one interval), so it says whether it is claiming.
     private func announce() async {
+        let first = ContinuousClock.now + heartbeatInterval
+        while !status.hasAsked && ContinuousClock.now < first && !Task.isShuttingDownGracefully {
+            await sleepUnlessShutdown(.milliseconds(20))
+        }
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {

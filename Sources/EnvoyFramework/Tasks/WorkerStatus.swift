@@ -32,6 +32,9 @@ public final class WorkerStatus: Sendable {
             && !stopping.load(ordering: .relaxed)
     }
 
+    /// Whether it has asked the queue for work at least once.
+    public var hasAsked: Bool { claimedOnce.load(ordering: .relaxed) }
+
     func claimAttempted(failed: Bool) {
         claimFailed.store(failed, ordering: .relaxed)
         claimedOnce.store(true, ordering: .relaxed)
