@@ -7,7 +7,7 @@ import Foundation
 struct Queues: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect the task queue: stats, dead letters, re-queue or delete dead tasks.",
-        subcommands: [Stats.self, Dead.self, RetryDead.self, Delete.self],
+        subcommands: [Stats.self, Dead.self, Show.self, RetryDead.self, Delete.self],
         defaultSubcommand: Stats.self)
 
     struct Stats: AsyncParsableCommand {
@@ -40,11 +40,18 @@ struct Queues: AsyncParsableCommand {
         @Option(help: "How many to list.")
         var limit = 50
 
+        @Option(help: "Only tasks of this type.")
+        var type: String?
+
+        @Option(help: "Only tasks one of whose failures contains this (case-insensitive).")
+        var error: String?
+
         @Flag(help: "Print JSON instead of text.")
         var json = false
 
         func run() async throws {
-            let dead = try await inspectedQueue()?.deadTasks(limit: limit) ?? []
+            let filter = DeadFilter(type: type, error: error, limit: limit)
+            let dead = try await inspectedQueue()?.deadTasks(matching: filter) ?? []
             if json { return try printJSON(dead) }
             for task in dead {
                 print("\(task.id)  \(task.type)  queue=\(task.queue)  attempts=\(task.attempts)")
@@ -61,9 +68,41 @@ struct Queues: AsyncParsableCommand {
         @Option(name: .customLong("id"), help: "A dead task's id (repeatable); default: every dead task.")
         var ids: [String] = []
 
+        @Flag(help: "List what would be re-queued, and change nothing.")
+        var dryRun = false
+
         func run() async throws {
-            let count = try await inspectedQueue()?.retryDead(ids: ids.isEmpty ? nil : ids) ?? 0
-            print("re-queued \(count) task(s)")
+            guard let queue = try await inspectedQueue() else { return print("re-queued 0 task(s)") }
+            guard dryRun else {
+                return print("re-queued \(try await queue.retryDead(ids: ids.isEmpty ? nil : ids)) task(s)")
+            }
+            let wanted = Set(ids)
+            let dead = try await queue.deadTasks(limit: 100_000).filter { wanted.isEmpty || wanted.contains($0.id) }
+            for task in dead { print("\(task.id)  \(task.type)  queue=\(task.queue)  \(task.reason)") }
+            print("would re-queue \(dead.count) task(s) (dry run: nothing changed)")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One task: its state, attempts, failures and payload (secrets and personal data redacted).")
+
+        @Argument(help: "The task's id.")
+        var id: String
+
+        @Flag(help: "Print JSON instead of text.")
+        var json = false
+
+        func run() async throws {
+            guard let record = try await inspectedQueue()?.task(id: id) else {
+                throw fail("no task \(id): it does not exist, or it completed")
+            }
+            let task = TaskView(record)
+            if json { return try printJSON(task) }
+            print("\(task.id)  \(task.type)  queue=\(task.queue)  state=\(task.state)")
+            print("attempts \(task.attempts) of \(task.maxAttempts)")
+            for failure in task.history { print("    \(failure)") }
+            print(task.payload)
         }
     }
 }

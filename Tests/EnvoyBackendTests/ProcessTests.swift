@@ -3,8 +3,11 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
+import EnvoyBackend
+import EnvoyFramework
 import EnvoySim
 import EnvoyTestSupport
+import Logging
 import Testing
 
 /// The real `envoy` binary, built next to this test bundle.
@@ -159,6 +162,46 @@ struct ProcessTests {
         let delete = try EnvoyProcess(["queues", "delete", "--all"], directory: directory, environment: environment)
         #expect(await delete.wait() == 0)
         #expect(delete.log.contains("deleted 0 dead task(s)"))
+    }
+
+    @Test("envoy queues matches the console: dead by type and error, show ID redacted, retry-dead --dry-run, delete")
+    func queuesLikeTheConsole() async throws {
+        var configuration = try AppConfiguration(environment: environment)
+        configuration.databasePath = directory.appendingPathComponent("envoy.db").path
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let backend = try await Backend.make(configuration: configuration, logger: logger)
+        let queue = backend.taskQueue
+        var ids: [String] = []
+        for (type, error) in [("send_report", "SMTP said 550"), ("sync_crm", "CRM timeout")] {
+            let payload = #"{"password":"hunter2","to":"ann@example.com","count":2}"#
+            _ = try await queue.enqueue(NewTask(type: type, queue: "ops", payload: Array(payload.utf8), maxAttempts: 1))
+            let claimed = try #require(try await queue.claim(queues: ["ops"], lease: .seconds(30)))
+            try await queue.bury(claimed, error: error)
+            ids.append(claimed.id)
+        }
+        func run(_ arguments: [String]) async throws -> String {
+            let process = try EnvoyProcess(["queues"] + arguments, directory: directory, environment: environment)
+            #expect(await process.wait() == 0, "\(arguments): \(process.log)")
+            return process.log
+        }
+        let byError = try await run(["dead", "--error", "timeout"])
+        #expect(byError.contains(ids[1]) && !byError.contains(ids[0]), "\(byError)")
+        let byType = try await run(["dead", "--type", "send_report", "--json"])
+        #expect(byType.contains(ids[0]) && !byType.contains(ids[1]), "\(byType)")
+        let shown = try await run(["show", ids[0]])
+        #expect(shown.contains("state=dead") && shown.contains("SMTP said 550") && shown.contains("\"count\" : 2"))
+        #expect(!shown.contains("hunter2") && !shown.contains("ann@example.com"), "\(shown)")
+        let dry = try await run(["retry-dead", "--dry-run"])
+        #expect(dry.contains("would re-queue 2 task(s)") && dry.contains(ids[0]) && dry.contains(ids[1]), "\(dry)")
+        #expect(try await queue.task(id: ids[0])?.state == "dead", "a dry run changes nothing")
+        #expect(try await run(["retry-dead", "--id", ids[0]]).contains("re-queued 1 task(s)"))
+        #expect(try await queue.task(id: ids[0])?.state == "ready")
+        #expect(try await run(["delete", "--id", ids[1]]).contains("deleted 1 dead task(s)"))
+        #expect(try await queue.task(id: ids[1]) == nil)
+        let missing = try EnvoyProcess(
+            ["queues", "show", "no-such-id"], directory: directory, environment: environment)
+        #expect(await missing.wait() != 0 && missing.log.contains("no task no-such-id"))
     }
 }
 

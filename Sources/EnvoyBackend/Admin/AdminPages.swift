@@ -166,7 +166,7 @@ enum AdminPages {
 
     /// One task: where it is, its payload (redacted), every failure; a dead one can be retried or deleted.
     static func task(_ task: TaskRecord, csrf: String) -> Response {
-        let shown = AdminTask(task)
+        let shown = TaskView(task)
         var body = "<dl id=\"task\">"
         for (name, value) in [
             ("id", shown.id), ("type", shown.type), ("queue", shown.queue), ("state", shown.state),

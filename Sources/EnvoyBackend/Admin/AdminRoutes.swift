@@ -74,7 +74,7 @@ extension Backend {
             guard let task = try await taskQueue.task(id: id) else {
                 throw Problem.notFound("No task \(id): it does not exist, or it completed.")
             }
-            return try JSONResponse.make(AdminTask(task))
+            return try JSONResponse.make(TaskView(task))
         }
         api.get("/workers") { request, context in
             try await console.authorize(request, context: context)
@@ -195,8 +195,7 @@ struct AdminConsole: Sendable {
 
     /// Dead tasks matching `filter`, newest first (at most `filter.limit`).
     func dead(_ filter: DeadFilter) async throws -> [DeadTask] {
-        let all = try await backend.taskQueue.deadTasks(limit: filter.isEmpty ? filter.limit : 100_000)
-        return Array(all.filter(filter.matches).prefix(filter.limit))
+        try await backend.taskQueue.deadTasks(matching: filter)
     }
 
     /// Retries or deletes the form's task, or every dead task matching its filter.
@@ -217,6 +216,14 @@ struct AdminConsole: Sendable {
     }
 }
 
+extension TaskQueueAdministration {
+    /// Dead tasks matching `filter`, newest first (at most `filter.limit`; a filter reads up to 100,000 to search).
+    public func deadTasks(matching filter: DeadFilter) async throws -> [DeadTask] {
+        let all = try await deadTasks(limit: filter.isEmpty ? filter.limit : 100_000)
+        return Array(all.filter(filter.matches).prefix(filter.limit))
+    }
+}
+
 extension Backend {
     /// Whether the client reached us over TLS, as a trusted proxy in front says (`X-Forwarded-Proto: https`).
     func forwardedOverTLS(_ request: Request, context: EnvoyRequestContext) -> Bool {
@@ -229,12 +236,16 @@ extension Backend {
 }
 
 /// Which dead tasks: by type (exact) and by words in their errors.
-struct DeadFilter: Sendable, Equatable {
-    var type: String?
-    var error: String?
-    var limit = 200
+public struct DeadFilter: Sendable, Equatable {
+    /// The task type, exactly (nil: any).
+    public var type: String?
+    /// Words one of its failures contains, case-insensitively (nil: any).
+    public var error: String?
+    /// At most this many.
+    public var limit = 200
 
-    init(type: String? = nil, error: String? = nil, limit: Int = 200) {
+    /// A filter; empty strings mean "any".
+    public init(type: String? = nil, error: String? = nil, limit: Int = 200) {
         self.type = type.flatMap { $0.isEmpty ? nil : $0 }
         self.error = error.flatMap { $0.isEmpty ? nil : $0 }
         self.limit = limit
@@ -246,9 +257,11 @@ struct DeadFilter: Sendable, Equatable {
             limit: query.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) } ?? 200)
     }
 
-    var isEmpty: Bool { type == nil && error == nil }
+    /// Whether it lets every dead task through.
+    public var isEmpty: Bool { type == nil && error == nil }
 
-    func matches(_ task: DeadTask) -> Bool {
+    /// Whether `task` passes.
+    public func matches(_ task: DeadTask) -> Bool {
         (type == nil || task.type == type)
             && (error == nil || task.history.contains { $0.localizedCaseInsensitiveContains(error ?? "") })
     }
@@ -335,21 +348,33 @@ struct AdminOverview: Encodable, Sendable {
     var rateLimits: [String: [String: Double]]
 }
 
-/// A task as the API shows it: the payload redacted.
-struct AdminTask: Encodable {
-    var id: String
-    var type: String
-    var queue: String
-    var state: String
-    var attempts: Int
-    var maxAttempts: Int
-    var payload: String
-    var history: [String]
-    var createdAt: Double
-    var leaseUntil: Double?
-    var diedAt: Double?
+/// A task as operators see it (the console, its API, `envoy queues show`): the payload redacted.
+public struct TaskView: Encodable, Sendable {
+    /// The task's id.
+    public var id: String
+    /// Its type.
+    public var type: String
+    /// Its queue.
+    public var queue: String
+    /// `ready`, `delayed`, `in_flight` or `dead`.
+    public var state: String
+    /// Runs so far.
+    public var attempts: Int
+    /// Runs allowed.
+    public var maxAttempts: Int
+    /// The payload, redacted (`Redaction.payload`).
+    public var payload: String
+    /// Every failure, oldest first.
+    public var history: [String]
+    /// Enqueued, Unix seconds.
+    public var createdAt: Double
+    /// While in flight: its lease's end, Unix seconds.
+    public var leaseUntil: Double?
+    /// When it died, Unix seconds.
+    public var diedAt: Double?
 
-    init(_ task: TaskRecord) {
+    /// The view of `task`.
+    public init(_ task: TaskRecord) {
         (id, type, queue, state, attempts, maxAttempts) =
             (task.id, task.type, task.queue, task.state, task.attempts, task.maxAttempts)
         (payload, history, createdAt, leaseUntil, diedAt) =
@@ -394,7 +419,7 @@ struct AdminCounters {
 }
 
 /// What the console never shows of a payload: secrets and personal data.
-enum Redaction {
+public enum Redaction {
     /// Keys whose values are withheld wherever they appear in a key (`user_password`, `api_token`).
     static let sensitiveParts = [
         "password", "secret", "token", "authorization", "apikey", "email", "phone", "address", "recipient", "cookie",
@@ -410,7 +435,7 @@ enum Redaction {
 
     /// `payload` as indented JSON with sensitive values and anything that looks like an email address withheld;
     /// a payload that is not JSON is not shown at all.
-    static func payload(_ payload: [UInt8]) -> String {
+    public static func payload(_ payload: [UInt8]) -> String {
         guard let value = try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed]),
             let data = try? JSONSerialization.data(
                 withJSONObject: redact(value, key: nil), options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed])
