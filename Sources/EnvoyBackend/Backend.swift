@@ -50,6 +50,8 @@ public struct Backend: Sendable {
     /// The factory every metric is created from.
     public let metrics: any MetricsFactory
     let queueGauges: QueueGauges
+    /// The refusals the limiter remembers (and counts), which an operator's reset makes it forget.
+    let deniedKeys = DeniedKeys(capacity: 10_000)
     let json: JSONBody
     /// Routes application code added with `addRoutes` and `addCachedRoute`.
     private var applicationRoutes: [@Sendable (RouterGroup<EnvoyRequestContext>, CachedReads) -> Void] = []
@@ -182,7 +184,7 @@ public struct Backend: Sendable {
             AuthenticationMiddleware(tokens: tokens)
             RateLimitMiddleware(
                 policies: configuration.rateLimitPolicies, store: rateLimitStore, logger: logger, metrics: metrics,
-                readAhead: { request, context in reads.read(for: request, context: context) })
+                denied: deniedKeys, readAhead: { request, context in reads.read(for: request, context: context) })
         }
         addAuthRoutes(to: limited)
         addProfileRoutes(to: limited, reads: reads)
@@ -363,6 +365,9 @@ public struct Backend: Sendable {
             ])
         ]
         services += taskQueue.services
+        if let administered = rateLimitStore as? any RateLimitAdministration {
+            services.append(RateLimitResetWatcher(store: administered, denied: deniedKeys))
+        }
         if inProcessWorker ?? taskQueue.runsWorkerInProcess {
             services.append(worker(.init(concurrency: configuration.inProcessWorkerConcurrency)))
         }

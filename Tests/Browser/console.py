@@ -5,7 +5,7 @@ Starts `envoy serve` and `envoy worker` on the Redis of ENVOY_TEST_REDIS_URL (a 
 Mailgun pointed at a mock here that refuses every message (400) until told to accept. Then, as an operator would:
 sign-in refused without the token; sign in; see the email queue's dead count rise, without reloading, as sign-ups
 queue welcome emails that Mailgun refuses; open a dead task, retry it once Mailgun accepts, see it complete; an
-action without its CSRF token refused. A screenshot of each page goes to the report directory (argument 2).
+action without its CSRF token refused; a limited address looked up and reset, its next request admitted. A screenshot of each page goes to the report directory (argument 2).
 Usage: console.py ENVOY_BINARY REPORT_DIR. Ends with `browser: N passed, N failed`; exits 1 if any failed.
 """
 import http.server
@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -118,6 +119,12 @@ def wait_until(condition, seconds, what):
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
+def wait_for(browser, css, seconds=10):
+    """The element `css` names once the page the last click led to shows it."""
+    WebDriverWait(browser, seconds).until(lambda b: b.find_elements(By.CSS_SELECTOR, css))
+    return browser.find_element(By.CSS_SELECTOR, css)
+
+
 def run_steps(browser, base, reports, results):
     def step(name, action):
         if results and not results[-1][1]:
@@ -141,7 +148,7 @@ def run_steps(browser, base, reports, results):
         assert browser.current_url.endswith("/admin/signin"), browser.current_url
         browser.find_element(By.ID, "token").send_keys("a-wrong-token-that-is-long-enough-too")
         browser.find_element(By.ID, "sign-in").click()
-        assert "Sign-in refused: wrong token" in browser.find_element(By.ID, "error").text
+        assert "Sign-in refused: wrong token" in wait_for(browser, "#error").text
         browser.get(base + "/admin/dead")
         assert browser.current_url.endswith("/admin/signin"), "no page without a session"
         shot("1-sign-in-refused")
@@ -176,7 +183,7 @@ def run_steps(browser, base, reports, results):
         assert browser.find_element(By.ID, "count").text == str(SIGN_UPS), text()
         shot("4-dead-letters")
         browser.find_element(By.CSS_SELECTOR, "#dead tbody tr a").click()
-        state = browser.find_element(By.CSS_SELECTOR, 'dd[data-field="state"]').text
+        state = wait_for(browser, 'dd[data-field="state"]').text
         assert state == "dead", state
         history = browser.find_element(By.ID, "history").text
         assert "mailbox unavailable" in history, history
@@ -204,10 +211,39 @@ def run_steps(browser, base, reports, results):
         # Remove the forms' CSRF token, then press "Retry all": the server must refuse.
         browser.execute_script("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
         browser.find_element(By.XPATH, "//button[starts-with(text(), 'Retry all')]").click()
-        assert "CSRF" in text(), text()
+        WebDriverWait(browser, 10).until(lambda b: "CSRF" in b.find_element(By.TAG_NAME, "body").text)
         browser.get(base + "/admin/dead")
         assert browser.find_element(By.ID, "count").text == str(SIGN_UPS - 1), "nothing was retried"
         shot("7-csrf-refused")
+
+    def login_attempt(address):
+        request = urllib.request.Request(
+            base + "/v1/auth/login", method="POST",
+            data=json.dumps({"email": "nobody@example.com", "password": "wrong horse battery"}).encode(),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": address})
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def limits_reset():
+        address = "203.0.113.50"
+        statuses = [login_attempt(address) for _ in range(6)]  # the login policy: 5 an hour per address
+        assert statuses == [401] * 5 + [429], statuses
+        browser.get(base + "/admin/limits")
+        browser.find_element(By.ID, "subject").send_keys("ip:" + address)
+        browser.find_element(By.ID, "look-up").click()
+        remaining = wait_for(browser, 'tr[data-policy="login"] td[data-field="remaining"]').text
+        now = browser.find_element(By.CSS_SELECTOR, 'tr[data-policy="login"] td[data-field="allowed"]').text
+        assert remaining == "0" and now == "refused", (remaining, now)
+        assert ("ip:" + address) in browser.find_element(By.ID, "refused").text, "most refused in the last hour"
+        shot("8-limits-refused")
+        browser.find_element(By.XPATH, "//button[starts-with(text(), 'Reset ip:')]").click()
+        assert "Done: reset" in wait_for(browser, "#done").text, text()  # the address's windows, every policy
+        remaining = browser.find_element(By.CSS_SELECTOR, 'tr[data-policy="login"] td[data-field="remaining"]').text
+        assert remaining == "5", remaining
+        assert login_attempt(address) == 401, "the next request is admitted (and its wrong password refused)"
+        shot("9-limits-reset")
 
     step("sign-in refused without the token", sign_in_refused)
     step("sign in with the token", sign_in)
@@ -215,6 +251,7 @@ def run_steps(browser, base, reports, results):
     step("a dead task: its failures, its payload redacted", open_dead_task)
     step("retry a dead task and see it complete", retry_and_complete)
     step("an action without the CSRF token is refused", action_without_csrf_refused)
+    step("a limited address looked up and reset: the next request is admitted", limits_reset)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import EnvoyFramework
+import EnvoyPlugins
 import EnvoyTestSupport
 import Foundation
 import HTTPTypes
@@ -191,6 +192,58 @@ struct AdminTests {
             for uri in ["/admin", "/admin/dead", "/admin/tasks/\(first)", "/admin/assets/console.js"] {
                 let body = try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]).text
                 #expect(!body.contains(Self.token))
+            }
+        }
+    }
+
+    @Test("a limited address looked up and reset: admitted again at once here, and within seconds on another instance")
+    func limitsLookUpAndReset() async throws {
+        let prefix = SharedRedis.prefix()
+        @Sendable func make() async throws -> Backend {
+            try await TestStack {
+                $0.adminToken = Self.token
+                $0.redis = try RedisEndpoint(url: SharedRedis.url)
+                $0.redisKeyPrefix = prefix
+                $0.rateLimitPolicies = [
+                    .init(
+                        name: "login", limit: 2, window: 3600, key: .clientIP,
+                        match: .init(method: "POST", route: "/v1/auth/login"))
+                ]
+            }.backend()
+        }
+        let login = ByteBuffer(string: #"{"email":"nobody@example.com","password":"wrong horse battery"}"#)
+        @Sendable func attempt(_ client: some TestClientProtocol) async throws -> HTTPResponse.Status {
+            try await client.execute(
+                uri: "/v1/auth/login", method: .post, headers: [.contentType: "application/json"], body: login
+            ).status
+        }
+        let (first, second) = (try await make(), try await make())
+        try await first.application().test(.ahc(.http)) { a in
+            try await second.application().test(.ahc(.http)) { b in
+                #expect(try await attempt(a) == .unauthorized)
+                #expect(try await attempt(a) == .unauthorized)
+                #expect(try await attempt(a) == .tooManyRequests)
+                #expect(try await attempt(b) == .tooManyRequests, "counted across instances; B remembers the refusal")
+                // (This client follows redirects, so the session is made as a sign-in would make it.)
+                let cookie = "\(AdminAccess.cookie)=\(AdminAccess(token: Self.token).newSession())"
+                let page = try await a.execute(
+                    uri: "/admin/limits?subject=ip:127.0.0.1", method: .get, headers: [.cookie: cookie]
+                ).text
+                #expect(page.contains(#"<td data-field="remaining">0</td>"#) && page.contains(">refused<"), "\(page)")
+                #expect(page.contains(#"href="/admin/limits?subject=ip%3A127.0.0.1">ip:127.0.0.1</a>"#), "most refused")
+                let bearer: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
+                let api = try await a.execute(
+                    uri: "/admin/api/limits?subject=ip:127.0.0.1", method: .get, headers: bearer)
+                #expect(api.text.contains(#""allowed":false"#) && api.text.contains(#""policy":"login""#))
+                let bad = try await a.execute(uri: "/admin/api/limits?subject=nonsense", method: .get, headers: bearer)
+                #expect(bad.status == .badRequest)
+                let reset = try await a.execute(
+                    uri: "/admin/api/limits/reset", method: .post, headers: bearer,
+                    body: ByteBuffer(string: #"{"subject":"ip:127.0.0.1"}"#))
+                #expect(reset.status == .ok && reset.text.contains(#""reset":1"#), "\(reset.text)")
+                #expect(try await attempt(a) == .unauthorized, "admitted again here at once")
+                let forgotten = await eventually(timeout: .seconds(5)) { (try? await attempt(b)) == .unauthorized }
+                #expect(forgotten, "the other instance forgot its refusal")
             }
         }
     }

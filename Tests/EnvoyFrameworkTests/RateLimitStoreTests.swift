@@ -1,8 +1,10 @@
-import EnvoyFramework
+import Foundation
 import EnvoyTestSupport
 import HTTPTypes
 import Synchronization
 import Testing
+
+@testable import EnvoyFramework
 
 @Suite("MemoryRateLimitStore: exact sliding log")
 struct RateLimitStoreTests {
@@ -57,6 +59,32 @@ struct RateLimitStoreTests {
         // The first five left the window; five slots are free, not ten (a fixed window would give ten).
         for _ in 0..<5 { #expect(store.acquire(check).admitted) }
         #expect(!store.acquire(check).admitted)
+    }
+
+    @Test("refusals are counted per key by minute: the last hour's most refused first; forgetting ends a refusal")
+    func mostRefused() {
+        let denied = DeniedKeys(capacity: 100)
+        let policy = RateLimitPolicy(name: "login", limit: 1, window: 3600, key: .clientIP, match: .init())
+        let refusal = RateLimitDecision(
+            outcomes: [RateLimitOutcome(policy: policy, allowed: false, remaining: 0, resetAfter: 3600)], now: 0)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        for (key, times) in [("ip:a", 5), ("ip:b", 2)] {
+            for _ in 0..<times { denied.count(refusal, checks: [.init(policy: policy, key: key)], at: start) }
+        }
+        denied.count(refusal, checks: [.init(policy: policy, key: "ip:b")], at: start.addingTimeInterval(1800))
+        let now = start.addingTimeInterval(1800)
+        #expect(denied.mostRefused(limit: 5, at: now).map(\.key) == ["ip:a", "ip:b"])
+        #expect(denied.mostRefused(limit: 5, at: now).map(\.count) == [5, 3])
+        // 61 minutes after the first burst only ip:b's later refusal is within the hour.
+        let later = start.addingTimeInterval(61 * 60)
+        #expect(denied.mostRefused(limit: 5, at: later).map(\.key) == ["ip:b"])
+        #expect(denied.mostRefused(limit: 5, at: later).first?.count == 1)
+        // A remembered refusal is answered locally until forgotten.
+        let check = RateLimitCheck(policy: policy, key: "ip:a")
+        denied.remember(refusal, checks: [check])
+        #expect(denied.denied([check]).count == 1)
+        denied.forget(policy: "login", key: "ip:a")
+        #expect(denied.denied([check]).isEmpty)
     }
 
     @Test("keys are independent, and idle keys are swept so memory stays bounded")

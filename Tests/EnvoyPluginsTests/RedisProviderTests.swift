@@ -197,6 +197,51 @@ struct RedisProviderTests {
         }
     }
 
+    @Test("peek and reset: Redis and memory see the same windows without charging them; a reset empties them for all")
+    func peekAndResetAgree() async throws {
+        let redis = RedisRateLimitStore(client: try client(SharedRedis.url), prefix: SharedRedis.prefix())
+        let memory = MemoryRateLimitStore()
+        let stores: [any RateLimitStore & RateLimitAdministration] = [redis, memory]
+        for algorithm in [RateLimitAlgorithm.slidingLog, .gcra] {
+            let policy = RateLimitPolicy(
+                name: "p\(algorithm)", limit: 3, window: 600, key: .clientIP, match: .init(), algorithm: algorithm)
+            let checks = try #require(RateLimitCheck.checks(subject: "ip:203.0.113.9", policies: [policy]))
+            var peeks: [RateLimitDecision] = []
+            for store in stores {
+                for _ in 0..<3 { _ = try await store.acquire(checks) }
+                let first = try await store.peek(checks)
+                let second = try await store.peek(checks)
+                #expect(!first.admitted && first.outcomes[0].remaining == 0, "\(algorithm) full")
+                #expect(second.outcomes[0].remaining == first.outcomes[0].remaining, "a peek charges nothing")
+                peeks.append(first)
+                let since = Date().timeIntervalSince1970 - 1
+                try await store.reset(checks)
+                #expect(try await store.peek(checks).outcomes[0].remaining == 3)
+                #expect(try await store.acquire(checks).admitted)
+                let resets = try await store.resets(since: since)
+                #expect(resets.contains { $0.policy == policy.name && $0.key == "ip:203.0.113.9" })
+            }
+            #expect(abs(peeks[0].outcomes[0].resetAfter - peeks[1].outcomes[0].resetAfter) < 1, "\(algorithm)")
+        }
+        // Subjects: every form the limiter keys by; IPv6 by its /64; anything else is refused.
+        let policies: [RateLimitPolicy] = [
+            .init(name: "u", limit: 1, window: 1, key: .user, match: .init()),
+            .init(name: "i", limit: 1, window: 1, key: .clientIP, match: .init()),
+            .init(name: "h", limit: 1, window: 1, key: .header("X-API-Key"), match: .init()),
+        ]
+        #expect(RateLimitCheck.checks(subject: "user:42", policies: policies)?.map(\.key) == ["user:42"])
+        #expect(RateLimitCheck.checks(subject: "user:42", policies: policies)?.first?.tag == "42")
+        #expect(
+            RateLimitCheck.checks(subject: "ip:2001:db8::1", policies: policies)?.map(\.key) == ["ip:2001:db8::/64"])
+        #expect(
+            RateLimitCheck.checks(subject: "header:secret", policies: policies)?.first?.key.hasPrefix("header:") == true
+        )
+        #expect(
+            RateLimitCheck.checks(subject: "header:secret", policies: policies)?.first?.key.contains("secret") == false)
+        #expect(RateLimitCheck.checks(subject: "ip:999.1.1.1", policies: policies) == nil)
+        #expect(RateLimitCheck.checks(subject: "nonsense", policies: policies) == nil)
+    }
+
     @Test("an enqueue is one round trip: queue registered, task stored, workers woken; a duplicate is one too")
     func enqueueInOneRoundTrip() async throws {
         let server = try RedisServer()

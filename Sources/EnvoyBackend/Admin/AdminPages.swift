@@ -36,7 +36,8 @@ enum AdminPages {
             """
         if let csrf {
             html += """
-                <nav><a href="/admin">Overview</a> <a href="/admin/dead">Dead letters</a></nav>
+                <nav><a href="/admin">Overview</a> <a href="/admin/dead">Dead letters</a>
+                <a href="/admin/limits">Limits</a></nav>
                 <form method="post" action="/admin/signout" class="inline">\(hidden("csrf", csrf))
                 <button type="submit">Sign out</button></form>
                 """
@@ -187,6 +188,54 @@ enum AdminPages {
                 danger: true)
         }
         return page("Task \(task.id.prefix(8))", body, csrf: csrf)
+    }
+
+    /// A subject's limits (looked up, with a reset), and the keys refused most in the last hour here.
+    static func limits(subject: String?, usage: [LimitUsage]?, refused: [RefusedKey], csrf: String, done: String?)
+        -> Response
+    {
+        var body = """
+            <form method="get" action="/admin/limits" class="filter">
+            <label for="subject">subject</label>
+            <input id="subject" name="subject" value="\(escape(subject ?? ""))" placeholder="ip:203.0.113.7, user:ID, header:VALUE, global">
+            <button type="submit" id="look-up">Look up</button></form>
+            \(done.map { "<p class=\"done\" id=\"done\">Done: \(escape($0)).</p>" } ?? "")
+            """
+        if let subject, let usage {
+            body += "<h2>\(escape(subject))</h2><div class=\"scroll\"><table id=\"usage\"><thead><tr><th>policy</th>"
+            body +=
+                "<th>limit</th><th>window s</th><th>remaining</th><th>frees in s</th><th>now</th></tr></thead><tbody>"
+            for row in usage {
+                body += "<tr data-policy=\"\(escape(row.policy))\"><td>\(escape(row.policy))</td><td>\(row.limit)</td>"
+                body += "<td>\(Int(row.windowSeconds))</td><td data-field=\"remaining\">\(row.remaining)</td>"
+                body += "<td>\(String(format: "%.0f", row.resetSeconds))</td>"
+                body += "<td data-field=\"allowed\">\(row.allowed ? "admitted" : "refused")</td></tr>\n"
+            }
+            body += "</tbody></table></div>"
+            if usage.isEmpty {
+                body += "<p>No policy counts by this kind of key.</p>"
+            } else {
+                body +=
+                    "<p>"
+                    + button(
+                        "Reset \(subject)", action: "/admin/limits/reset", csrf: csrf, fields: [("subject", subject)],
+                        danger: true)
+                body += " (every instance forgets its refusals of it within a second)</p>"
+            }
+        }
+        body +=
+            "<h2>Refused most in the last hour (this instance)</h2><div class=\"scroll\"><table id=\"refused\"><thead>"
+        body += "<tr><th>key</th><th>policy</th><th>refusals</th></tr></thead><tbody>"
+        for row in refused {
+            let lookable = !row.key.hasPrefix("header:")
+            let key =
+                lookable
+                ? "<a href=\"/admin/limits?subject=\(escape(AdminForm.escape(row.key)))\">\(escape(row.key))</a>"
+                : escape(row.key)
+            body += "<tr><td>\(key)</td><td>\(escape(row.policy))</td><td>\(row.refusals)</td></tr>\n"
+        }
+        body += "</tbody></table></div>"
+        return page("Rate limits", body, csrf: csrf)
     }
 
     /// 404 as a page.

@@ -58,6 +58,24 @@ extension Backend {
             return AdminPages.redirect(form.back(done: "deleted \(count)", deleted: true))
         }
 
+        admin.get("/limits") { request, context in
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            let subject = request.uri.queryParameters.get("subject")
+            var usage: [LimitUsage]?
+            if let subject { usage = try await console.limits(of: subject) }
+            return AdminPages.limits(
+                subject: subject, usage: usage, refused: console.mostRefused(), csrf: access.csrf(for: session),
+                done: request.uri.queryParameters.get("done"))
+        }
+        admin.post("/limits/reset") { request, context in
+            let form = try await console.form(request, context: context)
+            let subject = form.fields["subject"] ?? ""
+            let count = try await console.resetLimits(of: subject, context: context)
+            return AdminPages.redirect(
+                "/admin/limits?subject=\(AdminForm.escape(subject))&done=\(AdminForm.escape("reset \(count) window(s)"))"
+            )
+        }
+
         // The JSON API: `Authorization: Bearer ADMIN_TOKEN`, or the console's session (and its CSRF token on POST).
         let api = admin.group("/api")
         api.get("/overview") { request, context in
@@ -75,6 +93,19 @@ extension Backend {
                 throw Problem.notFound("No task \(id): it does not exist, or it completed.")
             }
             return try JSONResponse.make(TaskView(task))
+        }
+        api.get("/limits") { request, context in
+            try await console.authorize(request, context: context)
+            guard let subject = request.uri.queryParameters.get("subject") else {
+                return try JSONResponse.make(console.mostRefused())
+            }
+            return try JSONResponse.make(try await console.limits(of: subject))
+        }
+        api.post("/limits/reset") { request, context in
+            try await console.authorize(request, context: context)
+            let body = try await json.decode([String: String].self, from: request)
+            let count = try await console.resetLimits(of: body["subject"] ?? "", context: context)
+            return try JSONResponse.make(["reset": count])
         }
         api.get("/workers") { request, context in
             try await console.authorize(request, context: context)
@@ -174,6 +205,48 @@ struct AdminConsole: Sendable {
                 throw Problem(.forbidden, detail: "X-CSRF-Token is missing or wrong.")
             }
         }
+    }
+
+    /// The store's administration, or a 501 saying this store has none.
+    func limitStore() throws -> any RateLimitAdministration {
+        guard let store = backend.rateLimitStore as? any RateLimitAdministration else {
+            throw Problem(.notImplemented, detail: "This rate-limit store cannot be inspected or reset.")
+        }
+        return store
+    }
+
+    /// The checks of `subject`, or a 400 naming the forms a subject takes.
+    func checks(of subject: String) throws -> [RateLimitCheck] {
+        guard let checks = RateLimitCheck.checks(subject: subject, policies: backend.configuration.rateLimitPolicies)
+        else {
+            throw Problem(
+                .badRequest, detail: "A subject is user:ID, ip:ADDRESS, header:VALUE or global; got \"\(subject)\".")
+        }
+        return checks
+    }
+
+    /// Each policy's window for `subject` now (nothing charged).
+    func limits(of subject: String) async throws -> [LimitUsage] {
+        let checks = try checks(of: subject)
+        let decision = try await limitStore().peek(checks)
+        return decision.outcomes.map(LimitUsage.init)
+    }
+
+    /// Empties `subject`'s windows everywhere; this instance forgets its refusals at once, the others within a
+    /// second (`RateLimitResetWatcher`). Returns how many windows.
+    func resetLimits(of subject: String, context: EnvoyRequestContext) async throws -> Int {
+        let checks = try checks(of: subject)
+        try await limitStore().reset(checks)
+        for check in checks { backend.deniedKeys.forget(policy: check.policy.name, key: check.key) }
+        context.logger.notice(
+            "admin reset rate limits",
+            metadata: ["subject": "\(checks.first?.key ?? subject)", "ip": "\(client(context))"])
+        return checks.count
+    }
+
+    /// The keys refused most in the last hour by this instance.
+    func mostRefused() -> [RefusedKey] {
+        backend.deniedKeys.mostRefused(limit: 20).map { RefusedKey(policy: $0.policy, key: $0.key, refusals: $0.count) }
     }
 
     /// Everything the overview shows, read now.
@@ -346,6 +419,36 @@ struct AdminOverview: Encodable, Sendable {
     var caches: [String: [String: Double]]
     /// This instance's rate-limit decisions by policy and decision.
     var rateLimits: [String: [String: Double]]
+}
+
+/// One policy's window for a subject, as the console shows it.
+struct LimitUsage: Encodable, Sendable {
+    var policy: String
+    var limit: Int
+    var windowSeconds: Double
+    var algorithm: String
+    /// Whether a request now would be admitted by this policy.
+    var allowed: Bool
+    var remaining: Int
+    /// Seconds until quota frees (see `RateLimitOutcome.resetAfter`).
+    var resetSeconds: Double
+
+    init(_ outcome: RateLimitOutcome) {
+        policy = outcome.policy.name
+        limit = outcome.policy.limit
+        windowSeconds = outcome.policy.window
+        algorithm = outcome.policy.algorithm == .gcra ? "gcra" : "sliding_log"
+        allowed = outcome.allowed
+        remaining = outcome.remaining
+        resetSeconds = outcome.resetAfter
+    }
+}
+
+/// A key this instance refused, with how often in the last hour.
+struct RefusedKey: Encodable, Sendable {
+    var policy: String
+    var key: String
+    var refusals: Int
 }
 
 /// A task as operators see it (the console, its API, `envoy queues show`): the payload redacted.

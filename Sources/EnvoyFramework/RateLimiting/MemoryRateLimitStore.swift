@@ -2,10 +2,10 @@ import DequeModule
 import Foundation
 import Synchronization
 
-/// An in-process `RateLimitStore`: an exact sliding log or GCRA per policy, every check decided under one lock.
+/// An in-process `RateLimitStore` (and its administration): an exact sliding log or GCRA per policy, every check decided under one lock.
 /// A log is a ring buffer pruned from the front and appended at the back, so a decision costs O(expired + 1).
 /// Memory is bounded by the policies' limits times the keys active within their windows; idle keys are swept.
-public final class MemoryRateLimitStore: RateLimitStore, CustomStringConvertible {
+public final class MemoryRateLimitStore: RateLimitStore, RateLimitAdministration, CustomStringConvertible {
     /// `memory`.
     public var description: String { "memory" }
 
@@ -23,6 +23,7 @@ public final class MemoryRateLimitStore: RateLimitStore, CustomStringConvertible
         var logs: [String: Log] = [:]
         var buckets: [String: Bucket] = [:]
         var callsSinceSweep = 0
+        var resets: [(policy: String, key: String, at: Double)] = []
     }
 
     private let state = Mutex(State())
@@ -81,6 +82,44 @@ public final class MemoryRateLimitStore: RateLimitStore, CustomStringConvertible
             }
             return RateLimitDecision(outcomes: outcomes, now: time)
         }
+    }
+
+    /// Each check's window now, uncharged.
+    public func peek(_ checks: [RateLimitCheck]) -> RateLimitDecision {
+        let time = now()
+        return state.withLock { state in
+            RateLimitDecision(
+                outcomes: checks.map { check in
+                    let id = Self.id(check)
+                    switch check.policy.algorithm {
+                    case .slidingLog:
+                        let times = (state.logs[id]?.times ?? []).filter { $0 > time - check.policy.window }
+                        return .slidingLog(
+                            check.policy, count: times.count, oldest: times.first, now: time, charged: false)
+                    case .gcra:
+                        let arrival = max(state.buckets[id]?.theoreticalArrival ?? time, time)
+                        return .gcra(check.policy, arrival: arrival, now: time, charged: false)
+                    }
+                }, now: time)
+        }
+    }
+
+    /// Forgets the checks' counts.
+    public func reset(_ checks: [RateLimitCheck]) {
+        let time = now()
+        state.withLock { state in
+            for check in checks {
+                state.logs[Self.id(check)] = nil
+                state.buckets[Self.id(check)] = nil
+                state.resets.append((check.policy.name, check.key, time))
+            }
+            state.resets.removeAll { $0.at < time - 3600 }
+        }
+    }
+
+    /// The resets made here since `time` (kept an hour).
+    public func resets(since time: Double) -> [(policy: String, key: String)] {
+        state.withLock { $0.resets.filter { $0.at >= time }.map { ($0.policy, $0.key) } }
     }
 
     /// Keys currently holding counts (for tests and metrics).

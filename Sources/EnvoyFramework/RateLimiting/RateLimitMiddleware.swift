@@ -31,19 +31,19 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     /// Puts a read made ahead into the context.
     private let keep: (@Sendable (inout Context, PrefetchedRead) -> Void)?
 
-    /// A limiter enforcing `policies` on `store`, remembering up to `deniedCapacity` refused keys.
+    /// A limiter enforcing `policies` on `store`, remembering refused keys in `denied`.
     public init(
         policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
-        deniedCapacity: Int = 10_000
+        denied: DeniedKeys = DeniedKeys(capacity: 10_000)
     ) {
         self.init(
-            policies: policies, store: store, logger: logger, metrics: factory, deniedCapacity: deniedCapacity,
-            readAhead: nil, keep: nil)
+            policies: policies, store: store, logger: logger, metrics: factory, denied: denied, readAhead: nil,
+            keep: nil)
     }
 
     private init(
         policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
-        deniedCapacity: Int, readAhead: (@Sendable (Request, Context) -> ChainedRead?)?,
+        denied: DeniedKeys, readAhead: (@Sendable (Request, Context) -> ChainedRead?)?,
         keep: (@Sendable (inout Context, PrefetchedRead) -> Void)?
     ) {
         self.readAhead = readAhead
@@ -51,7 +51,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         self.policies = policies
         self.store = store
         self.fallback = MemoryRateLimitStore()
-        self.denied = DeniedKeys(capacity: deniedCapacity)
+        self.denied = denied
         self.violationLog = SampledLogger(logger: logger, perSecond: 10)
         func counter(_ policy: String, _ decision: String) -> Counter {
             Counter(
@@ -81,16 +81,14 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
             }
             switch policy.key {
             case .user:
-                return identity.userID.map { RateLimitCheck(policy: policy, key: "user:\($0)", tag: $0) }
+                return identity.userID.map { .user($0, policy) }
             case .clientIP:
-                return RateLimitCheck(policy: policy, key: "ip:\(identity.clientAddress?.rateLimitKey ?? "unknown")")
+                return .ip(identity.clientAddress, policy)
             case .global:
-                return RateLimitCheck(policy: policy, key: "global")
+                return .global(policy)
             case .header(let name):
-                // Header values are often credentials (API keys): only a digest is ever stored or shown.
                 guard let field = HTTPField.Name(name), let value = headers[field], !value.isEmpty else { return nil }
-                let digest = SHA256.hash(data: Array(value.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
-                return RateLimitCheck(policy: policy, key: "header:\(digest)")
+                return .header(value, policy)
             }
         }
     }
@@ -119,6 +117,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
         record(decision)
         let fields = RateLimitHeaders.fields(for: decision)
         guard decision.admitted else {
+            denied.count(decision, checks: refused.isEmpty ? checks : refused.map(\.0))
             let names = decision.violated.map(\.policy.name)
             log("rate limit exceeded", names, context)
             throw Problem(
@@ -209,10 +208,11 @@ extension RateLimitMiddleware where Context: ReadAheadRequestContext {
     /// keeps the result in the context's `prefetched` for the handler.
     public init(
         policies: [RateLimitPolicy], store: any RateLimitStore, logger: Logger, metrics factory: any MetricsFactory,
-        deniedCapacity: Int = 10_000, readAhead: @escaping @Sendable (Request, Context) -> ChainedRead?
+        denied: DeniedKeys = DeniedKeys(capacity: 10_000),
+        readAhead: @escaping @Sendable (Request, Context) -> ChainedRead?
     ) {
         self.init(
-            policies: policies, store: store, logger: logger, metrics: factory, deniedCapacity: deniedCapacity,
-            readAhead: readAhead, keep: { context, read in context.prefetched = read })
+            policies: policies, store: store, logger: logger, metrics: factory, denied: denied, readAhead: readAhead,
+            keep: { context, read in context.prefetched = read })
     }
 }

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 /// One policy applied to one key, as a request asks for it.
 public struct RateLimitCheck: Sendable, Hashable {
     /// The policy.
@@ -91,5 +93,56 @@ extension RateLimitStore {
         let result: Result<ChainedRead.Found, any Error>
         do { result = .success(try await read.run()) } catch { result = .failure(error) }
         return (decision, PrefetchedRead(read: read, result: result))
+    }
+}
+
+/// What operators do with a store's counts: look at a subject's windows without charging them, and empty them.
+public protocol RateLimitAdministration: Sendable {
+    /// Each check's state now, as a decision would see it before charging (nothing is recorded).
+    func peek(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision
+    /// Empties each check's window (the subject starts afresh) and records the reset for `resets(since:)`.
+    func reset(_ checks: [RateLimitCheck]) async throws
+    /// The checks reset since `time` (Unix seconds) by any instance, as `policy` and `key`: every instance
+    /// forgets its remembered refusals of them.
+    func resets(since time: Double) async throws -> [(policy: String, key: String)]
+}
+
+extension RateLimitCheck {
+    /// `policy` for the user `id` (counted with the user's cache tag).
+    public static func user(_ id: String, _ policy: RateLimitPolicy) -> RateLimitCheck {
+        RateLimitCheck(policy: policy, key: "user:\(id)", tag: id)
+    }
+    /// `policy` for a client address (IPv6 by its /64).
+    public static func ip(_ address: IPAddress?, _ policy: RateLimitPolicy) -> RateLimitCheck {
+        RateLimitCheck(policy: policy, key: "ip:\(address?.rateLimitKey ?? "unknown")")
+    }
+    /// `policy` for a header's value: often a credential (an API key), so only a digest is ever stored or shown.
+    public static func header(_ value: String, _ policy: RateLimitPolicy) -> RateLimitCheck {
+        let digest = SHA256.hash(data: Array(value.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return RateLimitCheck(policy: policy, key: "header:\(digest)")
+    }
+    /// `policy` counted once for everybody.
+    public static func global(_ policy: RateLimitPolicy) -> RateLimitCheck {
+        RateLimitCheck(policy: policy, key: "global")
+    }
+
+    /// The checks of `subject` — `user:ID`, `ip:ADDRESS`, `header:VALUE` or `global` — against every policy
+    /// counting by that kind of key, keyed as the limiter keys them; nil when the subject is none of these.
+    public static func checks(subject: String, policies: [RateLimitPolicy]) -> [RateLimitCheck]? {
+        let parts = subject.trimmingCharacters(in: .whitespaces).split(separator: ":", maxSplits: 1).map(String.init)
+        let value = parts.count == 2 ? parts[1] : ""
+        switch parts.first ?? "" {
+        case "user" where !value.isEmpty:
+            return policies.filter { $0.key == .user }.map { .user(value, $0) }
+        case "ip":
+            guard let address = IPAddress(value) else { return nil }
+            return policies.filter { $0.key == .clientIP }.map { .ip(address, $0) }
+        case "header" where !value.isEmpty:
+            return policies.filter { if case .header = $0.key { true } else { false } }.map { .header(value, $0) }
+        case "global":
+            return policies.filter { $0.key == .global }.map { .global($0) }
+        default:
+            return nil
+        }
     }
 }

@@ -69,6 +69,33 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
         return result
         """)
 
+    // The decision script's reading half: the same reply, nothing removed, nothing charged.
+    static let peekScript = RedisScript(
+        """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+        local result = {1, math.floor(now * 1000)}
+        for i = 1, #KEYS do
+            local limit, window = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+            local state, oldest, allowed
+            if ARGV[4 * i - 1] == 'log' then
+                state = redis.call('ZCOUNT', KEYS[i], '(' .. (now - window), '+inf')
+                local first = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+                oldest = first[2] and tonumber(first[2]) or -1
+                allowed = state < limit
+            else
+                state = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now)
+                oldest = -1
+                allowed = now >= state + window / limit - window - 0.000001
+            end
+            result[#result + 1] = allowed and 1 or 0
+            result[#result + 1] = 0
+            result[#result + 1] = ARGV[4 * i - 1] == 'log' and state or math.floor(state * 1000)
+            result[#result + 1] = oldest < 0 and -1 or math.floor(oldest * 1000)
+        end
+        return result
+        """)
+
     /// This process's random tag, and requests numbered under it.
     private static let process = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private static let requests = Atomic<UInt64>(0)
@@ -189,7 +216,9 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
     }
 
     /// The script call deciding `checks`, recording the request as `requestID`.
-    private func scriptCall(_ checks: [RateLimitCheck], requestID: String) -> RedisScriptCall {
+    private func scriptCall(_ checks: [RateLimitCheck], requestID: String, script: RedisScript = script)
+        -> RedisScriptCall
+    {
         var keys: [String] = []
         var arguments: [RedisArgument] = []
         keys.reserveCapacity(checks.count)
@@ -202,7 +231,7 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
             arguments.append(RedisArgument(check.policy.shadow ? 0 : 1))
         }
         arguments.append(RedisArgument(requestID))
-        return RedisScriptCall(Self.script, keys: keys, arguments: arguments)
+        return RedisScriptCall(script, keys: keys, arguments: arguments)
     }
 
     /// What the script said of each check, and when.
@@ -247,5 +276,48 @@ public struct RedisRateLimitStore: RateLimitStore, CustomStringConvertible {
                     charged: values[3 + 4 * index].int == 1, state: values[4 + 4 * index].int ?? 0,
                     oldest: values[5 + 4 * index].int ?? -1)
             })
+    }
+}
+
+extension RedisRateLimitStore: RateLimitAdministration {
+    /// Where resets are recorded for every instance: `prefix:rl:resets`, field `POLICY NUL KEY`, value Unix ms.
+    private var resetLog: String { "\(prefix):rl:resets" }
+
+    /// The checks' windows now (one script per slot; a subject's checks share one).
+    public func peek(_ checks: [RateLimitCheck]) async throws -> RateLimitDecision {
+        guard !checks.isEmpty else { return RateLimitDecision(outcomes: [], now: Date().timeIntervalSince1970) }
+        let call = scriptCall(checks, requestID: "peek", script: Self.peekScript)
+        return try result(for: checks, from: try await client.run(call)).decision(checks)
+    }
+
+    /// Deletes the checks' keys, then records the reset (an hour of resets is kept).
+    public func reset(_ checks: [RateLimitCheck]) async throws {
+        for check in checks {
+            let reply = try await client.send("DEL", RedisArgument(key(check)))
+            if case .error(let message) = reply { throw RedisError.server(message) }
+        }
+        let now = Int(Date().timeIntervalSince1970 * 1000)
+        var command: [RedisArgument] = ["HSET", RedisArgument(resetLog)]
+        for check in checks {
+            command += [RedisArgument("\(check.policy.name)\u{0}\(check.key)"), RedisArgument(now)]
+        }
+        let reply = try await client.send(command)
+        if case .error(let message) = reply { throw RedisError.server(message) }
+    }
+
+    /// The resets recorded since `time`; those older than an hour are dropped.
+    public func resets(since time: Double) async throws -> [(policy: String, key: String)] {
+        let fields = try await client.send("HGETALL", RedisArgument(resetLog)).array ?? []
+        let now = Date().timeIntervalSince1970
+        var recent: [(policy: String, key: String)] = []
+        var expired: [RedisArgument] = []
+        for pair in stride(from: 0, to: fields.count - 1, by: 2) {
+            guard let id = fields[pair].string, let at = fields[pair + 1].string.flatMap(Double.init) else { continue }
+            if at / 1000 < now - 3600 { expired.append(RedisArgument(id)) }
+            let parts = id.split(separator: "\u{0}", maxSplits: 1).map(String.init)
+            if at / 1000 >= time, parts.count == 2 { recent.append((parts[0], parts[1])) }
+        }
+        if !expired.isEmpty { _ = try? await client.send(["HDEL", RedisArgument(resetLog)] + expired) }
+        return recent
     }
 }
