@@ -3,6 +3,8 @@
 // Run through Benchmarks/queue.sh, which measures Sidekiq the same way in the same run.
 // With a fourth argument `email`, the tasks are `send_email` sent through MailgunMailer to the mock Mailgun (in
 // this process), timed until the mock has received every message.
+// `QueueBenchmark seed REDIS_URL PREFIX READY DEAD` fills the queue `bench` under PREFIX with READY runnable and DEAD
+// dead-lettered tasks (for Benchmarks/console.sh) and exits.
 import EnvoyFramework
 import EnvoyPlugins
 import EnvoySim
@@ -37,6 +39,9 @@ func commandCalls(_ client: RedisClient) async throws -> Int {
 struct QueueBenchmark {
     static func main() async throws {
         let arguments = CommandLine.arguments
+        if arguments.count == 6, arguments[1] == "seed", let ready = Int(arguments[4]), let dead = Int(arguments[5]) {
+            return try await seed(url: arguments[2], prefix: arguments[3], ready: ready, dead: dead)
+        }
         guard arguments.count >= 4, let count = Int(arguments[2]), let lanes = Int(arguments[3]) else {
             print("usage: QueueBenchmark REDIS_URL TASKS CONCURRENCY [email]")
             return
@@ -114,6 +119,31 @@ struct QueueBenchmark {
             await services.triggerGracefulShutdown()
             try await group.waitForAll()
         }
+        client.shutdown()
+    }
+
+    /// Enqueues `ready + dead` tasks, then claims and buries `dead` of them, 50 at a time.
+    static func seed(url: String, prefix: String, ready: Int, dead: Int) async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let client = try RedisClient(
+            configuration: .init(endpoint: try RedisEndpoint(url: url), commandTimeout: .seconds(10)), logger: logger)
+        let queue = RedisTaskQueue(client: client, prefix: prefix)
+        let total = ready + dead
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<50 {
+                group.addTask {
+                    for n in stride(from: lane, to: total, by: 50) { try await queue.enqueue(Noop.self, .init(n: n)) }
+                    for _ in stride(from: lane, to: dead, by: 50) {
+                        guard let task = try await queue.claim(queues: [Noop.queue], lease: .seconds(600)) else { return }
+                        try await queue.bury(task, error: "SMTP said 550: mailbox unavailable (seeded \(task.id.prefix(4)))")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let stats = try await queue.stats()
+        print("seeded: \(stats.map { "\($0.queue) ready \($0.ready), dead \($0.dead)" }.joined(separator: "; "))")
         client.shutdown()
     }
 }

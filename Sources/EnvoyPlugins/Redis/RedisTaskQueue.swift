@@ -398,24 +398,40 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return result
     }
 
-    /// Dead tasks across queues, newest first.
+    /// Dead tasks across queues, newest first: each queue's newest `limit` ids, then their records 100 tasks to a
+    /// pipeline (four reads each).
     public func deadTasks(limit: Int) async throws -> [DeadTask] {
         var dead: [DeadTask] = []
         for queue in try await resolve([]) {
             let keys = Keys(prefix: prefix, queue: queue)
             let ids =
-                try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? []
-            for id in ids.compactMap(\.string) {
-                let field = RedisArgument(id)
-                let record = try await client.send("HGET", RedisArgument(keys.task), field).bytes.flatMap(Self.parse)
-                let attempts = try await client.send("HGET", RedisArgument(keys.attempts), field).int ?? 0
-                let historyText = try await client.send("HGET", RedisArgument(keys.history), field).string ?? "[]"
-                let died = try await client.send("HGET", RedisArgument(keys.died), field).int ?? 0
-                let history = (try? JSONDecoder().decode([String].self, from: Data(historyText.utf8))) ?? []
-                dead.append(
-                    DeadTask(
-                        id: id, type: record?.type ?? "", queue: queue, attempts: Int(attempts),
-                        reason: history.last ?? "unknown", history: history, diedAt: Double(died) / 1000))
+                (try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? [])
+                .compactMap(\.string)
+            for start in stride(from: 0, to: ids.count, by: 100) {
+                let batch = ids[start..<min(start + 100, ids.count)]
+                var commands: [[RedisArgument]] = []
+                commands.reserveCapacity(batch.count * 4)
+                for id in batch {
+                    let field = RedisArgument(id)
+                    commands += [
+                        ["HGET", RedisArgument(keys.task), field], ["HGET", RedisArgument(keys.attempts), field],
+                        ["HGET", RedisArgument(keys.history), field], ["HGET", RedisArgument(keys.died), field],
+                    ]
+                }
+                let replies = try await client.pipeline(commands)
+                guard replies.count == commands.count else {
+                    throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
+                }
+                for (offset, id) in batch.enumerated() {
+                    let reply = replies[(4 * offset)..<(4 * offset + 4)].map { $0 }
+                    let record = reply[0].bytes.flatMap(Self.parse)
+                    let history = (try? JSONDecoder().decode([String].self, from: Data((reply[2].string ?? "[]").utf8))) ?? []
+                    dead.append(
+                        DeadTask(
+                            id: id, type: record?.type ?? "", queue: queue, attempts: Int(reply[1].int ?? 0),
+                            reason: history.last ?? "unknown", history: history,
+                            diedAt: Double(reply[3].int ?? 0) / 1000))
+                }
             }
         }
         return Array(dead.sorted { $0.diedAt > $1.diedAt }.prefix(limit))
