@@ -231,6 +231,11 @@ struct AdminTests {
                 ).text
                 #expect(page.contains(#"<td data-field="remaining">0</td>"#) && page.contains(">refused<"), "\(page)")
                 #expect(page.contains(#"href="/admin/limits?subject=ip%3A127.0.0.1">ip:127.0.0.1</a>"#), "most refused")
+                let overview = try await a.execute(uri: "/admin", method: .get, headers: [.cookie: cookie]).text
+                let decisions =
+                    #"<tr data-policy="login"><td>login</td><td data-field="admitted">2</td>"#
+                    + #"<td data-field="rejected">1</td>"#
+                #expect(overview.contains(decisions), "this instance's decisions: \(overview)")
                 let bearer: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
                 let api = try await a.execute(
                     uri: "/admin/api/limits?subject=ip:127.0.0.1", method: .get, headers: bearer)

@@ -117,10 +117,13 @@ enum AdminPages {
             body += "<td>\(ratio)</td></tr>\n"
         }
         body += "</tbody></table></div><h2>Rate limits</h2><div class=\"scroll\"><table id=\"limits\"><thead><tr>"
-        body += "<th>policy</th><th>allowed</th><th>denied</th></tr></thead><tbody>"
+        body += "<th>policy</th><th>admitted</th><th>rejected</th><th>shadow rejected</th></tr></thead><tbody>"
         for (policy, decisions) in overview.rateLimits.sorted(by: { $0.key < $1.key }) {
-            body += "<tr><td>\(escape(policy))</td><td>\(Int(decisions["allowed"] ?? 0))</td>"
-            body += "<td>\(Int(decisions["denied"] ?? 0))</td></tr>\n"
+            body += "<tr data-policy=\"\(escape(policy))\"><td>\(escape(policy))</td>"
+            for decision in ["admitted", "rejected", "shadow_rejected"] {
+                body += "<td data-field=\"\(decision)\">\(Int(decisions[decision] ?? 0))</td>"
+            }
+            body += "</tr>\n"
         }
         body += "</tbody></table></div>\n<script src=\"/admin/assets/console.js\"></script>"
         return page("Overview", body, csrf: csrf)
@@ -156,9 +159,11 @@ enum AdminPages {
                 "\(escape(String(task.id.prefix(8))))</a></td><td>\(escape(task.type))</td><td>\(escape(task.queue))</td>"
             body +=
                 "<td>\(task.attempts)</td><td>\(escape(String(task.reason.prefix(160))))</td><td>\(escape(time(task.diedAt)))</td><td>"
-            body += button("Retry", action: "/admin/dead/retry", csrf: csrf, fields: scope + [("id", task.id)])
-            body += button(
-                "Delete", action: "/admin/dead/delete", csrf: csrf, fields: scope + [("id", task.id)], danger: true)
+            // One form, two buttons: Delete posts the same fields elsewhere (a row's weight halved).
+            body += "<form method=\"post\" action=\"/admin/dead/retry\" class=\"inline\">\(hidden("csrf", csrf))"
+            body += (scope + [("id", task.id)]).map { hidden($0.0, $0.1) }.joined()
+            body += "<button type=\"submit\">Retry</button>"
+            body += "<button type=\"submit\" formaction=\"/admin/dead/delete\" class=\"danger\">Delete</button></form>"
             body += "</td></tr>\n"
         }
         body += "</tbody></table></div>"
@@ -264,7 +269,7 @@ enum AdminPages {
     /// A static asset of the console.
     static func asset(_ text: String, type: String) -> Response {
         Response(
-            status: .ok, headers: [.contentType: "\(type); charset=utf-8"],
+            status: .ok, headers: [.contentType: "\(type); charset=utf-8", .cacheControl: "max-age=300"],
             body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
