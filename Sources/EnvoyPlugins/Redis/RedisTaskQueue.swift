@@ -425,7 +425,8 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
                 for (offset, id) in batch.enumerated() {
                     let reply = replies[(4 * offset)..<(4 * offset + 4)].map { $0 }
                     let record = reply[0].bytes.flatMap(Self.parse)
-                    let history = (try? JSONDecoder().decode([String].self, from: Data((reply[2].string ?? "[]").utf8))) ?? []
+                    let historyText = Data((reply[2].string ?? "[]").utf8)
+                    let history = (try? JSONDecoder().decode([String].self, from: historyText)) ?? []
                     dead.append(
                         DeadTask(
                             id: id, type: record?.type ?? "", queue: queue, attempts: Int(reply[1].int ?? 0),
