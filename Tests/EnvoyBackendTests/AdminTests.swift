@@ -196,6 +196,38 @@ struct AdminTests {
         }
     }
 
+    @Test("queues → tasks → one task: each state listed, in order, linking to the task's page")
+    func queueTasks() async throws {
+        let backend = try await stack().backend()
+        let queue = backend.taskQueue
+        for n in 0..<3 {
+            _ = try await queue.enqueue(
+                NewTask(type: "t\(n)", queue: "batch", payload: Array("{}".utf8), maxAttempts: 3))
+        }
+        let held = try #require(try await queue.claim(queues: ["batch"], lease: .seconds(60)))
+        try await backend.application(inProcessWorker: false).test(.router) { client in
+            let cookie = try #require(try await signIn(client).cookie)
+            let overview = try await client.execute(uri: "/admin", method: .get, headers: [.cookie: cookie]).text
+            #expect(overview.contains(#"<a href="/admin/queues/batch">batch</a>"#))
+            let ready = try await client.execute(uri: "/admin/queues/batch", method: .get, headers: [.cookie: cookie])
+            #expect(
+                ready.text.contains(#"<span id="count">2</span>"#) && !ready.text.contains(held.id), "\(ready.text)")
+            let flying = try await client.execute(
+                uri: "/admin/queues/batch?state=in_flight", method: .get, headers: [.cookie: cookie]
+            ).text
+            #expect(flying.contains(#"<span id="count">1</span>"#) && flying.contains("/admin/tasks/\(held.id)"))
+            let api = try await client.execute(
+                uri: "/admin/api/queues/batch/tasks?state=ready", method: .get,
+                headers: [.authorization: "Bearer \(Self.token)"])
+            let listed = try JSONSerialization.jsonObject(with: Data(api.body.readableBytesView)) as? [[String: Any]]
+            #expect(listed?.compactMap { $0["type"] as? String } == ["t1", "t2"], "oldest first: \(api.text)")
+            let bad = try await client.execute(
+                uri: "/admin/api/queues/batch/tasks?state=lost", method: .get,
+                headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(bad.status == .badRequest)
+        }
+    }
+
     @Test("a limited address looked up and reset: admitted again at once here, and within seconds on another instance")
     func limitsLookUpAndReset() async throws {
         let prefix = SharedRedis.prefix()

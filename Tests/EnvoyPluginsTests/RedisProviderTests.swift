@@ -242,6 +242,24 @@ struct RedisProviderTests {
         #expect(RateLimitCheck.checks(subject: "nonsense", policies: policies) == nil)
     }
 
+    @Test("RedisTaskQueue lists a queue's tasks by state, in order, and finds one by id")
+    func tasksByState() async throws {
+        let queue = RedisTaskQueue(client: try client(SharedRedis.url), prefix: SharedRedis.prefix())
+        for n in 0..<4 {
+            _ = try await queue.enqueue(NewTask(type: "t\(n)", queue: "q", payload: Array("{}".utf8), maxAttempts: 1))
+        }
+        let first = try #require(try await queue.claim(queues: ["q"], lease: .seconds(60)))
+        let second = try #require(try await queue.claim(queues: ["q"], lease: .seconds(60)))
+        try await queue.bury(second, error: "boom")
+        #expect(try await queue.tasks(queue: "q", state: .ready, limit: 10).map(\.type) == ["t2", "t3"])
+        #expect(try await queue.tasks(queue: "q", state: .ready, limit: 1).map(\.type) == ["t2"])
+        #expect(try await queue.tasks(queue: "q", state: .inFlight, limit: 10).map(\.id) == [first.id])
+        let dead = try await queue.tasks(queue: "q", state: .dead, limit: 10)
+        #expect(dead.map(\.id) == [second.id] && dead.first?.history.last?.contains("boom") == true)
+        #expect(try await queue.task(id: first.id)?.state == "in_flight")
+        #expect(try await queue.task(id: "nope") == nil)
+    }
+
     @Test("an enqueue is one round trip: queue registered, task stored, workers woken; a duplicate is one too")
     func enqueueInOneRoundTrip() async throws {
         let server = try RedisServer()

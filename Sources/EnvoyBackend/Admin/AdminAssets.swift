@@ -45,7 +45,9 @@ enum AdminAssets {
               updated.dataset.at = data.at;
               fill("queues", data.queues.map(q => {
                 const row = document.createElement("tr"); row.dataset.queue = q.queue;
-                cell(row, q.queue);
+                const name = document.createElement("td"); const link = document.createElement("a");
+                link.href = "/admin/queues/" + encodeURIComponent(q.queue); link.textContent = q.queue;
+                name.appendChild(link); row.appendChild(name);
                 for (const field of ["ready", "delayed", "inFlight", "dead"]) { cell(row, String(q[field])).dataset.field = field; }
                 cell(row, q.oldestReadyAge.toFixed(1));
                 return row;

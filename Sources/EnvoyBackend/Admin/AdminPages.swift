@@ -89,7 +89,9 @@ enum AdminPages {
             <th>in flight</th><th>dead</th><th>oldest ready s</th></tr></thead><tbody>
             """
         for queue in overview.queues {
-            body += "<tr data-queue=\"\(escape(queue.queue))\"><td>\(escape(queue.queue))</td>"
+            let link = "/admin/queues/\(AdminForm.escape(queue.queue))"
+            body +=
+                "<tr data-queue=\"\(escape(queue.queue))\"><td><a href=\"\(escape(link))\">\(escape(queue.queue))</a></td>"
             body += "<td data-field=\"ready\">\(queue.ready)</td><td data-field=\"delayed\">\(queue.delayed)</td>"
             body += "<td data-field=\"inFlight\">\(queue.inFlight)</td><td data-field=\"dead\">\(queue.dead)</td>"
             body += "<td>\(String(format: "%.1f", queue.oldestReadyAge))</td></tr>\n"
@@ -168,6 +170,28 @@ enum AdminPages {
         }
         body += "</tbody></table></div>"
         return page("Dead letters", body, csrf: csrf)
+    }
+
+    /// A queue's tasks in one state, each linking to its page.
+    static func queue(_ queue: String, state: TaskState, tasks: [TaskRecord], csrf: String) -> Response {
+        var body = "<nav class=\"states\">"
+        for other in TaskState.allCases {
+            let link = "/admin/queues/\(AdminForm.escape(queue))?state=\(other.rawValue)"
+            body += other == state ? " <b>\(other.rawValue)</b>" : " <a href=\"\(escape(link))\">\(other.rawValue)</a>"
+        }
+        body +=
+            "</nav><p><span id=\"count\">\(tasks.count)</span> task(s)\(tasks.count == 200 ? " (the first 200)" : "").</p>"
+        body += "<div class=\"scroll\"><table id=\"tasks\"><thead><tr><th>task</th><th>type</th><th>attempts</th>"
+        body += "<th>enqueued</th><th>lease until</th><th>last error</th></tr></thead><tbody>\n"
+        for task in tasks {
+            body += "<tr data-task=\"\(escape(task.id))\"><td><a href=\"/admin/tasks/\(escape(task.id))\">"
+            body += "\(escape(String(task.id.prefix(8))))</a></td><td>\(escape(task.type))</td>"
+            body += "<td>\(task.attempts) of \(task.maxAttempts)</td><td>\(escape(time(task.createdAt)))</td>"
+            body +=
+                "<td>\(escape(time(task.leaseUntil)))</td><td>\(escape(String((task.history.last ?? "").prefix(120))))</td></tr>\n"
+        }
+        body += "</tbody></table></div>"
+        return page("Queue \(queue): \(state.rawValue)", body, csrf: csrf)
     }
 
     /// One task: where it is, its payload (redacted), every failure; a dead one can be retried or deleted.

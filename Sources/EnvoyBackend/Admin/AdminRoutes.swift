@@ -39,6 +39,14 @@ extension Backend {
                 try await console.dead(filter), filter: filter, csrf: access.csrf(for: session),
                 done: request.uri.queryParameters.get("done"))
         }
+        admin.get("/queues/{queue}") { request, context in
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            let queue = try context.parameters.require("queue")
+            let state = try AdminConsole.state(request.uri.queryParameters.get("state"))
+            return AdminPages.queue(
+                queue, state: state, tasks: try await taskQueue.tasks(queue: queue, state: state, limit: 200),
+                csrf: access.csrf(for: session))
+        }
         admin.get("/tasks/{id}") { request, context in
             guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
             let id = try context.parameters.require("id")
@@ -106,6 +114,14 @@ extension Backend {
             let body = try await json.decode([String: String].self, from: request)
             let count = try await console.resetLimits(of: body["subject"] ?? "", context: context)
             return try JSONResponse.make(["reset": count])
+        }
+        api.get("/queues/{queue}/tasks") { request, context in
+            try await console.authorize(request, context: context)
+            let state = try AdminConsole.state(request.uri.queryParameters.get("state"))
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) }
+            let tasks = try await taskQueue.tasks(
+                queue: try context.parameters.require("queue"), state: state, limit: limit ?? 200)
+            return try JSONResponse.make(tasks.map(TaskView.init))
         }
         api.get("/workers") { request, context in
             try await console.authorize(request, context: context)
@@ -205,6 +221,15 @@ struct AdminConsole: Sendable {
                 throw Problem(.forbidden, detail: "X-CSRF-Token is missing or wrong.")
             }
         }
+    }
+
+    /// The task state a query names (default `ready`), or a 400 listing the states.
+    static func state(_ name: String?) throws -> TaskState {
+        guard let state = TaskState(rawValue: name ?? "ready") else {
+            throw Problem(
+                .badRequest, detail: "state is one of \(TaskState.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        return state
     }
 
     /// The store's administration, or a 501 saying this store has none.

@@ -87,6 +87,10 @@ public struct OutboxTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         if let found = try await primary.task(id: id) { return found }
         return try await outbox.task(id: id)
     }
+    /// The primary's tasks of `queue` (the outbox's wait in the `(outbox)` row).
+    public func tasks(queue: String, state: TaskState, limit: Int) async throws -> [TaskRecord] {
+        try await primary.tasks(queue: queue, state: state, limit: limit)
+    }
     /// The primary's heartbeats (workers take from the primary).
     public func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws {
         try await primary.recordHeartbeat(heartbeat)

@@ -262,15 +262,32 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
     /// The task's row.
     public func task(id: String) async throws -> TaskRecord? {
         let time = now()
-        guard
-            let row = try await database.query(
-                """
-                SELECT id, type, queue, payload, state, attempts, max_attempts, run_at, lease_until, history,
-                    created_at, died_at
-                FROM envoy_tasks WHERE id = ?
-                """, id
-            ).first
-        else { return nil }
+        return try await database.query("SELECT \(Self.recordColumns) FROM envoy_tasks WHERE id = ?", id).first.map {
+            try Self.record($0, now: time)
+        }
+    }
+
+    /// The queue's tasks in `state`, by run time (ready, delayed) or lease end (in flight).
+    public func tasks(queue: String, state: TaskState, limit: Int) async throws -> [TaskRecord] {
+        let time = now()
+        let (condition, order): (String, String) =
+            switch state {
+            case .ready: ("state = 'ready' AND run_at <= ?", "run_at")
+            case .delayed: ("state = 'ready' AND run_at > ?", "run_at")
+            case .inFlight: ("state = 'running' AND ? IS NOT NULL", "lease_until")
+            case .dead: ("state = 'dead' AND ? IS NOT NULL", "died_at DESC")
+            }
+        return try await database.query(
+            "SELECT \(Self.recordColumns) FROM envoy_tasks WHERE queue = ? AND \(condition) ORDER BY \(order) LIMIT ?",
+            queue, time, limit
+        ).map { try Self.record($0, now: time) }
+    }
+
+    static let recordColumns =
+        "id, type, queue, payload, state, attempts, max_attempts, run_at, lease_until, history, created_at, died_at"
+
+    /// A row of `recordColumns` as a record.
+    static func record(_ row: SQLRow, now time: Double) throws -> TaskRecord {
         let stored: String = try row["state"]
         let runAt: Double = try row["run_at"]
         let leaseUntil: Double? = try row["lease_until"]

@@ -130,6 +130,18 @@ public struct DeadTask: Sendable, Codable, Equatable {
     }
 }
 
+/// Where a task is: what `TaskRecord.state` says, and what `tasks(queue:state:limit:)` lists.
+public enum TaskState: String, Sendable, Codable, CaseIterable {
+    /// Runnable now.
+    case ready
+    /// Waiting for its run time (a retry, a delayed task).
+    case delayed
+    /// Held by a worker.
+    case inFlight = "in_flight"
+    /// In the dead-letter queue.
+    case dead
+}
+
 /// One task as an operator sees it: where it is, its payload, every failure.
 public struct TaskRecord: Sendable, Codable, Equatable {
     /// The task's id.
@@ -220,6 +232,9 @@ public protocol TaskQueueAdministration: Sendable {
     func deleteDead(ids: [String]?) async throws -> Int
     /// One task by id, wherever it is (nil: no such task, or it completed).
     func task(id: String) async throws -> TaskRecord?
+    /// The tasks of `queue` in `state` (`ready`, oldest first; `delayed`, soonest first; `in_flight`, soonest
+    /// lease end first), at most `limit`.
+    func tasks(queue: String, state: TaskState, limit: Int) async throws -> [TaskRecord]
     /// Keeps `heartbeat` (replacing the worker's last) until it expires.
     func recordHeartbeat(_ heartbeat: WorkerHeartbeat) async throws
     /// The workers whose last heartbeat has not expired, by start time (expired ones are dropped).

@@ -234,30 +234,64 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return .enqueued(id)
     }
 
-    /// The task in whichever known queue holds it: its record, then where it is, in one pipeline per queue.
+    /// The task in whichever known queue holds it.
     public func task(id: String) async throws -> TaskRecord? {
-        let field = RedisArgument(id)
         for queue in try await resolve([]) {
-            let keys = Keys(prefix: prefix, queue: queue)
-            let replies = try await client.pipeline([
+            if let found = try await records([id], in: queue).first { return found }
+        }
+        return nil
+    }
+
+    /// The queue's tasks in `state`: ready oldest first, delayed and in flight by time, dead newest first.
+    public func tasks(queue: String, state: TaskState, limit: Int) async throws -> [TaskRecord] {
+        let keys = Keys(prefix: prefix, queue: queue)
+        let last = RedisArgument(max(0, limit - 1))
+        let ids: [RESPValue] =
+            switch state {
+            case .ready:
+                (try await client.send("LRANGE", RedisArgument(keys.ready), RedisArgument(-limit), "-1").array ?? [])
+                    .reversed()
+            case .delayed: try await client.send("ZRANGE", RedisArgument(keys.delayed), 0, last).array ?? []
+            case .inFlight: try await client.send("ZRANGE", RedisArgument(keys.leases), 0, last).array ?? []
+            case .dead: try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, last).array ?? []
+            }
+        return try await records(ids.compactMap(\.string), in: queue)
+    }
+
+    /// The records of `ids` in `queue` (those it holds), with where each is: one pipeline, seven reads each.
+    func records(_ ids: [String], in queue: String) async throws -> [TaskRecord] {
+        guard !ids.isEmpty else { return [] }
+        let keys = Keys(prefix: prefix, queue: queue)
+        var commands: [[RedisArgument]] = []
+        commands.reserveCapacity(ids.count * 7)
+        for id in ids {
+            let field = RedisArgument(id)
+            commands += [
                 ["HGET", RedisArgument(keys.task), field], ["HGET", RedisArgument(keys.attempts), field],
                 ["HGET", RedisArgument(keys.history), field], ["ZSCORE", RedisArgument(keys.leases), field],
                 ["ZSCORE", RedisArgument(keys.delayed), field], ["ZSCORE", RedisArgument(keys.dead), field],
                 ["HGET", RedisArgument(keys.died), field],
-            ])
-            guard replies.count == 7, let record = replies[0].bytes.flatMap(Self.parse) else { continue }
-            func number(_ reply: RESPValue) -> Double? { reply.string.flatMap(Double.init) }
-            let state =
-                number(replies[5]) != nil
-                ? "dead" : number(replies[3]) != nil ? "in_flight" : number(replies[4]) != nil ? "delayed" : "ready"
-            let history = (try? JSONDecoder().decode([String].self, from: Data((replies[2].string ?? "[]").utf8))) ?? []
-            return TaskRecord(
-                id: id, type: record.type, queue: queue, state: state, attempts: Int(replies[1].int ?? 0),
-                maxAttempts: record.maxAttempts, payload: record.payload, history: history,
-                createdAt: record.created / 1000, leaseUntil: number(replies[3]).map { $0 / 1000 },
-                diedAt: number(replies[6]).map { $0 / 1000 })
+            ]
         }
-        return nil
+        let replies = try await client.pipeline(commands)
+        guard replies.count == commands.count else {
+            throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
+        }
+        func number(_ reply: RESPValue) -> Double? { reply.string.flatMap(Double.init) }
+        return ids.enumerated().compactMap { offset, id -> TaskRecord? in
+            let reply = Array(replies[(7 * offset)..<(7 * offset + 7)])
+            guard let record = reply[0].bytes.flatMap(Self.parse) else { return nil }
+            let state: TaskState =
+                number(reply[5]) != nil
+                ? .dead : number(reply[3]) != nil ? .inFlight : number(reply[4]) != nil ? .delayed : .ready
+            let historyText = Data((reply[2].string ?? "[]").utf8)
+            return TaskRecord(
+                id: id, type: record.type, queue: queue, state: state.rawValue, attempts: Int(reply[1].int ?? 0),
+                maxAttempts: record.maxAttempts, payload: record.payload,
+                history: (try? JSONDecoder().decode([String].self, from: historyText)) ?? [],
+                createdAt: record.created / 1000, leaseUntil: number(reply[3]).map { $0 / 1000 },
+                diedAt: number(reply[6]).map { $0 / 1000 })
+        }
     }
 
     /// `HSET envoy:workers ID HEARTBEAT` (one hash: every worker in one slot).
