@@ -25,7 +25,7 @@ assets=$(( $(curl -s -b "$cookie" "$base/admin/assets/console.css" | wc -c) + $(
 echo "machine: $(nproc) cores; $ready tasks ready, $dead dead (Redis); CSS + script: $assets bytes (once, then cached by path)"
 echo "| page | HTML bytes | server time ms (median of 20) |"
 echo "|---|---|---|"
-for page in /admin /admin/dead "/admin/dead?error=seeded%20ab" "/admin/tasks/$task" "/admin/limits?subject=ip:203.0.113.7" \
+for page in /admin /admin/queues/bench /admin/dead "/admin/dead?error=seeded%20ab" "/admin/tasks/$task" "/admin/limits?subject=ip:203.0.113.7" \
     /admin/api/overview "/admin/api/dead?limit=200"; do
     times=()
     for _ in $(seq 20); do
