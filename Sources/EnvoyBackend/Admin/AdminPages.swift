@@ -7,22 +7,8 @@ import NIOCore
 /// The console's pages: server-rendered HTML, every value escaped, forms that work without JavaScript (the
 /// overview's script only refreshes its tables).
 enum AdminPages {
-    /// `text` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attribute values.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    /// `text` escaped for HTML text and attribute values.
+    static func escape(_ text: String) -> String { HTML.escape(text) }
 
     /// A page: the layout around `body`; with `csrf`, the navigation and the sign-out form.
     static func page(_ title: String, _ body: String, csrf: String?, status: HTTPResponse.Status = .ok) -> Response {

@@ -97,9 +97,10 @@ public struct EmailComposer: Sendable {
     }
 }
 
-/// HTML text escaping, as Mustache's `{{double}}` braces do.
-enum HTML {
-    static func escape(_ text: String) -> String {
+/// HTML text escaping, as Mustache's `{{double}}` braces do (emails, and the operators' console).
+public enum HTML {
+    /// `text` with `&`, `<`, `>`, `"` and `'` escaped: safe in HTML text and quoted attribute values.
+    public static func escape(_ text: String) -> String {
         var escaped = ""
         escaped.reserveCapacity(text.utf8.count)
         for character in text {

@@ -88,6 +88,12 @@ public final class DeniedKeys: Sendable {
         }
     }
 
+    /// Whether any refusal is remembered now (none: a reset elsewhere has nothing to make this instance forget).
+    public var remembersAny: Bool {
+        let now = ContinuousClock.now
+        return state.withLock { $0.until.values.contains { $0 > now } }
+    }
+
     /// Forgets the refusal of `key` under `policy` (after an operator reset it).
     public func forget(policy: String, key: String) {
         _ = state.withLock { $0.until.removeValue(forKey: "\(policy)\u{0}\(key)") }

@@ -15,12 +15,15 @@ public struct RateLimitResetWatcher: Service {
         self.interval = interval
     }
 
-    /// Loops until graceful shutdown; a store that fails is asked again next time, from the same moment.
+    /// Loops until graceful shutdown; the store is asked only while refusals are remembered (an idle instance
+    /// costs it nothing), and one that fails is asked again next time, from the same moment.
     public func run() async throws {
         var since = Date().timeIntervalSince1970 - interval.inSeconds
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let asked = Date().timeIntervalSince1970
-            if let resets = try? await store.resets(since: since - 1) {  // a second's overlap for clock steps
+            if !denied.remembersAny {
+                since = asked
+            } else if let resets = try? await store.resets(since: since - 1) {  // a second's overlap for clock steps
                 for reset in resets { denied.forget(policy: reset.policy, key: reset.key) }
                 since = asked
             }
