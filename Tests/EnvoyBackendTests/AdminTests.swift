@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import ServiceLifecycle
 import Testing
 
 @testable import EnvoyBackend
@@ -225,6 +226,35 @@ struct AdminTests {
                 uri: "/admin/api/queues/batch/tasks?state=lost", method: .get,
                 headers: [.authorization: "Bearer \(Self.token)"])
             #expect(bad.status == .badRequest)
+        }
+    }
+
+    /// A task that runs until its worker shuts down.
+    struct Hold: TaskHandler {
+        struct Payload: Codable, Sendable { var n: Int }
+        static let taskType = "hold"
+        static let queue = "holds"
+        func handle(_ payload: Payload, context: TaskContext) async throws {
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(600)) }
+        }
+    }
+
+    @Test("a task in flight names the live worker holding it (host, pid), from the workers' heartbeats")
+    func heldBy() async throws {
+        var registering = try await stack().backend()
+        registering.register(Hold())
+        let backend = registering
+        try await backend.taskQueue.enqueue(Hold.self, .init(n: 1))
+        try await backend.application(inProcessWorker: true).test(.router) { client in
+            let cookie = try #require(try await signIn(client).cookie)
+            let held = await eventually(timeout: .seconds(15)) {
+                guard let id = try? await backend.taskQueue.tasks(queue: "holds", state: .inFlight, limit: 1).first?.id,
+                    let page = try? await client.execute(
+                        uri: "/admin/tasks/\(id)", method: .get, headers: [.cookie: cookie])
+                else { return false }
+                return page.text.contains("pid \(ProcessInfo.processInfo.processIdentifier) (worker ")
+            }
+            #expect(held, "the task's page names its holder")
         }
     }
 

@@ -181,13 +181,12 @@ enum AdminPages {
     }
 
     /// One task: where it is, its payload (redacted), every failure; a dead one can be retried or deleted.
-    static func task(_ task: TaskRecord, csrf: String) -> Response {
-        let shown = TaskView(task)
+    static func task(_ shown: TaskView, csrf: String) -> Response {
         var body = "<dl id=\"task\">"
         for (name, value) in [
             ("id", shown.id), ("type", shown.type), ("queue", shown.queue), ("state", shown.state),
             ("attempts", "\(shown.attempts) of \(shown.maxAttempts)"), ("enqueued", time(shown.createdAt)),
-            ("lease until", time(shown.leaseUntil)), ("died", time(shown.diedAt)),
+            ("lease until", time(shown.leaseUntil)), ("held by", shown.heldBy ?? "—"), ("died", time(shown.diedAt)),
         ] {
             body += "<dt>\(escape(name))</dt><dd data-field=\"\(escape(name))\">\(escape(value))</dd>"
         }
@@ -195,14 +194,14 @@ enum AdminPages {
             "</dl><h2>Payload</h2><pre id=\"payload\">\(escape(shown.payload))</pre><h2>Failures</h2><ol id=\"history\">"
         body += shown.history.map { "<li>\(escape($0))</li>" }.joined()
         body += "</ol>"
-        if task.state == "dead" {
+        if shown.state == TaskState.dead.rawValue {
             body += button(
-                "Retry", action: "/admin/dead/retry", csrf: csrf, fields: [("id", task.id), ("from", "task")])
+                "Retry", action: "/admin/dead/retry", csrf: csrf, fields: [("id", shown.id), ("from", "task")])
             body += button(
-                "Delete", action: "/admin/dead/delete", csrf: csrf, fields: [("id", task.id), ("from", "task")],
+                "Delete", action: "/admin/dead/delete", csrf: csrf, fields: [("id", shown.id), ("from", "task")],
                 danger: true)
         }
-        return page("Task \(task.id.prefix(8))", body, csrf: csrf)
+        return page("Task \(shown.id.prefix(8))", body, csrf: csrf)
     }
 
     /// A subject's limits (looked up, with a reset), and the keys refused most in the last hour here.

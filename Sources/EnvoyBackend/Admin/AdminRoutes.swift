@@ -53,7 +53,7 @@ extension Backend {
             guard let task = try await taskQueue.task(id: id) else {
                 return AdminPages.notFound("No task \(id): it does not exist, or it completed.")
             }
-            return AdminPages.task(task, csrf: access.csrf(for: session))
+            return AdminPages.task(await console.view(task), csrf: access.csrf(for: session))
         }
         admin.post("/dead/retry") { request, context in
             let form = try await console.form(request, context: context)
@@ -100,7 +100,7 @@ extension Backend {
             guard let task = try await taskQueue.task(id: id) else {
                 throw Problem.notFound("No task \(id): it does not exist, or it completed.")
             }
-            return try JSONResponse.make(TaskView(task))
+            return try JSONResponse.make(await console.view(task))
         }
         api.get("/limits") { request, context in
             try await console.authorize(request, context: context)
@@ -221,6 +221,17 @@ struct AdminConsole: Sendable {
                 throw Problem(.forbidden, detail: "X-CSRF-Token is missing or wrong.")
             }
         }
+    }
+
+    /// `task` as operators see it, with the live worker running it if it is in flight (from their heartbeats).
+    func view(_ task: TaskRecord) async -> TaskView {
+        var view = TaskView(task)
+        if task.state == TaskState.inFlight.rawValue,
+            let holder = (try? await backend.taskQueue.liveWorkers())?.first(where: { $0.holding.contains(task.id) })
+        {
+            view.heldBy = "\(holder.host) pid \(holder.pid) (worker \(holder.id.prefix(8)))"
+        }
+        return view
     }
 
     /// The task state a query names (default `ready`), or a 400 listing the states.
@@ -500,6 +511,8 @@ public struct TaskView: Encodable, Sendable {
     public var leaseUntil: Double?
     /// When it died, Unix seconds.
     public var diedAt: Double?
+    /// The live worker running it (host, pid, worker id), from the workers' heartbeats.
+    public var heldBy: String?
 
     /// The view of `task`.
     public init(_ task: TaskRecord) {

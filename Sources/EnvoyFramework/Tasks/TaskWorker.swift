@@ -110,10 +110,10 @@ public struct TaskWorker: Service {
                 await waitForWork()
                 continue
             }
-            status.started()
+            status.started(claimed.id)
             lanesBusy.record(status.lanesBusy)
             await process(claimed)
-            status.finished()
+            status.finished(claimed.id)
             lanesBusy.record(status.lanesBusy)
         }
         status.stop()

@@ -14,6 +14,7 @@ public final class WorkerStatus: Sendable {
     private let claimFailed = Atomic<Bool>(false)
     private let claimedOnce = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
+    private let held = Mutex<Set<String>>([])
 
     /// A status for a worker of `lanes` lanes on `queues`.
     public init(lanes: Int, queues: [String], startedAt: Date = Date()) {
@@ -39,8 +40,15 @@ public final class WorkerStatus: Sendable {
         claimFailed.store(failed, ordering: .relaxed)
         claimedOnce.store(true, ordering: .relaxed)
     }
-    func started() { busy.add(1, ordering: .relaxed) }
-    func finished() {
+    /// The ids of the tasks it runs now.
+    public var holding: [String] { held.withLock { $0.sorted() } }
+
+    func started(_ id: String) {
+        busy.add(1, ordering: .relaxed)
+        _ = held.withLock { $0.insert(id) }
+    }
+    func finished(_ id: String) {
+        _ = held.withLock { $0.remove(id) }
         busy.subtract(1, ordering: .relaxed)
         done.add(1, ordering: .relaxed)
     }
@@ -50,7 +58,8 @@ public final class WorkerStatus: Sendable {
     public func heartbeat(id: String, ttl: Duration, now: Date = Date()) -> WorkerHeartbeat {
         WorkerHeartbeat(
             id: id, host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
-            lanes: lanes, lanesBusy: lanesBusy, tasksDone: tasksDone, queues: queues, claiming: isClaiming,
+            lanes: lanes, lanesBusy: lanesBusy, tasksDone: tasksDone, holding: holding, queues: queues,
+            claiming: isClaiming,
             startedAt: startedAt, seenAt: now, expiresAt: now.addingTimeInterval(ttl.inSeconds))
     }
 }
@@ -69,6 +78,8 @@ public struct WorkerHeartbeat: Sendable, Codable, Equatable {
     public var lanesBusy: Int
     /// Tasks settled since the worker started.
     public var tasksDone: Int
+    /// The tasks it was running (their ids): the console names a task's holder from these.
+    public var holding: [String]
     /// Its queues (empty: every queue).
     public var queues: [String]
     /// Whether it was taking work.
