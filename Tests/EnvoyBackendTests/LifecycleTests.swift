@@ -63,7 +63,9 @@ struct LifecycleTests {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        // Closed when the group returned, not eventually: the pool's service waits for them.
-        #expect(try await connections() == 0)
+        // Closed by the time the group returned: the pool's service waits for them. The server lists a closed
+        // connection until its backend process has exited, a few milliseconds on a loaded machine, so the count
+        // is given a second — far below an idle pool's own timeout, so a pool left open still fails this.
+        #expect(await eventually(timeout: .seconds(1)) { (try? await connections()) == 0 })
     }
 }
