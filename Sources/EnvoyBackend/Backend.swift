@@ -45,8 +45,12 @@ public struct Backend: Sendable {
     public let passwords: PasswordHasher
     /// Where email goes.
     public let mailer: any Mailer
+    /// Envoy's version (`envoy --version`, `envoy_build_info`).
+    public static let version = "0.1.0"
     /// The Prometheus registry `/metrics` renders.
     public let metricsRegistry: PrometheusCollectorRegistry
+    /// `process_*` and `envoy_build_info`, refreshed at each scrape.
+    let processMetrics: ProcessMetrics
     /// The factory every metric is created from.
     public let metrics: any MetricsFactory
     let queueGauges: QueueGauges
@@ -97,7 +101,7 @@ public struct Backend: Sendable {
             templates = try EmailTemplates.builtIn()
         }
         let registry = PrometheusCollectorRegistry()
-        let metrics = PrometheusMetricsFactory(registry: registry)
+        let metrics = DocumentedMetricsFactory(registry: registry)
         let database = try await openDatabase(configuration, logger: logger)
         let redis = try await connectRedis(configuration, logger: logger, metrics: metrics)
         let cache =
@@ -157,6 +161,7 @@ public struct Backend: Sendable {
             passwords: try await PasswordHasher(cost: configuration.bcryptCost),
             mailer: mailer,
             metricsRegistry: registry,
+            processMetrics: ProcessMetrics(registry: registry, version: Self.version),
             metrics: metrics,
             queueGauges: QueueGauges(metrics: metrics, queues: tasks.queues),
             json: JSONBody(limit: configuration.maxBodyBytes)

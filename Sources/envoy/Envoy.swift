@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// The `envoy` command: serve, worker, queues, sim.
 @main
 struct Envoy: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = Backend.version
 
     static let configuration = CommandConfiguration(
         commandName: "envoy",

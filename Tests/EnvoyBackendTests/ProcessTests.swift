@@ -122,6 +122,78 @@ struct ProcessTests {
         #expect(await worker.wait() == 0, "\(worker.log)")
     }
 
+    @Test("/metrics of envoy serve and envoy worker pass promtool check metrics: HELP on every family, process_*")
+    func metricsByTheBook() async throws {
+        let promtool = "/usr/bin/promtool"
+        try #require(
+            FileManager.default.isExecutableFile(atPath: promtool), "promtool: scripts/install-deps installs it")
+        let metricsPort = try RedisServer.freePort()
+        var environment = environment
+        environment["WORKER_METRICS_PORT"] = String(metricsPort)
+        let serve = try EnvoyProcess(["serve", "--no-worker"], directory: directory, environment: environment)
+        let worker = try EnvoyProcess(["worker"], directory: directory, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        #expect(try await Self.register("metrics@example.com", port: port).status.code == 201)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        for (name, url) in [
+            ("serve", "http://127.0.0.1:\(port)/metrics"), ("worker", "http://127.0.0.1:\(metricsPort)/metrics"),
+        ] {
+            var text = ""
+            _ = await eventually(timeout: .seconds(20)) {
+                guard let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(5)),
+                    let body = try? await response.body.collect(upTo: 4 << 20)
+                else { return false }
+                text = String(buffer: body)
+                return response.status == .ok
+            }
+            let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map {
+                $0.split(separator: " ")[2]
+            }
+            let helped = Set(
+                text.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] })
+            #expect(!families.isEmpty && families.allSatisfy(helped.contains), "\(name): a family without HELP")
+            for family in [
+                "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                "process_max_fds", "process_start_time_seconds", "envoy_build_info",
+            ] {
+                #expect(text.contains("# TYPE \(family) "), "\(name) lacks \(family)")
+            }
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: promtool)
+            check.arguments = ["check", "metrics"]
+            let input = Pipe()
+            let output = Pipe()
+            check.standardInput = input
+            check.standardOutput = output
+            check.standardError = output
+            try check.run()
+            input.fileHandleForWriting.write(Data(text.utf8))
+            try input.fileHandleForWriting.close()
+            let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0 && said.isEmpty, "promtool on \(name)'s /metrics: \(said)")
+        }
+        // Request durations resolve the latency goals: the first bucket is 0.25 ms.
+        #expect(try await Self.metrics(port: port).contains(#"envoy_http_request_duration_seconds_bucket{"#))
+        #expect(try await Self.metrics(port: port).contains(#"le="0.00025"}"#))
+        for process in [serve, worker] { process.signal(SIGTERM) }
+        for process in [serve, worker] { #expect(await process.wait() == 0) }
+        // Log lines start with an RFC 3339 UTC timestamp.
+        let first = String(serve.log.split(separator: "\n").first ?? "")
+        #expect(
+            first.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil,
+            "\(first)")
+    }
+
+    static func metrics(port: Int) async throws -> String {
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        let response = try await http.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(5))
+        return String(buffer: try await response.body.collect(upTo: 4 << 20))
+    }
+
     @Test("a worker whose metrics port is taken logs it and works on")
     func workerMetricsPortTaken() async throws {
         let taken = try RedisServer()  // something already listening on the port

@@ -49,6 +49,7 @@ extension Backend {
         } catch {
             logger.warning("queue stats unavailable for /metrics", metadata: ["error": "\(error)"])
         }
+        processMetrics.update()
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer())))

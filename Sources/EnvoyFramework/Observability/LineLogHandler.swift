@@ -32,9 +32,12 @@ public struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// RFC 3339 in UTC, to the millisecond: `2026-12-08T00:10:16.784Z`.
+    static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+
     /// Writes the line.
     public func log(event: LogEvent) {
-        let timestamp = Date().ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let timestamp = Self.timestamp.format(Date())
         let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
         var line: Data
         switch format {
