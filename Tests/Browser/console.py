@@ -24,7 +24,15 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
+
+
+def WebDriverWait(browser, seconds, poll_frequency=0.2):
+    """A wait that looks again when the page changed under it (an element of the page a click just left)."""
+    return SeleniumWait(
+        browser, seconds, poll_frequency=poll_frequency,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
 TOKEN = "browser-test-admin-token-0123456789abcdef"
 SIGN_UPS = 3

@@ -258,9 +258,17 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return try await records(ids.compactMap(\.string), in: queue)
     }
 
-    /// The records of `ids` in `queue` (those it holds), with where each is: one pipeline, seven reads each.
+    /// The records of `ids` in `queue` (those it holds), with where each is: seven reads each, 100 tasks to a
+    /// pipeline.
     func records(_ ids: [String], in queue: String) async throws -> [TaskRecord] {
-        guard !ids.isEmpty else { return [] }
+        var records: [TaskRecord] = []
+        for start in stride(from: 0, to: ids.count, by: 100) {
+            records += try await batch(Array(ids[start..<min(start + 100, ids.count)]), in: queue)
+        }
+        return records
+    }
+
+    private func batch(_ ids: [String], in queue: String) async throws -> [TaskRecord] {
         let keys = Keys(prefix: prefix, queue: queue)
         var commands: [[RedisArgument]] = []
         commands.reserveCapacity(ids.count * 7)
@@ -432,41 +440,15 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         return result
     }
 
-    /// Dead tasks across queues, newest first: each queue's newest `limit` ids, then their records 100 tasks to a
-    /// pipeline (four reads each).
+    /// Dead tasks across queues, newest first: each queue's newest `limit` ids, then their records.
     public func deadTasks(limit: Int) async throws -> [DeadTask] {
         var dead: [DeadTask] = []
         for queue in try await resolve([]) {
-            let keys = Keys(prefix: prefix, queue: queue)
-            let ids =
-                (try await client.send("ZREVRANGE", RedisArgument(keys.dead), 0, RedisArgument(limit - 1)).array ?? [])
-                .compactMap(\.string)
-            for start in stride(from: 0, to: ids.count, by: 100) {
-                let batch = ids[start..<min(start + 100, ids.count)]
-                var commands: [[RedisArgument]] = []
-                commands.reserveCapacity(batch.count * 4)
-                for id in batch {
-                    let field = RedisArgument(id)
-                    commands += [
-                        ["HGET", RedisArgument(keys.task), field], ["HGET", RedisArgument(keys.attempts), field],
-                        ["HGET", RedisArgument(keys.history), field], ["HGET", RedisArgument(keys.died), field],
-                    ]
-                }
-                let replies = try await client.pipeline(commands)
-                guard replies.count == commands.count else {
-                    throw RedisError.unexpectedReply("pipeline returned \(replies.count) replies")
-                }
-                for (offset, id) in batch.enumerated() {
-                    let reply = replies[(4 * offset)..<(4 * offset + 4)].map { $0 }
-                    let record = reply[0].bytes.flatMap(Self.parse)
-                    let historyText = Data((reply[2].string ?? "[]").utf8)
-                    let history = (try? JSONDecoder().decode([String].self, from: historyText)) ?? []
-                    dead.append(
-                        DeadTask(
-                            id: id, type: record?.type ?? "", queue: queue, attempts: Int(reply[1].int ?? 0),
-                            reason: history.last ?? "unknown", history: history,
-                            diedAt: Double(reply[3].int ?? 0) / 1000))
-                }
+            for record in try await tasks(queue: queue, state: .dead, limit: limit) {
+                dead.append(
+                    DeadTask(
+                        id: record.id, type: record.type, queue: queue, attempts: record.attempts,
+                        reason: record.history.last ?? "unknown", history: record.history, diedAt: record.diedAt ?? 0))
             }
         }
         return Array(dead.sorted { $0.diedAt > $1.diedAt }.prefix(limit))
