@@ -174,12 +174,13 @@ public struct Backend: Sendable {
         // Every GET route answers HEAD too (its headers, no body).
         let router = Router(context: EnvoyRequestContext.self, options: .autoGenerateHeadEndpoints)
         let methods = RouteMethods()
+        let proxies = ClientAddressResolver(
+            trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader)
         router.addMiddleware {
             RequestMetricsMiddleware(metrics: metrics)
+            RequestIDMiddleware(resolver: proxies)  // outside the problems, so that error answers carry it too
             ProblemMiddleware(routes: methods)
-            ClientAddressMiddleware(
-                resolver: ClientAddressResolver(
-                    trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader))
+            ClientAddressMiddleware(resolver: proxies)
         }
         addSystemRoutes(to: router.group())
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP

@@ -9,6 +9,28 @@ import Testing
 
 @Suite("HTTP by the book: HEAD on every GET route, 405 with Allow for a known path")
 struct HTTPConformanceTests {
+    @Test("every response carries X-Request-Id: a new one, unless a trusted proxy sent a well-formed one; errors too")
+    func requestIDs() async throws {
+        let trusting = try TestStack { $0.trustedProxies = [IPNetwork("127.0.0.0/8")!, IPNetwork("::1/128")!] }
+        try await trusting.backend().application().test(.ahc(.http)) { client in
+            let plain = try await client.execute(uri: "/health", method: .get)
+            let id = try #require(plain.headers[.xRequestID])
+            #expect(UUID(uuidString: id) != nil, "\(id)")
+            let again = try await client.execute(uri: "/health", method: .get)
+            #expect(again.headers[.xRequestID] != id, "one per request")
+            let kept = try await client.execute(
+                uri: "/v1/user/profile", method: .get, headers: [.xRequestID: "lb-42.a:b_c"])
+            #expect(kept.status == .unauthorized && kept.headers[.xRequestID] == "lb-42.a:b_c", "an error answer too")
+            let unsafe = try await client.execute(uri: "/health", method: .get, headers: [.xRequestID: "two words"])
+            #expect(unsafe.headers[.xRequestID] != "two words")
+        }
+        // A client that is not a trusted proxy cannot choose its id.
+        try await TestStack().backend().application().test(.ahc(.http)) { client in
+            let forged = try await client.execute(uri: "/health", method: .get, headers: [.xRequestID: "chosen"])
+            #expect(forged.headers[.xRequestID].map { $0 != "chosen" && UUID(uuidString: $0) != nil } == true)
+        }
+    }
+
     @Test("HEAD answers every GET route with the GET's status and headers and no body")
     func head() async throws {
         let stack = try TestStack()

@@ -58,7 +58,8 @@ public struct ClientAddressResolver: Sendable {
         return closest
     }
 
-    private func isTrusted(_ address: IPAddress) -> Bool {
+    /// Whether `address` is one of the trusted proxies.
+    public func isTrusted(_ address: IPAddress) -> Bool {
         trustedProxies.contains { $0.contains(address) }
     }
 
