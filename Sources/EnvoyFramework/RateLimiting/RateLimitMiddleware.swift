@@ -193,6 +193,7 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
                 "policy": .string(policies.joined(separator: ",")),
                 "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
                 "user.id": .string(context.identity.userID ?? "-"),
+                "request.id": context.logger[metadataKey: "request.id"] ?? "-",
             ])
     }
 }
