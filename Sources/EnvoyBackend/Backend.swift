@@ -177,8 +177,8 @@ public struct Backend: Sendable {
         let proxies = ClientAddressResolver(
             trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader)
         router.addMiddleware {
-            RequestMetricsMiddleware(metrics: metrics)
             RequestIDMiddleware(resolver: proxies)  // outside the problems, so that error answers carry it too
+            RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog)
             ProblemMiddleware(routes: methods)
             ClientAddressMiddleware(resolver: proxies)
         }

@@ -186,6 +186,34 @@ struct ProcessTests {
             "\(first)")
     }
 
+    @Test("ACCESS_LOG=true with LOG_FORMAT=json: one JSON line per request, with its request id and numbers as numbers")
+    func accessLog() async throws {
+        var environment = environment
+        environment["ACCESS_LOG"] = "true"
+        environment["LOG_FORMAT"] = "json"
+        let serve = try EnvoyProcess(["serve"], directory: directory, environment: environment)
+        let port = try #require(await serve.listeningPort(), "serve did not start: \(serve.log)")
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        let response = try await http.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/user/profile?secret=hunter2"), timeout: .seconds(5))
+        let id = try #require(response.headers.first(name: "X-Request-Id"))
+        let logged = await eventually { serve.log.contains(id) }
+        #expect(logged, "\(serve.log)")
+        let line = try #require(
+            serve.log.split(separator: "\n").first { $0.contains(id) && $0.contains(#""message":"request""#) })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["http.route"] as? String == "/v1/user/profile" && object["http.method"] as? String == "GET")
+        #expect(object["http.status"] as? Int == 401 && object["duration_ms"] is Double, "\(object)")
+        #expect(object["request.id"] as? String == id)
+        #expect(!serve.log.contains("hunter2"), "no raw query in the access log")
+        #expect((object["ts"] as? String)?.hasSuffix("Z") == true)
+        serve.signal(SIGTERM)
+        #expect(await serve.wait() == 0)
+        let bad = try EnvoyProcess(["serve"], directory: directory, environment: ["ACCESS_LOG": "maybe"])
+        #expect(await bad.wait() == 1 && bad.log.contains("ACCESS_LOG"))
+    }
+
     static func metrics(port: Int) async throws -> String {
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { _ = http.shutdown() }

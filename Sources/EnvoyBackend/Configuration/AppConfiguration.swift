@@ -67,6 +67,8 @@ public struct AppConfiguration: Sendable {
     public var bcryptCost: UInt8 = 12
     /// Worker lanes run inside `envoy serve` when the queue is embedded.
     public var inProcessWorkerConcurrency = 2
+    /// One log line per request (`ACCESS_LOG=true`).
+    public var accessLog = false
     /// The port `envoy worker` serves `/metrics` and `/health` on (0: none).
     public var workerMetricsPort = 9090
     /// The operators' token for `/admin` (nil: the console and its API are off).
@@ -140,6 +142,12 @@ public struct AppConfiguration: Sendable {
                     variable: "WORKER_METRICS_PORT", problem: "must be a port number 0-65535 (0: off), got \"\(raw)\"")
             }
             self.workerMetricsPort = port
+        }
+        switch value("ACCESS_LOG")?.lowercased() {
+        case nil, "false", "0", "no": accessLog = false
+        case "true", "1", "yes": accessLog = true
+        case .some(let other):
+            throw ConfigurationError(variable: "ACCESS_LOG", problem: "must be true or false, got \"\(other)\"")
         }
         self.adminToken = value("ADMIN_TOKEN")
         if let token = adminToken, token.utf8.count < 32 {

@@ -37,26 +37,46 @@ public struct LineLogHandler: LogHandler {
 
     /// Writes the line.
     public func log(event: LogEvent) {
-        let timestamp = Self.timestamp.format(Date())
-        let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
-        var line: Data
-        switch format {
-        case .text:
-            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = Data(
-                "\(timestamp) \(event.level.rawValue) \(label):\(fields.isEmpty ? "" : " " + fields) \(event.message)"
-                    .utf8)
-        case .json:
-            var object: [String: String] = [
-                "ts": timestamp, "level": event.level.rawValue, "logger": label, "message": event.message.description,
-            ]
-            for (key, value) in merged { object[key] = "\(value)" }
-            guard let encoded = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-                return
-            }
-            line = encoded
-        }
+        var line = Self.line(
+            label: label, level: event.level, message: "\(event.message)",
+            metadata: metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }), format: format,
+            timestamp: Self.timestamp.format(Date()))
         line.append(UInt8(ascii: "\n"))
         FileHandle.standardError.write(line)
+    }
+
+    /// One line, without its newline: text, or a JSON object whose numbers and booleans are JSON numbers and
+    /// booleans, and whose lists and dictionaries are arrays and objects.
+    static func line(
+        label: String, level: Logger.Level, message: String, metadata: Logger.Metadata, format: Format,
+        timestamp: String
+    ) -> Data {
+        switch format {
+        case .text:
+            let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            return Data("\(timestamp) \(level.rawValue) \(label):\(fields.isEmpty ? "" : " " + fields) \(message)".utf8)
+        case .json:
+            var object: [String: Any] = ["ts": timestamp, "level": level.rawValue, "logger": label, "message": message]
+            for (key, value) in metadata { object[key] = json(value) }
+            return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        }
+    }
+
+    /// A metadata value as JSON: a number or a boolean given as one stays one.
+    static func json(_ value: Logger.MetadataValue) -> Any {
+        switch value {
+        case .string(let text): return text
+        case .stringConvertible(let convertible):
+            switch convertible {
+            case let flag as Bool: return flag
+            case let number as Int: return number
+            case let number as Int64: return number
+            case let number as UInt64: return number
+            case let number as Double where number.isFinite: return number
+            default: return convertible.description
+            }
+        case .array(let values): return values.map(json)
+        case .dictionary(let values): return values.mapValues(json)
+        }
     }
 }

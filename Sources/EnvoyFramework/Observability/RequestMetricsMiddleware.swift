@@ -1,8 +1,12 @@
+import Foundation
 import Hummingbird
+import Logging
 import Metrics
 import Synchronization
 
-/// Counts requests and times them by route template, method and status (bounded labels: never raw paths).
+/// Counts requests and times them by route template, method and status (bounded labels: never raw paths); with
+/// `accessLog`, also writes one line per request (method, route template, status, milliseconds — never the raw
+/// path or query, which may carry ids or tokens) on the request's logger, so its request id is on it.
 public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private struct Series: Sendable {
         let count: Counter
@@ -22,10 +26,12 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
 
     private let metrics: any MetricsFactory
     private let cache = SeriesCache()
+    private let accessLog: Bool
 
-    /// A middleware recording into `metrics`.
-    public init(metrics: any MetricsFactory) {
+    /// A middleware recording into `metrics` (and logging each request when `accessLog`).
+    public init(metrics: any MetricsFactory, accessLog: Bool = false) {
         self.metrics = metrics
+        self.accessLog = accessLog
     }
 
     /// Times the rest of the chain and records it under the matched route's template.
@@ -58,7 +64,17 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
             series[id] = created
             return created
         }
+        let elapsed = ContinuousClock.now - start
         series.count.increment()
-        series.duration.record(duration: ContinuousClock.now - start)
+        series.duration.record(duration: elapsed)
+        if accessLog {
+            context.logger.info(
+                "request",
+                metadata: [
+                    "http.method": .string(method), "http.route": .string(route),
+                    "http.status": .stringConvertible(status),
+                    "duration_ms": .stringConvertible((elapsed.inSeconds * 1000 * 1000).rounded() / 1000),
+                ])
+        }
     }
 }

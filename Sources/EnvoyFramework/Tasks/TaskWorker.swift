@@ -77,7 +77,7 @@ public struct TaskWorker: Service {
         logger.info(
             "worker started",
             metadata: [
-                "concurrency": "\(configuration.concurrency)",
+                "concurrency": .stringConvertible(configuration.concurrency),
                 "queues": "\(configuration.queues.isEmpty ? "all" : configuration.queues.joined(separator: ","))",
                 "task.types": "\(registry.taskTypes.joined(separator: ","))",
             ])
@@ -154,7 +154,7 @@ public struct TaskWorker: Service {
         var logger = self.logger
         logger[metadataKey: "task.id"] = "\(task.id)"
         logger[metadataKey: "task.type"] = "\(task.type)"
-        logger[metadataKey: "task.attempt"] = "\(task.attempt)"
+        logger[metadataKey: "task.attempt"] = .stringConvertible(task.attempt)
         guard let entry = registry.entry(for: task.type) else {
             await handBack(unknown: task, logger: logger)
             return
@@ -194,7 +194,8 @@ public struct TaskWorker: Service {
             maxDelay: max(configuration.unknownTypeDelay, .seconds(600)))
         let wait = min(policy.baseDelay * (1 << min(task.attempt - 1, 20)), policy.maxDelay)
         logger.warning(
-            "no handler for this task type; handed back", metadata: ["retry.in_seconds": "\(wait.inSeconds)"])
+            "no handler for this task type; handed back",
+            metadata: ["retry.in_seconds": .stringConvertible(wait.inSeconds)])
         await settle(task, logger: logger, outcome: "retried") {
             try await queue.retry(task, after: wait, error: reason)
         }
@@ -220,7 +221,8 @@ public struct TaskWorker: Service {
         }
         let wait = delay
         logger.warning(
-            "task failed; will retry", metadata: ["error": "\(reason)", "retry.in_seconds": "\(wait.inSeconds)"])
+            "task failed; will retry",
+            metadata: ["error": "\(reason)", "retry.in_seconds": .stringConvertible(wait.inSeconds)])
         await settle(task, logger: logger, outcome: "retried") {
             try await queue.retry(task, after: wait, error: reason)
         }
