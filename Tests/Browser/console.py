@@ -24,6 +24,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
 
@@ -202,8 +203,11 @@ def run_steps(browser, base, reports, results):
     def retry_and_complete():
         MockMailgun.accepting = True
         task_url = browser.current_url
-        browser.find_element(By.XPATH, "//button[text()='Retry']").click()
-        WebDriverWait(browser, 10).until(lambda b: b.current_url == task_url)
+        retry = browser.find_element(By.XPATH, "//button[text()='Retry']")
+        retry.click()
+        # The form's answer is a new page (back to the task): wait until the old one is gone before reloading it,
+        # or the reload could cancel the POST.
+        WebDriverWait(browser, 10).until(expected_conditions.staleness_of(retry))
 
         def completed(b):
             b.get(task_url)

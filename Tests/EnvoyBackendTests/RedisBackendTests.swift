@@ -70,7 +70,10 @@ struct RedisBackendTests {
                     #expect(response.status == .ok && response.headers[xCache] == "HIT")
                     #expect(response.headers[.init("RateLimit-Policy")!] != nil)
                 }
-                #expect(try await redis.readsProcessed() - before == 20 + 1, "\(path)")
+                // 20 reads and the count's own INFO; at most one more event, a pooled connection opened on a loaded
+                // machine in between (its first INFO). Two round trips a read would be 40 or more.
+                let events = try await redis.readsProcessed() - before
+                #expect((21...22).contains(events), "\(path): \(events) read events for 20 cached reads")
             }
         }
     }
