@@ -244,6 +244,20 @@ struct RedisProviderTests {
         #expect(RateLimitCheck.checks(subject: "nonsense", policies: policies) == nil)
     }
 
+    @Test("RedisTaskQueue keeps workers' heartbeats until they expire, and drops the expired ones from its hash")
+    func heartbeats() async throws {
+        let prefix = SharedRedis.prefix()
+        let redis = try client(SharedRedis.url)
+        let queue = RedisTaskQueue(client: redis, prefix: prefix)
+        let status = WorkerStatus(lanes: 2, queues: [])
+        try await queue.recordHeartbeat(status.heartbeat(id: "live", ttl: .seconds(30)))
+        try await queue.recordHeartbeat(
+            status.heartbeat(id: "gone", ttl: .seconds(1), now: Date().addingTimeInterval(-10)))
+        #expect(try await queue.liveWorkers().map(\.id) == ["live"])
+        #expect(
+            try await redis.send("HKEYS", RedisArgument("\(prefix):workers")).array?.compactMap(\.string) == ["live"])
+    }
+
     @Test("RedisTaskQueue lists a queue's tasks by state, in order, and finds one by id")
     func tasksByState() async throws {
         let queue = RedisTaskQueue(client: try client(SharedRedis.url), prefix: SharedRedis.prefix())

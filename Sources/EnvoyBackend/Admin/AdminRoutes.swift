@@ -290,11 +290,7 @@ struct AdminConsole: Sendable {
         async let queues = backend.taskQueue.stats()
         async let workers = backend.taskQueue.liveWorkers()
         async let databaseUp = backend.database.ping()
-        var redis = "not configured"
-        if let client = backend.redis {
-            let masters = await client.mastersReachable()
-            redis = masters.reachable == masters.of ? "ok" : (masters.reachable == 0 ? "down" : "degraded")
-        }
+        let redis = await backend.redisHealth().status
         let counters = AdminCounters(exposition: backend.metricsRegistry.emitToString())
         return AdminOverview(
             at: Date().timeIntervalSince1970, queues: try await queues, workers: (try? await workers) ?? [],

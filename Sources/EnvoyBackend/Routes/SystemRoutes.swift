@@ -19,13 +19,8 @@ extension Backend {
             let database = await database.ping() ? "ok" : "down"
             let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
             var components: [String: String] = [:]
-            var redisStatus = "not configured"
-            if let redis {
-                // Every master asked at once: a cluster with some masters unreachable is degraded, not down.
-                let masters = await redis.mastersReachable()
-                redisStatus = masters.reachable == masters.of ? "ok" : (masters.reachable == 0 ? "down" : "degraded")
-                if redis.isCluster { components["redis_masters"] = "\(masters.reachable)/\(masters.of)" }
-            }
+            let (redisStatus, masters) = await redisHealth()
+            if let masters { components["redis_masters"] = masters }
             // Without its database an instance can serve nothing: 503, so a load balancer takes it out. A Redis
             // outage only degrades it (local limits, read-through cache, tasks kept in the outbox): still 200, or
             // every instance would leave rotation at once.
@@ -40,6 +35,15 @@ extension Backend {
         }
 
         router.get("/metrics") { _, context in await metricsResponse(logger: context.logger) }
+    }
+
+    /// Redis as `/health` and the console say it: `ok`, `degraded` (some masters unreachable), `down` or `not
+    /// configured`, and on a cluster `reachable/total` masters. Every master is asked at once.
+    func redisHealth() async -> (status: String, masters: String?) {
+        guard let redis else { return ("not configured", nil) }
+        let masters = await redis.mastersReachable()
+        let status = masters.reachable == masters.of ? "ok" : (masters.reachable == 0 ? "down" : "degraded")
+        return (status, redis.isCluster ? "\(masters.reachable)/\(masters.of)" : nil)
     }
 
     /// Every metric in Prometheus' text format, the queue's gauges read first.

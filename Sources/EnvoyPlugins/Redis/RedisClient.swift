@@ -340,3 +340,25 @@ extension RedisClient: Service {
         shutdown()
     }
 }
+
+extension RedisClient {
+    /// The fields of `hash` that `isLive` keeps (`HGETALL`); the others are deleted (`HDEL`, best-effort): a hash
+    /// of entries that expire, such as workers' heartbeats and rate-limit resets.
+    func liveFields(of hash: String, _ isLive: (String, RESPValue) -> Bool) async throws -> [(String, RESPValue)] {
+        let reply = try await send("HGETALL", RedisArgument(hash))
+        if case .error(let message) = reply { throw RedisError.server(message) }
+        let fields = reply.array ?? []
+        var live: [(String, RESPValue)] = []
+        var expired: [RedisArgument] = []
+        for pair in stride(from: 0, to: fields.count - 1, by: 2) {
+            guard let name = fields[pair].string else { continue }
+            if isLive(name, fields[pair + 1]) {
+                live.append((name, fields[pair + 1]))
+            } else {
+                expired.append(RedisArgument(name))
+            }
+        }
+        if !expired.isEmpty { _ = try? await send(["HDEL", RedisArgument(hash)] + expired) }
+        return live
+    }
+}

@@ -292,10 +292,10 @@ extension RedisRateLimitStore: RateLimitAdministration {
 
     /// Deletes the checks' keys, then records the reset (an hour of resets is kept).
     public func reset(_ checks: [RateLimitCheck]) async throws {
-        for check in checks {
-            let reply = try await client.send("DEL", RedisArgument(key(check)))
-            if case .error(let message) = reply { throw RedisError.server(message) }
-        }
+        guard !checks.isEmpty else { return }
+        // One DEL: a subject's checks share its tag, so one slot on a cluster.
+        let deleted = try await client.send(["DEL"] + checks.map { RedisArgument(key($0)) })
+        if case .error(let message) = deleted { throw RedisError.server(message) }
         let now = Int(Date().timeIntervalSince1970 * 1000)
         var command: [RedisArgument] = ["HSET", RedisArgument(resetLog)]
         for check in checks {
@@ -307,17 +307,12 @@ extension RedisRateLimitStore: RateLimitAdministration {
 
     /// The resets recorded since `time`; those older than an hour are dropped.
     public func resets(since time: Double) async throws -> [(policy: String, key: String)] {
-        let fields = try await client.send("HGETALL", RedisArgument(resetLog)).array ?? []
         let now = Date().timeIntervalSince1970
-        var recent: [(policy: String, key: String)] = []
-        var expired: [RedisArgument] = []
-        for pair in stride(from: 0, to: fields.count - 1, by: 2) {
-            guard let id = fields[pair].string, let at = fields[pair + 1].string.flatMap(Double.init) else { continue }
-            if at / 1000 < now - 3600 { expired.append(RedisArgument(id)) }
-            let parts = id.split(separator: "\u{0}", maxSplits: 1).map(String.init)
-            if at / 1000 >= time, parts.count == 2 { recent.append((parts[0], parts[1])) }
-        }
-        if !expired.isEmpty { _ = try? await client.send(["HDEL", RedisArgument(resetLog)] + expired) }
-        return recent
+        func milliseconds(_ value: RESPValue) -> Double { value.string.flatMap(Double.init) ?? 0 }
+        return try await client.liveFields(of: resetLog) { _, at in milliseconds(at) / 1000 >= now - 3600 }
+            .compactMap { id, at in
+                let parts = id.split(separator: "\u{0}", maxSplits: 1).map(String.init)
+                return milliseconds(at) / 1000 >= time && parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
     }
 }

@@ -312,22 +312,14 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
 
     /// `HGETALL envoy:workers`, dropping (`HDEL`) the expired.
     public func liveWorkers() async throws -> [WorkerHeartbeat] {
-        let fields = try await client.send("HGETALL", RedisArgument("\(prefix):workers")).array ?? []
-        var live: [WorkerHeartbeat] = []
-        var expired: [RedisArgument] = []
         let now = Date()
-        for pair in stride(from: 0, to: fields.count - 1, by: 2) {
-            guard case .bulk(let bytes?) = fields[pair + 1],
-                let heartbeat = try? WorkerHeartbeat.decoder.decode(WorkerHeartbeat.self, from: Data(bytes)),
-                heartbeat.expiresAt > now
-            else {
-                if let id = fields[pair].string { expired.append(RedisArgument(id)) }
-                continue
-            }
-            live.append(heartbeat)
+        func heartbeat(_ value: RESPValue) -> WorkerHeartbeat? {
+            guard case .bulk(let bytes?) = value else { return nil }
+            return try? WorkerHeartbeat.decoder.decode(WorkerHeartbeat.self, from: Data(bytes))
         }
-        if !expired.isEmpty { _ = try? await client.send(["HDEL", RedisArgument("\(prefix):workers")] + expired) }
-        return live.sorted { $0.startedAt < $1.startedAt }
+        return try await client.liveFields(of: "\(prefix):workers") { _, value in
+            (heartbeat(value)?.expiresAt ?? now) > now
+        }.compactMap { heartbeat($0.1) }.sorted { $0.startedAt < $1.startedAt }
     }
 
     private var globalWake: String { "\(prefix):wake" }
