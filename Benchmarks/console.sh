@@ -18,7 +18,7 @@ PORT=$port REDIS_URL="redis://127.0.0.1:$redis_port" REDIS_KEY_PREFIX=$prefix AD
 echo $! >"$work/envoy.pid"
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.1; done
-cookie=$(curl -s -o /dev/null -D - -d "token=$token" "$base/admin/signin" | grep -i '^set-cookie:' | sed 's/^[^:]*: //; s/;.*//' | tr -d '\r')
+cookie=$(curl -s -o /dev/null -D - -d "token=$token" "$base/admin/login" | grep -i '^set-cookie:' | sed 's/^[^:]*: //; s/;.*//' | tr -d '\r')
 task=$(curl -s -H "Authorization: Bearer $token" "$base/admin/api/dead?limit=1" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 assets=$(( $(curl -s -b "$cookie" "$base/admin/assets/console.css" | wc -c) + $(curl -s -b "$cookie" "$base/admin/assets/console.js" | wc -c) ))

@@ -56,7 +56,7 @@ echo "CPU per webhook: envoy serve $(cpu_micros_per webhooks "$envoy_before" "$s
 non2xx=$(echo "$report" | awk '/Non-2xx/ {print $NF}')
 queued=$(LOG_LEVEL=error REDIS_URL="redis://127.0.0.1:$redis_port" DATABASE_URL="sqlite://$work/stats.db" "$envoy" queues stats --json | python3 -c '
 import json, sys
-print(sum(q["ready"] + q["delayed"] + q["inFlight"] for q in json.load(sys.stdin) if q["queue"] == "payments"))')
+print(sum(q["ready"] + q["delayed"] + q["in_flight"] for q in json.load(sys.stdin) if q["queue"] == "payments"))')
 accepted=$(( sent - ${non2xx:-0} ))
 if (( 2 * sent <= events )); then
     # No thread reached its half's end, so every answered request was a distinct event. (wrk counts requests

@@ -151,6 +151,8 @@ private func inspectedQueue() async throws -> (any TaskQueueAdministration)? {
 private func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase  // as the admin API writes them
+    encoder.dateEncodingStrategy = .secondsSince1970
     let text = String(decoding: try encoder.encode(value), as: UTF8.self)
     // Foundation pretty-prints an empty list as "[", a blank line and "]".
     print(text.filter { !$0.isWhitespace } == "[]" ? "[]" : text)

@@ -154,12 +154,12 @@ def run_steps(browser, base, reports, results):
 
     def sign_in_refused():
         browser.get(base + "/admin")
-        assert browser.current_url.endswith("/admin/signin"), browser.current_url
+        assert browser.current_url.endswith("/admin/login"), browser.current_url
         browser.find_element(By.ID, "token").send_keys("a-wrong-token-that-is-long-enough-too")
         browser.find_element(By.ID, "sign-in").click()
         assert "Sign-in refused: wrong token" in wait_for(browser, "#error").text
         browser.get(base + "/admin/dead")
-        assert browser.current_url.endswith("/admin/signin"), "no page without a session"
+        assert browser.current_url.endswith("/admin/login"), "no page without a session"
         shot("1-sign-in-refused")
 
     def sign_in():

@@ -25,7 +25,7 @@ struct AdminTests {
         status: HTTPResponse.Status, location: String?, cookie: String?
     ) {
         let response = try await client.execute(
-            uri: "/admin/signin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+            uri: "/admin/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
             body: ByteBuffer(
                 string: "token=" + (token.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")))
         let cookie = response.headers[.setCookie]?.split(separator: ";").first.map(String.init)
@@ -72,9 +72,9 @@ struct AdminTests {
         try await app.test(.router) { client in
             // Pages need a session.
             let anonymous = try await client.execute(uri: "/admin", method: .get)
-            #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/admin/signin")
+            #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/admin/login")
             let wrong = try await signIn(client, token: "not-the-token-but-just-as-long-as-it!!!")
-            #expect(wrong.location?.hasPrefix("/admin/signin?error=wrong") == true && wrong.cookie == nil)
+            #expect(wrong.location?.hasPrefix("/admin/login?error=wrong") == true && wrong.cookie == nil)
             let right = try await signIn(client)
             #expect(right.status == .seeOther && right.location == "/admin")
             let cookie = try #require(right.cookie)
@@ -86,7 +86,7 @@ struct AdminTests {
             #expect(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"))
             #expect(overview.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
             let raw = try await client.execute(
-                uri: "/admin/signin", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                uri: "/admin/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
                 body: ByteBuffer(string: "token=\(Self.token)"))
             let attributes = try #require(raw.headers[.setCookie])
             #expect(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"))
@@ -152,6 +152,58 @@ struct AdminTests {
         }
     }
 
+    @Test("the API's shapes: queues, dead letters by type and words, one retried and one deleted by id, workers")
+    func apiShapes() async throws {
+        let backend = try await stack().backend()
+        let first = try await deadTask(backend, error: "SMTP said 550 mailbox unavailable")
+        let second = try await deadTask(backend, type: "sync_crm", error: "CRM timeout after 30 s")
+        try await backend.application(inProcessWorker: false).test(.router) { client in
+            let bearer: HTTPFields = [.authorization: "Bearer \(Self.token)"]
+            func json(_ uri: String, _ method: HTTPRequest.Method = .get) async throws -> (HTTPResponse.Status, Any?) {
+                let response = try await client.execute(uri: uri, method: method, headers: bearer)
+                return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)))
+            }
+            let queues = try await json("/admin/api/queues").1 as? [[String: Any]]
+            let reports = try #require(queues?.first { $0["queue"] as? String == "reports" })
+            #expect(
+                Set(reports.keys) == ["queue", "ready", "delayed", "in_flight", "dead", "oldest_age_seconds"]
+                    && reports["dead"] as? Int == 2, "\(reports)")
+            let found = try await json("/admin/api/dead?q=timeout").1 as? [[String: Any]]
+            #expect(found?.map { $0["id"] as? String } == [second], "\(String(describing: found))")
+            #expect(
+                Set(found?.first?.keys ?? [:].keys)
+                    == ["id", "type", "queue", "attempts", "reason", "history", "died_at"])
+            #expect((try await json("/admin/api/dead?type=sync_crm").1 as? [Any])?.count == 1)
+            #expect(try await json("/admin/api/dead/\(first)/retry", .post).0 == .ok)
+            #expect(try await json("/admin/api/dead/\(first)/retry", .post).0 == .notFound, "no longer dead")
+            #expect(try await json("/admin/api/dead/\(second)", .delete).0 == .ok)
+            #expect(try await json("/admin/api/dead/\(second)", .delete).0 == .notFound)
+            #expect(try await backend.taskQueue.task(id: first)?.state == "ready")
+            #expect(try await backend.taskQueue.task(id: second) == nil)
+            #expect(try await json("/admin/api/workers").1 is [Any])
+        }
+    }
+
+    @Test("any POST under /admin/ without a CSRF token is 403, a path that does not exist too")
+    func unknownPostsRefused() async throws {
+        try await stack().backend().application().test(.router) { client in
+            let cookie = try #require(try await signIn(client).cookie)
+            for uri in ["/admin/anything", "/admin/dead/explode", "/admin/api/nothing/here"] {
+                let anonymous = try await client.execute(uri: uri, method: .post)
+                #expect(anonymous.status == .forbidden, "\(uri)")
+                let noCSRF = try await client.execute(uri: uri, method: .post, headers: [.cookie: cookie])
+                #expect(noCSRF.status == .forbidden, "\(uri)")
+                let csrf = try await csrf(client, cookie: cookie)
+                let known = try await client.execute(
+                    uri: uri, method: .post, headers: [.cookie: cookie, csrfHeader: csrf])
+                #expect(known.status == .notFound, "\(uri): signed in, with its token")
+            }
+            let bearer = try await client.execute(
+                uri: "/admin/nowhere", method: .post, headers: [.authorization: "Bearer \(Self.token)"])
+            #expect(bearer.status == .notFound)
+        }
+    }
+
     @Test("a dead task's page: every failure, the payload without its password or email; retry and delete by form")
     func deadLetters() async throws {
         let backend = try await stack().backend()
@@ -188,7 +240,7 @@ struct AdminTests {
             #expect(["ready", "in_flight", "delayed"].contains(state), "\(String(describing: state))")
             // Signing out ends the cookie; the token never shows in any page.
             let out = try await client.execute(
-                uri: "/admin/signout", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(csrf)"))
+                uri: "/admin/logout", method: .post, headers: form, body: ByteBuffer(string: "csrf=\(csrf)"))
             #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
             for uri in ["/admin", "/admin/dead", "/admin/tasks/\(first)", "/admin/assets/console.js"] {
                 let body = try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]).text
@@ -299,14 +351,16 @@ struct AdminTests {
                     + #"<td data-field="rejected">1</td>"#
                 #expect(overview.contains(decisions), "this instance's decisions: \(overview)")
                 let bearer: HTTPFields = [.authorization: "Bearer \(Self.token)", .contentType: "application/json"]
-                let api = try await a.execute(
-                    uri: "/admin/api/limits?subject=ip:127.0.0.1", method: .get, headers: bearer)
-                #expect(api.text.contains(#""allowed":false"#) && api.text.contains(#""policy":"login""#))
-                let bad = try await a.execute(uri: "/admin/api/limits?subject=nonsense", method: .get, headers: bearer)
+                let api = try await a.execute(uri: "/admin/api/limits/ip:127.0.0.1", method: .get, headers: bearer)
+                let report = try JSONSerialization.jsonObject(with: Data(api.body.readableBytesView)) as? [String: Any]
+                let login = (report?["policies"] as? [[String: Any]])?.first { $0["name"] as? String == "login" }
+                #expect(report?["key"] as? String == "ip:127.0.0.1", "\(api.text)")
+                #expect(login?["allowed"] as? Bool == false && login?["remaining"] as? Int == 0, "\(api.text)")
+                let resetAt = try #require(login?["reset"] as? Int, "reset, Unix seconds: \(api.text)")
+                #expect(abs(Double(resetAt) - Date().timeIntervalSince1970 - 3600) < 120, "\(api.text)")
+                let bad = try await a.execute(uri: "/admin/api/limits/nonsense", method: .get, headers: bearer)
                 #expect(bad.status == .badRequest)
-                let reset = try await a.execute(
-                    uri: "/admin/api/limits/reset", method: .post, headers: bearer,
-                    body: ByteBuffer(string: #"{"subject":"ip:127.0.0.1"}"#))
+                let reset = try await a.execute(uri: "/admin/api/limits/ip:127.0.0.1", method: .delete, headers: bearer)
                 #expect(reset.status == .ok && reset.text.contains(#""reset":1"#), "\(reset.text)")
                 #expect(try await attempt(a) == .unauthorized, "admitted again here at once")
                 let forgotten = await eventually(timeout: .seconds(5)) { (try? await attempt(b)) == .unauthorized }

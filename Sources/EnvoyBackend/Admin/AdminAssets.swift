@@ -32,7 +32,7 @@ enum AdminAssets {
             if (!body) return;
             body.replaceChildren(...rows);
           }
-          function processed(data) { return data.workers.reduce((sum, w) => sum + w.tasksDone, 0); }
+          function processed(data) { return data.workers.reduce((sum, w) => sum + w.tasks_done, 0); }
           async function refresh() {
             try {
               const response = await fetch("/admin/api/overview", { credentials: "same-origin" });
@@ -48,14 +48,16 @@ enum AdminAssets {
                 const name = document.createElement("td"); const link = document.createElement("a");
                 link.href = "/admin/queues/" + encodeURIComponent(q.queue); link.textContent = q.queue;
                 name.appendChild(link); row.appendChild(name);
-                for (const field of ["ready", "delayed", "inFlight", "dead"]) { cell(row, String(q[field])).dataset.field = field; }
-                cell(row, q.oldestReadyAge.toFixed(1));
+                for (const [field, key] of [["ready", "ready"], ["delayed", "delayed"], ["inFlight", "in_flight"], ["dead", "dead"]]) {
+                  cell(row, String(q[key])).dataset.field = field;
+                }
+                cell(row, q.oldest_age_seconds.toFixed(1));
                 return row;
               }));
               fill("workers", data.workers.map(w => {
                 const row = document.createElement("tr");
-                cell(row, w.host); cell(row, String(w.pid)); cell(row, w.lanesBusy + "/" + w.lanes);
-                cell(row, String(w.tasksDone)); cell(row, w.queues.length ? w.queues.join(", ") : "all");
+                cell(row, w.host); cell(row, String(w.pid)); cell(row, w.lanes_busy + "/" + w.lanes);
+                cell(row, String(w.tasks_done)); cell(row, w.queues.length ? w.queues.join(", ") : "all");
                 cell(row, w.claiming ? "yes" : "no");
                 return row;
               }));

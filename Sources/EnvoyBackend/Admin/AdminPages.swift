@@ -24,7 +24,7 @@ enum AdminPages {
             html += """
                 <nav><a href="/admin">Overview</a> <a href="/admin/dead">Dead letters</a>
                 <a href="/admin/limits">Limits</a></nav>
-                <form method="post" action="/admin/signout" class="inline">\(hidden("csrf", csrf))
+                <form method="post" action="/admin/logout" class="inline">\(hidden("csrf", csrf))
                 <button type="submit">Sign out</button></form>
                 """
         }
@@ -59,7 +59,7 @@ enum AdminPages {
             "Sign in",
             """
             \(message)
-            <form method="post" action="/admin/signin">
+            <form method="post" action="/admin/login">
             <label for="token">Admin token</label>
             <input type="password" id="token" name="token" autocomplete="current-password" required>
             <button type="submit" id="sign-in">Sign in</button></form>
@@ -220,7 +220,7 @@ enum AdminPages {
             body +=
                 "<th>limit</th><th>window s</th><th>remaining</th><th>frees in s</th><th>now</th></tr></thead><tbody>"
             for row in usage {
-                body += "<tr data-policy=\"\(escape(row.policy))\"><td>\(escape(row.policy))</td><td>\(row.limit)</td>"
+                body += "<tr data-policy=\"\(escape(row.name))\"><td>\(escape(row.name))</td><td>\(row.limit)</td>"
                 body += "<td>\(Int(row.windowSeconds))</td><td data-field=\"remaining\">\(row.remaining)</td>"
                 body += "<td>\(String(format: "%.0f", row.resetSeconds))</td>"
                 body += "<td data-field=\"allowed\">\(row.allowed ? "admitted" : "refused")</td></tr>\n"

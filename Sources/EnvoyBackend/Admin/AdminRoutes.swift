@@ -16,31 +16,31 @@ extension Backend {
         let admin = router.group("/admin").addMiddleware { AdminHeadersMiddleware() }
         let console = AdminConsole(backend: self, access: access)
 
-        admin.get("/signin") { request, _ in
+        admin.get("/login") { request, _ in
             AdminPages.signIn(error: request.uri.queryParameters.get("error"))
         }
-        admin.post("/signin") { request, context in try await console.signIn(request, context: context) }
-        admin.post("/signout") { request, context in
+        admin.post("/login") { request, context in try await console.signIn(request, context: context) }
+        admin.post("/logout") { request, context in
             _ = try await console.form(request, context: context)
-            return AdminPages.redirect("/admin/signin", clearingSession: true)
+            return AdminPages.redirect("/admin/login", clearingSession: true)
         }
         admin.get("/assets/console.css") { _, _ in AdminPages.asset(AdminAssets.css, type: "text/css") }
         admin.get("/assets/console.js") { _, _ in AdminPages.asset(AdminAssets.javascript, type: "text/javascript") }
 
         // Pages: a session cookie, or the sign-in page.
         admin.get("") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             return AdminPages.overview(try await console.overview(), csrf: access.csrf(for: session))
         }
         admin.get("/dead") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             let filter = DeadFilter(request.uri.queryParameters)
             return AdminPages.dead(
                 try await console.dead(filter), filter: filter, csrf: access.csrf(for: session),
                 done: request.uri.queryParameters.get("done"))
         }
         admin.get("/queues/{queue}") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             let queue = try context.parameters.require("queue")
             let state = try AdminConsole.state(request.uri.queryParameters.get("state"))
             return AdminPages.queue(
@@ -48,7 +48,7 @@ extension Backend {
                 csrf: access.csrf(for: session))
         }
         admin.get("/tasks/{id}") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             let id = try context.parameters.require("id")
             guard let task = try await taskQueue.task(id: id) else {
                 return AdminPages.notFound("No task \(id): it does not exist, or it completed.")
@@ -67,7 +67,7 @@ extension Backend {
         }
 
         admin.get("/limits") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/signin") }
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             let subject = request.uri.queryParameters.get("subject")
             var usage: [LimitUsage]?
             if let subject { usage = try await console.limits(of: subject) }
@@ -84,36 +84,19 @@ extension Backend {
             )
         }
 
-        // The JSON API: `Authorization: Bearer ADMIN_TOKEN`, or the console's session (and its CSRF token on POST).
+        // The JSON API (snake_case keys): `Authorization: Bearer ADMIN_TOKEN`, or the console's session (and its
+        // CSRF token on a POST or DELETE).
         let api = admin.group("/api")
+        @Sendable func answer(_ value: some Encodable) throws -> Response {
+            try JSONResponse.make(value, keys: .snakeCase)
+        }
         api.get("/overview") { request, context in
             try await console.authorize(request, context: context)
-            return try JSONResponse.make(try await console.overview())
+            return try answer(try await console.overview())
         }
-        api.get("/dead") { request, context in
+        api.get("/queues") { request, context in
             try await console.authorize(request, context: context)
-            return try JSONResponse.make(try await console.dead(DeadFilter(request.uri.queryParameters)))
-        }
-        api.get("/tasks/{id}") { request, context in
-            try await console.authorize(request, context: context)
-            let id = try context.parameters.require("id")
-            guard let task = try await taskQueue.task(id: id) else {
-                throw Problem.notFound("No task \(id): it does not exist, or it completed.")
-            }
-            return try JSONResponse.make(await console.view(task))
-        }
-        api.get("/limits") { request, context in
-            try await console.authorize(request, context: context)
-            guard let subject = request.uri.queryParameters.get("subject") else {
-                return try JSONResponse.make(console.mostRefused())
-            }
-            return try JSONResponse.make(try await console.limits(of: subject))
-        }
-        api.post("/limits/reset") { request, context in
-            try await console.authorize(request, context: context)
-            let body = try await json.decode([String: String].self, from: request)
-            let count = try await console.resetLimits(of: body["subject"] ?? "", context: context)
-            return try JSONResponse.make(["reset": count])
+            return try answer(try await taskQueue.stats())
         }
         api.get("/queues/{queue}/tasks") { request, context in
             try await console.authorize(request, context: context)
@@ -121,11 +104,39 @@ extension Backend {
             let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) }
             let tasks = try await taskQueue.tasks(
                 queue: try context.parameters.require("queue"), state: state, limit: limit ?? 200)
-            return try JSONResponse.make(tasks.map(TaskView.init))
+            return try answer(tasks.map(TaskView.init))
+        }
+        api.get("/tasks/{id}") { request, context in
+            try await console.authorize(request, context: context)
+            let id = try context.parameters.require("id")
+            guard let task = try await taskQueue.task(id: id) else {
+                throw Problem.notFound("No task \(id): it does not exist, or it completed.")
+            }
+            return try answer(await console.view(task))
         }
         api.get("/workers") { request, context in
             try await console.authorize(request, context: context)
-            return try JSONResponse.make(try await taskQueue.liveWorkers())
+            return try answer(try await taskQueue.liveWorkers())
+        }
+        api.get("/dead") { request, context in
+            try await console.authorize(request, context: context)
+            return try answer(try await console.dead(DeadFilter(request.uri.queryParameters)))
+        }
+        api.post("/dead/{id}/retry") { request, context in
+            try await console.authorize(request, context: context)
+            let id = try context.parameters.require("id")
+            guard try await console.act(ids: [id], filter: nil, retry: true) == 1 else {
+                throw Problem.notFound("No dead task \(id).")
+            }
+            return try answer(["retried": 1])
+        }
+        api.delete("/dead/{id}") { request, context in
+            try await console.authorize(request, context: context)
+            let id = try context.parameters.require("id")
+            guard try await console.act(ids: [id], filter: nil, retry: false) == 1 else {
+                throw Problem.notFound("No dead task \(id).")
+            }
+            return try answer(["deleted": 1])
         }
         for (path, retry) in [("/dead/retry", true), ("/dead/delete", false)] {
             api.post(RouterPath(path)) { request, context in
@@ -135,8 +146,31 @@ extension Backend {
                     ids: action.ids,
                     filter: action.all == true ? DeadFilter(type: action.type, error: action.error) : nil,
                     retry: retry)
-                return try JSONResponse.make([retry ? "retried" : "deleted": count])
+                return try answer([retry ? "retried" : "deleted": count])
             }
+        }
+        api.get("/limits") { request, context in
+            try await console.authorize(request, context: context)
+            return try answer(console.mostRefused())
+        }
+        api.get("/limits/{key}") { request, context in
+            try await console.authorize(request, context: context)
+            let key = try AdminConsole.subject(context)
+            return try answer(LimitReport(key: key, policies: try await console.limits(of: key)))
+        }
+        api.delete("/limits/{key}") { request, context in
+            try await console.authorize(request, context: context)
+            let key = try AdminConsole.subject(context)
+            return try answer(LimitsReset(key: key, reset: try await console.resetLimits(of: key, context: context)))
+        }
+        // Any other POST here is refused like a known one without its CSRF token (403), unless it carries a valid
+        // session and CSRF token or the Bearer token: only then is it told the path does not exist (404).
+        admin.post("**") { request, context -> Response in
+            guard request.headers[.authorization] != nil || console.session(of: request) != nil else {
+                throw Problem(.forbidden, detail: "Sign in to the console first.")
+            }
+            try await console.authorize(request, context: context)
+            throw Problem.notFound("\(request.uri.path) is not a console action.")
         }
     }
 }
@@ -167,13 +201,13 @@ struct AdminConsole: Sendable {
         let client = client(context)
         guard !access.failures.isBlocked(client) else {
             context.logger.warning("admin sign-in refused: too many wrong tokens", metadata: ["ip": "\(client)"])
-            return AdminPages.redirect("/admin/signin?error=too%20many%20attempts%3B%20wait%2015%20minutes")
+            return AdminPages.redirect("/admin/login?error=too%20many%20attempts%3B%20wait%2015%20minutes")
         }
         let fields = try await AdminForm.fields(request, limit: backend.json.limit)
         guard access.isToken(fields["token"] ?? "") else {
             access.failures.recordFailure(client)
             context.logger.warning("admin sign-in refused: wrong token", metadata: ["ip": "\(client)"])
-            return AdminPages.redirect("/admin/signin?error=wrong%20token")
+            return AdminPages.redirect("/admin/login?error=wrong%20token")
         }
         context.logger.notice("admin signed in", metadata: ["ip": "\(client)"])
         let secure = backend.forwardedOverTLS(request, context: context)
@@ -215,7 +249,12 @@ struct AdminConsole: Sendable {
             throw Problem.unauthorized("An admin token is required (Authorization: Bearer …).")
         }
         if request.method != .get && request.method != .head {
-            guard let csrf = request.headers[AdminHeadersMiddleware.csrfHeader], access.isCSRF(csrf, for: session)
+            // A console form carries it as a field, a script as a header.
+            var csrf = request.headers[AdminHeadersMiddleware.csrfHeader]
+            if csrf == nil, request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true {
+                csrf = try await AdminForm.fields(request, limit: backend.json.limit)["csrf"]
+            }
+            guard let csrf, access.isCSRF(csrf, for: session)
             else {
                 context.logger.warning("admin API refused: missing or wrong CSRF token", metadata: ["ip": "\(client)"])
                 throw Problem(.forbidden, detail: "X-CSRF-Token is missing or wrong.")
@@ -232,6 +271,12 @@ struct AdminConsole: Sendable {
             view.heldBy = "\(holder.host) pid \(holder.pid) (worker \(holder.id.prefix(8)))"
         }
         return view
+    }
+
+    /// The `{key}` of a limits route (`user:ID`, `ip:ADDRESS`, `header:VALUE`, `global`), percent-decoded.
+    static func subject(_ context: EnvoyRequestContext) throws -> String {
+        let raw = try context.parameters.require("key")
+        return raw.removingPercentEncoding ?? raw
     }
 
     /// The task state a query names (default `ready`), or a 400 listing the states.
@@ -265,7 +310,7 @@ struct AdminConsole: Sendable {
     func limits(of subject: String) async throws -> [LimitUsage] {
         let checks = try checks(of: subject)
         let decision = try await limitStore().peek(checks)
-        return decision.outcomes.map(LimitUsage.init)
+        return decision.outcomes.map { LimitUsage($0) }
     }
 
     /// Empties `subject`'s windows everywhere; this instance forgets its refusals at once, the others within a
@@ -358,7 +403,7 @@ public struct DeadFilter: Sendable, Equatable {
 
     init(_ query: Hummingbird.Parameters) {
         self.init(
-            type: query.get("type"), error: query.get("error"),
+            type: query.get("type"), error: query.get("q") ?? query.get("error"),
             limit: query.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) } ?? 200)
     }
 
@@ -455,7 +500,8 @@ struct AdminOverview: Encodable, Sendable {
 
 /// One policy's window for a subject, as the console shows it.
 struct LimitUsage: Encodable, Sendable {
-    var policy: String
+    /// The policy's name.
+    var name: String
     var limit: Int
     var windowSeconds: Double
     var algorithm: String
@@ -464,16 +510,31 @@ struct LimitUsage: Encodable, Sendable {
     var remaining: Int
     /// Seconds until quota frees (see `RateLimitOutcome.resetAfter`).
     var resetSeconds: Double
+    /// When quota frees, Unix seconds (as `X-RateLimit-Reset`).
+    var reset: Int
 
-    init(_ outcome: RateLimitOutcome) {
-        policy = outcome.policy.name
+    init(_ outcome: RateLimitOutcome, now: Date = Date()) {
+        name = outcome.policy.name
         limit = outcome.policy.limit
         windowSeconds = outcome.policy.window
         algorithm = outcome.policy.algorithm == .gcra ? "gcra" : "sliding_log"
         allowed = outcome.allowed
         remaining = outcome.remaining
         resetSeconds = outcome.resetAfter
+        reset = Int((now.timeIntervalSince1970 + outcome.resetAfter).rounded(.up))
     }
+}
+
+/// `GET /admin/api/limits/{key}`: each policy's window for the key.
+struct LimitReport: Encodable, Sendable {
+    var key: String
+    var policies: [LimitUsage]
+}
+
+/// `DELETE /admin/api/limits/{key}`: how many windows were emptied.
+struct LimitsReset: Encodable, Sendable {
+    var key: String
+    var reset: Int
 }
 
 /// A key this instance refused, with how often in the last hour.

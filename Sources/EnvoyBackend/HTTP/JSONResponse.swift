@@ -6,10 +6,11 @@ import Logging
 
 /// Builds JSON responses with stable key order.
 enum JSONResponse {
-    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws
-        -> Response
-    {
-        body(try JSONBody.encode(value)[...], status: status, headers: headers)
+    static func make(
+        _ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:],
+        keys: JSONBody.KeyStyle = .asDeclared
+    ) throws -> Response {
+        body(try JSONBody.encode(value, keys: keys)[...], status: status, headers: headers)
     }
 
     /// A response whose body is JSON already encoded (a cached entry's bytes, served as stored).

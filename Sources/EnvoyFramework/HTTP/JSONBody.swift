@@ -24,11 +24,23 @@ public struct JSONBody: Sendable {
         }
     }
 
+    /// How a JSON object's keys are written.
+    public enum KeyStyle: Sendable {
+        /// As the type's coding keys name them (the API's own bodies spell theirs).
+        case asDeclared
+        /// In snake_case, dates as Unix seconds: the admin API and `envoy queues --json`.
+        case snakeCase
+    }
+
     /// The JSON Envoy writes for `value` (sorted keys, `/` unescaped), shared by responses and cached entries so a
     /// cached body can be served byte for byte.
-    public static func encode(_ value: some Encodable) throws -> [UInt8] {
+    public static func encode(_ value: some Encodable, keys: KeyStyle = .asDeclared) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if keys == .snakeCase {
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.dateEncodingStrategy = .secondsSince1970
+        }
         return Array(try encoder.encode(value))
     }
 

@@ -16,10 +16,11 @@ public final class RouteMethods: Sendable {
     /// An empty table, filled by `record` once the routes are registered.
     public init() {}
 
-    /// Records `routes` (path and method of each; a GET answers HEAD too), replacing what was recorded.
+    /// Records `routes` (path and method of each; a GET answers HEAD too), replacing what was recorded. A
+    /// catch-all (`**`) names no path, so it makes no other method a 405.
     public func record<Context>(_ routes: [Router<Context>.RouteDescription]) {
         var byPath: [String: Set<String>] = [:]
-        for route in routes {
+        for route in routes where !route.path.description.contains("**") {
             byPath[route.path.description, default: []].insert(route.method.rawValue)
             if route.method == .get { byPath[route.path.description, default: []].insert("HEAD") }
         }

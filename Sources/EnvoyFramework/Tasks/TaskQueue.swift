@@ -88,6 +88,11 @@ public struct QueueStats: Sendable, Equatable, Codable {
     /// Age in seconds of the oldest runnable task (0 when none).
     public var oldestReadyAge: Double
 
+    enum CodingKeys: String, CodingKey {
+        case queue, ready, delayed, inFlight, dead
+        case oldestReadyAge = "oldest_age_seconds"
+    }
+
     /// Stats with the given counts.
     public init(queue: String, ready: Int, delayed: Int, inFlight: Int, dead: Int, oldestReadyAge: Double) {
         self.queue = queue
