@@ -59,6 +59,8 @@ public struct Backend: Sendable {
     let json: JSONBody
     /// Routes application code added with `addRoutes` and `addCachedRoute`.
     private var applicationRoutes: [@Sendable (RouterGroup<EnvoyRequestContext>, CachedReads) -> Void] = []
+    /// What application code said of its routes (`describe`), for the OpenAPI document.
+    var applicationOperations: [APIOperation] = []
     /// The cache reads cached routes declare.
     typealias CachedReads = DeclaredReadAheads<EnvoyRequestContext>
 
@@ -197,6 +199,12 @@ public struct Backend: Sendable {
         addNotificationRoutes(to: limited, reads: reads)
         for add in applicationRoutes { add(limited, reads) }
         methods.record(router.routes)
+        let undescribed = apiDocument.mismatches(router.routes).undescribed
+        if !undescribed.isEmpty {
+            logger.warning(
+                "routes missing from /openapi.json; describe them with Backend.describe",
+                metadata: ["routes": "\(undescribed.joined(separator: ", "))"])
+        }
         return router
     }
 

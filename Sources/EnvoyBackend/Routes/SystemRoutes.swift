@@ -13,7 +13,7 @@ struct HealthReport: Encodable {
 }
 
 extension Backend {
-    /// `GET /health` and `GET /metrics` (never rate limited).
+    /// `GET /health`, `GET /metrics`, `GET /openapi.json` and `GET /docs` (never rate limited).
     func addSystemRoutes(to router: RouterGroup<EnvoyRequestContext>) {
         router.get("/health") { _, _ in
             let database = await database.ping() ? "ok" : "down"
@@ -35,6 +35,18 @@ extension Backend {
         }
 
         router.get("/metrics") { _, context in await metricsResponse(logger: context.logger) }
+
+        let document = apiDocument
+        let documentJSON = ByteBuffer(bytes: (try? document.encoded()) ?? [])
+        let documentPage = ByteBuffer(string: DocsPage.render(document))
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: documentJSON))
+        }
+        router.get("/docs") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: documentPage))
+        }
     }
 
     /// Redis as `/health` and the console say it: `ok`, `degraded` (some masters unreachable), `down` or `not

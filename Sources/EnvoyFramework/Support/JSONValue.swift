@@ -1,6 +1,6 @@
 import Foundation
 
-/// Any JSON value (request bodies in scenarios), with `{{…}}` placeholders filled in its strings.
+/// Any JSON value: a scenario's request bodies, documents built in code (the OpenAPI description).
 public enum JSONValue: Codable, Sendable, Equatable {
     /// A string.
     case string(String)
@@ -54,5 +54,24 @@ public enum JSONValue: Codable, Sendable, Equatable {
         case .object(let values): .object(values.mapValues { $0.mapStrings(fill) })
         default: self
         }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
+    /// A string.
+    public init(stringLiteral value: String) { self = .string(value) }
+    /// A whole number.
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    /// A number.
+    public init(floatLiteral value: Double) { self = .number(value) }
+    /// true or false.
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An array.
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// An object (a later duplicate key wins).
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { $1 }))
     }
 }
