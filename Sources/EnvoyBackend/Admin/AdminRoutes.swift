@@ -32,17 +32,18 @@ extension Backend {
             guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             return AdminPages.overview(try await console.overview(), csrf: access.csrf(for: session))
         }
+        // A page checks its query first: a bad one is a 400 with or without a session.
         admin.get("/dead") { request, context in
+            let filter = try DeadFilter(request.uri.queryParameters)
             guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
-            let filter = DeadFilter(request.uri.queryParameters)
             return AdminPages.dead(
                 try await console.dead(filter), filter: filter, csrf: access.csrf(for: session),
                 done: request.uri.queryParameters.get("done"))
         }
         admin.get("/queues/{queue}") { request, context in
-            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             let queue = try context.parameters.require("queue")
             let state = try AdminConsole.state(request.uri.queryParameters.get("state"))
+            guard let session = console.session(of: request) else { return AdminPages.redirect("/admin/login") }
             return AdminPages.queue(
                 queue, state: state, tasks: try await taskQueue.tasks(queue: queue, state: state, limit: 200),
                 csrf: access.csrf(for: session))
@@ -101,9 +102,9 @@ extension Backend {
         api.get("/queues/{queue}/tasks") { request, context in
             try await console.authorize(request, context: context)
             let state = try AdminConsole.state(request.uri.queryParameters.get("state"))
-            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) }
+            let limit = try AdminConsole.limit(request.uri.queryParameters)
             let tasks = try await taskQueue.tasks(
-                queue: try context.parameters.require("queue"), state: state, limit: limit ?? 200)
+                queue: try context.parameters.require("queue"), state: state, limit: limit)
             return try answer(tasks.map(TaskView.init))
         }
         api.get("/tasks/{id}") { request, context in
@@ -120,7 +121,7 @@ extension Backend {
         }
         api.get("/dead") { request, context in
             try await console.authorize(request, context: context)
-            return try answer(try await console.dead(DeadFilter(request.uri.queryParameters)))
+            return try answer(try await console.dead(try DeadFilter(request.uri.queryParameters)))
         }
         api.post("/dead/{id}/retry") { request, context in
             try await console.authorize(request, context: context)
@@ -155,12 +156,12 @@ extension Backend {
         }
         api.get("/limits/{key}") { request, context in
             try await console.authorize(request, context: context)
-            let key = try AdminConsole.subject(context)
+            let key = try console.subject(context)
             return try answer(LimitReport(key: key, policies: try await console.limits(of: key)))
         }
         api.delete("/limits/{key}") { request, context in
             try await console.authorize(request, context: context)
-            let key = try AdminConsole.subject(context)
+            let key = try console.subject(context)
             return try answer(LimitsReset(key: key, reset: try await console.resetLimits(of: key, context: context)))
         }
         // Any other POST here is refused like a known one without its CSRF token (403), unless it carries a valid
@@ -199,12 +200,15 @@ struct AdminConsole: Sendable {
     /// Checks the sign-in form's token; sets the session cookie, or counts and logs the failure.
     func signIn(_ request: Request, context: EnvoyRequestContext) async throws -> Response {
         let client = client(context)
+        let fields = try await AdminForm.fields(request, limit: backend.json.limit)
+        guard let token = fields["token"] else {
+            throw Problem(.badRequest, detail: "The sign-in form has no token field.")
+        }
         guard !access.failures.isBlocked(client) else {
             context.logger.warning("admin sign-in refused: too many wrong tokens", metadata: ["ip": "\(client)"])
             return AdminPages.redirect("/admin/login?error=too%20many%20attempts%3B%20wait%2015%20minutes")
         }
-        let fields = try await AdminForm.fields(request, limit: backend.json.limit)
-        guard access.isToken(fields["token"] ?? "") else {
+        guard access.isToken(token) else {
             access.failures.recordFailure(client)
             context.logger.warning("admin sign-in refused: wrong token", metadata: ["ip": "\(client)"])
             return AdminPages.redirect("/admin/login?error=wrong%20token")
@@ -273,10 +277,24 @@ struct AdminConsole: Sendable {
         return view
     }
 
-    /// The `{key}` of a limits route (`user:ID`, `ip:ADDRESS`, `header:VALUE`, `global`), percent-decoded.
-    static func subject(_ context: EnvoyRequestContext) throws -> String {
+    /// The `{key}` of a limits route (`user:ID`, `ip:ADDRESS`, `header:VALUE`, `global`), percent-decoded; a
+    /// key no policy could have is a 404.
+    func subject(_ context: EnvoyRequestContext) throws -> String {
         let raw = try context.parameters.require("key")
-        return raw.removingPercentEncoding ?? raw
+        let key = raw.removingPercentEncoding ?? raw
+        guard RateLimitCheck.checks(subject: key, policies: backend.configuration.rateLimitPolicies) != nil else {
+            throw Problem.notFound("No limits have the key \"\(key)\" (user:ID, ip:ADDRESS, header:VALUE or global).")
+        }
+        return key
+    }
+
+    /// A query's `limit`: 200 when absent, else an integer from 1 to 10,000 or a 400.
+    static func limit(_ query: Hummingbird.Parameters) throws -> Int {
+        guard let raw = query.get("limit") else { return 200 }
+        guard let limit = Int(raw), (1...10_000).contains(limit) else {
+            throw Problem(.badRequest, detail: "limit is an integer from 1 to 10000; got \"\(raw)\".")
+        }
+        return limit
     }
 
     /// The task state a query names (default `ready`), or a 400 listing the states.
@@ -401,10 +419,10 @@ public struct DeadFilter: Sendable, Equatable {
         self.limit = limit
     }
 
-    init(_ query: Hummingbird.Parameters) {
+    /// The filter a query names (`type`, `q` or `error`, `limit`); a bad `limit` is a 400.
+    init(_ query: Hummingbird.Parameters) throws {
         self.init(
-            type: query.get("type"), error: query.get("q") ?? query.get("error"),
-            limit: query.get("limit").flatMap { Int($0) }.map { min(max($0, 1), 10_000) } ?? 200)
+            type: query.get("type"), error: query.get("q") ?? query.get("error"), limit: try AdminConsole.limit(query))
     }
 
     /// Whether it lets every dead task through.

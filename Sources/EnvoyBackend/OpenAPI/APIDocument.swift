@@ -231,6 +231,9 @@ extension Backend {
         ]
     }
 
+    /// `schema`, or null.
+    static func nullable(_ schema: JSONValue) -> JSONValue { ["anyOf": [schema, ["type": "null"]]] }
+
     static let email: JSONValue = ["type": "string", "format": "email", "maxLength": 254]
     static let timestamp: JSONValue = ["type": "string", "description": "RFC 3339, UTC."]
     static let nullableText: JSONValue = ["type": ["string", "null"]]
@@ -275,11 +278,14 @@ extension Backend {
                 "updated_at",
             ]),
         "ProfileChanges": [
-            "type": "object", "description": "Only the fields sent change.",
+            "type": "object", "description": "Only the fields sent change (a field that is null or absent does not).",
             "properties": [
-                "name": text(maxLength: 100), "company": text(maxLength: 200, allowEmpty: true),
-                "job_title": text(maxLength: 200, allowEmpty: true),
-                "timezone": ["type": "string", "description": "An IANA time zone, such as Europe/Berlin."],
+                "name": nullable(text(maxLength: 100)), "company": nullable(text(maxLength: 200, allowEmpty: true)),
+                "job_title": nullable(text(maxLength: 200, allowEmpty: true)),
+                "timezone": nullable([
+                    "type": "string", "description": "An IANA time zone, such as Europe/Berlin.",
+                    "enum": .array(timeZones.sorted().map { .string($0) }),
+                ]),
             ],
         ],
         "Notification": object(
@@ -291,7 +297,7 @@ extension Backend {
             ["notifications": ["type": "array", "items": ref("Notification")], "unread_count": ["type": "integer"]],
             required: ["notifications", "unread_count"]),
         "NewNotification": object(
-            ["title": text(maxLength: 200), "message": text(maxLength: 5000), "type": text(maxLength: 50)],
+            ["title": text(maxLength: 200), "message": text(maxLength: 5000), "type": nullable(text(maxLength: 50))],
             required: ["title", "message"]),
         "MarkedAllRead": object(["updated": ["type": "integer"]], required: ["updated"]),
         "WebhookReceipt": object(

@@ -33,8 +33,11 @@ extension Backend {
     static let deadQuery = [
         query("type", "Only this task type."), query("q", "Only those with these words in a failure."),
         query("error", "The same as `q`."),
-        APIParameter("limit", in: .query, "At most this many (default 200).", schema: ["type": "integer"]),
+        limitParameter,
     ]
+    static let limitParameter = APIParameter(
+        "limit", in: .query, "At most this many (default 200).",
+        schema: ["type": "integer", "minimum": 1, "maximum": 10_000])
     static let taskState = APIParameter(
         "state", in: .query, "Which tasks (default `ready`).",
         schema: ["type": "string", "enum": ["ready", "delayed", "in_flight", "dead"]])
@@ -45,13 +48,20 @@ extension Backend {
         let pages: [APIOperation] = [
             APIOperation(
                 .get, "/admin/login", summary: "The sign-in page.", tag: console,
-                parameters: [query("error", "Why the last attempt failed.")], responses: [page]),
+                parameters: [query("error", "Why the last attempt failed.")],
+                responses: [
+                    page,
+                    .init(
+                        401, "The page, saying why the last attempt failed.", content: ("text/html", ["type": "string"])
+                    ),
+                ]),
             APIOperation(
                 .post, "/admin/login", summary: "Signs in with `ADMIN_TOKEN`: a session cookie for `/admin`.",
                 tag: console, body: form(["token": ["type": "string"]], required: ["token"]),
                 responses: [
                     redirect("To `/admin` with the session cookie, or back to the sign-in page with the error."),
-                    .problem(400, "The form's HTTP framing is broken."), .problem(413, "The form is too large."),
+                    .problem(400, "The form has no `token`, or its HTTP framing is broken."),
+                    .problem(413, "The form is too large."),
                 ]),
             APIOperation(
                 .post, "/admin/logout", summary: "Ends the session.", tag: console, body: form([:]),
@@ -67,7 +77,8 @@ extension Backend {
                 tag: console, responses: [page, toLogin]),
             APIOperation(
                 .get, "/admin/dead", summary: "Dead letters, searchable; retry or delete.", tag: console,
-                parameters: deadQuery + [query("done", "What the last action did.")], responses: [page, toLogin]),
+                parameters: deadQuery + [query("done", "What the last action did.")],
+                responses: [page, toLogin, .problem(400, "`limit` is not an integer from 1 to 10000.")]),
             APIOperation(
                 .get, "/admin/queues/{queue}", summary: "A queue's tasks in one state.", tag: console,
                 parameters: [APIParameter("queue", in: .path, "The queue."), taskState],
@@ -104,7 +115,9 @@ extension Backend {
                 ]),
         ]
         let id = APIParameter("id", in: .path, "The dead task's id.")
-        let key = APIParameter("key", in: .path, "`user:ID`, `ip:ADDRESS`, `header:VALUE` or `global`.")
+        let key = APIParameter(
+            "key", in: .path, "`user:ID`, `ip:ADDRESS`, `header:VALUE` or `global`.",
+            schema: ["type": "string", "pattern": "^(user:.+|ip:.+|header:.+|global)$"])
         let limitsUnavailable = APIResponse.problem(501, "This rate-limit store cannot be inspected or reset.")
         let apiOperations: [APIOperation] = [
             APIOperation(
@@ -118,10 +131,12 @@ extension Backend {
                 .get, "/admin/api/queues/{queue}/tasks", summary: "A queue's tasks in one state.", tag: api,
                 security: adminAccess,
                 parameters: [
-                    APIParameter("queue", in: .path, "The queue."), taskState,
-                    APIParameter("limit", in: .query, "At most this many (default 200).", schema: ["type": "integer"]),
+                    APIParameter("queue", in: .path, "The queue."), taskState, limitParameter,
                 ],
-                responses: [.init(200, "The tasks.", json: list(ref("Task"))), .problem(400, "An unknown state.")]
+                responses: [
+                    .init(200, "The tasks.", json: list(ref("Task"))),
+                    .problem(400, "An unknown state, or a `limit` out of range."),
+                ]
                     + adminRefusals),
             APIOperation(
                 .get, "/admin/api/tasks/{id}", summary: "One task, its payload redacted.", tag: api,
@@ -136,7 +151,10 @@ extension Backend {
             APIOperation(
                 .get, "/admin/api/dead", summary: "Dead letters, newest first.", tag: api, security: adminAccess,
                 parameters: deadQuery,
-                responses: [.init(200, "The dead tasks.", json: list(ref("DeadTask")))] + adminRefusals),
+                responses: [
+                    .init(200, "The dead tasks.", json: list(ref("DeadTask"))),
+                    .problem(400, "`limit` is not an integer from 1 to 10000."),
+                ] + adminRefusals),
             APIOperation(
                 .post, "/admin/api/dead/{id}/retry", summary: "Re-queues one dead task.", tag: api,
                 security: adminAccess, parameters: [id],
@@ -165,14 +183,16 @@ extension Backend {
                 .get, "/admin/api/limits/{key}", summary: "Each policy's window for a key, nothing charged.",
                 tag: api, security: adminAccess, parameters: [key],
                 responses: [
-                    .init(200, "The windows.", json: ref("LimitReport")), .problem(400, "Not a subject."),
+                    .init(200, "The windows.", json: ref("LimitReport")),
+                    .problem(404, "No limits could have this key (not an address, say)."),
                     limitsUnavailable,
                 ] + adminRefusals),
             APIOperation(
                 .delete, "/admin/api/limits/{key}", summary: "Empties a key's windows on every instance.", tag: api,
                 security: adminAccess, parameters: [key],
                 responses: [
-                    .init(200, "How many windows.", json: ref("LimitsReset")), .problem(400, "Not a subject."),
+                    .init(200, "How many windows.", json: ref("LimitsReset")),
+                    .problem(404, "No limits could have this key (not an address, say)."),
                     limitsUnavailable,
                 ] + adminWriteRefusals),
         ]
@@ -237,7 +257,8 @@ extension Backend {
         "DeadAction": [
             "type": "object", "description": "`ids`, or `all` with an optional filter (nothing else is done to all).",
             "properties": [
-                "ids": strings, "all": ["type": "boolean"], "type": string, "error": string,
+                "ids": nullable(strings), "all": nullable(["type": "boolean"]), "type": nullable(string),
+                "error": nullable(string),
             ],
         ],
         "Retried": object(["retried": integer], required: ["retried"]),

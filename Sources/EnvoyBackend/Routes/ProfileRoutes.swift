@@ -5,6 +5,9 @@ import Hummingbird
 import Logging
 
 extension Backend {
+    /// The IANA time zones a profile may name (the document lists them).
+    static let timeZones = Set(TimeZone.knownTimeZoneIdentifiers)
+
     /// `GET` and `PUT /v1/user/profile` (cached per user).
     func addProfileRoutes(to router: RouterGroup<EnvoyRequestContext>, reads: CachedReads) {
         let users = self.users
@@ -26,7 +29,7 @@ extension Backend {
             if let title = changes.jobTitle {
                 changes.jobTitle = try Validate.text(title, field: "job_title", maxLength: 200, allowEmpty: true)
             }
-            if let zone = changes.timezone, TimeZone(identifier: zone) == nil {
+            if let zone = changes.timezone, !Self.timeZones.contains(zone) {
                 throw Problem.invalidField("timezone", "must be an IANA time zone such as Europe/Berlin")
             }
             guard let profile = try await users.update(id: userID, changes: changes) else {

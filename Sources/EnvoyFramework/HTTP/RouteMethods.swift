@@ -32,16 +32,19 @@ public final class RouteMethods: Sendable {
         self.routes.withLock { $0 = table }
     }
 
-    /// The methods `path` answers, sorted; empty when no route has this path.
+    /// The methods `path` answers, sorted; empty when no route has this path. Where several routes match, the
+    /// router takes the one with the most literal segments (`/dead/retry` over `/dead/{id}`), and so does this.
     public func methods(for path: String) -> [String] {
         let segments = path.split(separator: "/")
         return routes.withLock { routes in
-            routes.first { route in
+            let matching = routes.filter { route in
                 route.segments.count == segments.count
                     && zip(route.segments, segments).allSatisfy { pattern, segment in
                         pattern.map { $0 == segment } ?? true
                     }
-            }?.methods ?? []
+            }
+            func literals(_ route: Route) -> Int { route.segments.count { $0 != nil } }
+            return matching.max { literals($0) < literals($1) }?.methods ?? []
         }
     }
 }
