@@ -54,6 +54,8 @@ public struct Backend: Sendable {
     /// The factory every metric is created from.
     public let metrics: any MetricsFactory
     let queueGauges: QueueGauges
+    /// Redis masters known and reachable, when there is a Redis.
+    let redisGauges: RedisGauges?
     /// The refusals the limiter remembers (and counts), which an operator's reset makes it forget.
     let deniedKeys = DeniedKeys(capacity: 10_000)
     let json: JSONBody
@@ -166,6 +168,7 @@ public struct Backend: Sendable {
             processMetrics: ProcessMetrics(registry: registry, version: Self.version),
             metrics: metrics,
             queueGauges: QueueGauges(metrics: metrics, queues: tasks.queues),
+            redisGauges: redis.map { _ in RedisGauges(metrics: metrics) },
             json: JSONBody(limit: configuration.maxBodyBytes)
         )
     }

@@ -37,6 +37,8 @@ struct RedisBackendTests {
                 try health.json()["components"] as? [String: String] == [
                     "database": "ok", "redis": "ok", "queue": "ok",
                 ])
+            let metrics = String(buffer: try await client.send(.get, "/metrics").body)
+            #expect(metrics.contains("\nenvoy_redis_masters_reachable 1"), "every master answers")
             let token = try await client.signUp(email: "redis-\(prefix)@example.com")
             #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "MISS")
             #expect(try await client.send(.get, "/v1/user/profile", token: token).headers[xCache] == "HIT")
@@ -123,6 +125,10 @@ struct RedisBackendTests {
             #expect(health.status == .ok)
             #expect(try health.json()["status"] as? String == "degraded")
             #expect((try health.json()["components"] as? [String: String])?["redis"] == "down")
+            let metrics = String(buffer: try await client.send(.get, "/metrics").body)
+            #expect(
+                metrics.contains("\nenvoy_redis_masters 1") && metrics.contains("\nenvoy_redis_masters_reachable 0"),
+                "the gauges the EnvoyRedisDown alert compares")
             var statuses: [HTTPResponse.Status] = []
             for index in 0..<8 {
                 let start = ContinuousClock.now

@@ -82,6 +82,8 @@ enum MetricHelp {
         "envoy_redis_calls_total": "Redis calls sent, by node.",
         "envoy_redis_redirects_total": "Redis Cluster redirects followed (MOVED, ASK).",
         "envoy_redis_map_refreshes_total": "Redis Cluster slot-map reloads.",
+        "envoy_redis_masters": "Redis masters (1 for a single server), read at scrape time.",
+        "envoy_redis_masters_reachable": "Redis masters that answered a PING at scrape time.",
         "envoy_build_info": "Envoy's version (always 1).",
         "process_cpu_seconds_total": "User and system CPU time the process has used, seconds.",
         "process_resident_memory_bytes": "Resident memory of the process, bytes.",
@@ -92,6 +94,23 @@ enum MetricHelp {
     ]
 
     static func text(for family: String) -> String { texts[family] ?? "Application metric \(family)." }
+}
+
+/// `envoy_redis_masters` and `envoy_redis_masters_reachable`, read at each scrape: below the total, Redis is (partly)
+/// down, which the alert rules in `deploy/` watch.
+struct RedisGauges: Sendable {
+    let masters: CoreMetrics.Gauge
+    let reachable: CoreMetrics.Gauge
+
+    init(metrics: any MetricsFactory) {
+        masters = CoreMetrics.Gauge(label: "envoy_redis_masters", factory: metrics)
+        reachable = CoreMetrics.Gauge(label: "envoy_redis_masters_reachable", factory: metrics)
+    }
+
+    func record(_ count: (reachable: Int, of: Int)) {
+        masters.record(count.of)
+        reachable.record(count.reachable)
+    }
 }
 
 /// `process_*` (as Prometheus' own clients export them) and `envoy_build_info`, read from `/proc` at each scrape.

@@ -58,13 +58,14 @@ extension Backend {
         return (status, redis.isCluster ? "\(masters.reachable)/\(masters.of)" : nil)
     }
 
-    /// Every metric in Prometheus' text format, the queue's gauges read first.
+    /// Every metric in Prometheus' text format, the queue's and Redis' gauges read first.
     func metricsResponse(logger: Logger) async -> Response {
         do {
             queueGauges.record(try await taskQueue.stats())
         } catch {
             logger.warning("queue stats unavailable for /metrics", metadata: ["error": "\(error)"])
         }
+        if let redis, let redisGauges { redisGauges.record(await redis.mastersReachable()) }
         processMetrics.update()
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
