@@ -183,6 +183,15 @@ public struct Backend: Sendable {
             trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader)
         router.addMiddleware {
             RequestIDMiddleware(resolver: proxies)  // outside the problems, so that error answers carry it too
+        }
+        if Traces.isEnabled {
+            // A server span per request, continuing the caller's `traceparent`; its ids on the request's log lines.
+            router.addMiddleware {
+                TracingMiddleware()
+                TraceIDLogMiddleware()
+            }
+        }
+        router.addMiddleware {
             RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog)
             ProblemMiddleware(routes: methods)
             ClientAddressMiddleware(resolver: proxies)

@@ -25,11 +25,13 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, logger) = try loadConfiguration()
+        let tracing = try Backend.startTracing(configuration, serviceName: "envoy-serve", logger: logger)
         let backend = try await makeBackend(configuration, logger: logger)
         logger.info("envoy starting", metadata: backend.summary)
         let application = backend.application(inProcessWorker: noWorker ? false : (worker ? true : nil))
         let group = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: (tracing.map { [$0] } ?? []) + [application], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
         try await ServiceGroup(configuration: group.boundingShutdown(grace: .seconds(shutdownGraceSeconds))).run()
     }
 }

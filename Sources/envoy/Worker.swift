@@ -28,6 +28,7 @@ struct Worker: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, logger) = try loadConfiguration()
+        let tracing = try Backend.startTracing(configuration, serviceName: "envoy-worker", logger: logger)
         let backend = try await makeBackend(configuration, logger: logger)
         let worker = backend.worker(
             .init(
@@ -41,8 +42,9 @@ struct Worker: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: backend.connections.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
-                    + http + [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: ((tracing.map { [$0] } ?? []) + backend.connections).map {
+                    ServiceGroupConfiguration.ServiceConfiguration(service: $0)
+                } + http + [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger

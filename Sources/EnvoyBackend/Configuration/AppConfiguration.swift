@@ -69,6 +69,9 @@ public struct AppConfiguration: Sendable {
     public var inProcessWorkerConcurrency = 2
     /// One log line per request (`ACCESS_LOG=true`).
     public var accessLog = false
+    /// Where spans go over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// naming the traces URL itself); nil: no tracing. The other standard `OTEL_*` variables apply.
+    public var otlpTracesEndpoint: String?
     /// The port `envoy worker` serves `/metrics` and `/health` on (0: none).
     public var workerMetricsPort = 9090
     /// The operators' token for `/admin` (nil: the console and its API are off).
@@ -142,6 +145,12 @@ public struct AppConfiguration: Sendable {
                     variable: "WORKER_METRICS_PORT", problem: "must be a port number 0-65535 (0: off), got \"\(raw)\"")
             }
             self.workerMetricsPort = port
+        }
+        if let traces = value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            otlpTracesEndpoint = try Self.otlpEndpoint(traces, variable: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        } else if let base = value("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            let base = try Self.otlpEndpoint(base, variable: "OTEL_EXPORTER_OTLP_ENDPOINT")
+            otlpTracesEndpoint = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/traces"
         }
         switch value("ACCESS_LOG")?.lowercased() {
         case nil, "false", "0", "no": accessLog = false
@@ -340,6 +349,16 @@ public struct AppConfiguration: Sendable {
     /// `postgres://user@host:port/db` (no password) or `sqlite PATH`.
     var databaseDescription: String { postgres?.description ?? "sqlite \(databasePath)" }
 
+    /// An OTLP endpoint: an http(s) URL with a host, else a configuration error naming `variable`.
+    static func otlpEndpoint(_ text: String, variable: String) throws(ConfigurationError) -> String {
+        guard let url = URLComponents(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+            url.host?.isEmpty == false
+        else {
+            throw ConfigurationError(variable: variable, problem: "must be an http:// or https:// URL")
+        }
+        return text
+    }
+
     /// The settings in use, for the start-up log line (`Backend.summary` adds the providers wired); no secrets.
     public var summary: Logger.Metadata {
         [
@@ -353,6 +372,7 @@ public struct AppConfiguration: Sendable {
             "trusted_proxy_header": "\(trustedProxyHeader.rawValue)",
             "jwt.secret": jwtSecret == nil ? "generated (persisted beside the database)" : "from JWT_SECRET",
             "admin": adminToken == nil ? "off" : "on (/admin)",
+            "tracing": otlpTracesEndpoint.map { "otlp \(URLComponents(string: $0)?.host ?? "")" } ?? "off",
         ]
     }
 }

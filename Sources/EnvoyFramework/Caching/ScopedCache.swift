@@ -1,3 +1,4 @@
+import Tracing
 import Foundation
 import Logging
 import Metrics
@@ -82,8 +83,12 @@ public final class ScopedCache<Value: Codable & Sendable>: Sendable {
         scope: String, variant: String = "", prefetched: PrefetchedRead? = nil,
         load: @Sendable () async throws -> Value
     ) async throws -> (json: ArraySlice<UInt8>, status: CacheStatus) {
-        let (entry, status) = try await fetchEntry(scope: scope, variant: variant, prefetched: prefetched, load: load)
-        return (entry.json, status)
+        try await Traces.span("cache \(name)") { span in
+            let (entry, status) = try await fetchEntry(
+                scope: scope, variant: variant, prefetched: prefetched, load: load)
+            span?.attributes["envoy.cache.result"] = status.rawValue
+            return (entry.json, status)
+        }
     }
 
     /// The read a fetch of `scope`/`variant` starts with (the scope's generation, then the entry under it), for

@@ -1,3 +1,4 @@
+import Tracing
 import Crypto
 import Foundation
 import HTTPTypes
@@ -152,10 +153,15 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     ) {
         let start = ContinuousClock.now
         do {
-            let decided: (RateLimitDecision, PrefetchedRead?) =
-                if let read { try await store.acquire(checks, along: read) } else {
-                    (try await store.acquire(checks), nil)
-                }
+            let decided: (RateLimitDecision, PrefetchedRead?) = try await Traces.span("ratelimit") { span in
+                span?.attributes["envoy.ratelimit.policies"] = checks.map(\.policy.name).joined(separator: ",")
+                let decided: (RateLimitDecision, PrefetchedRead?) =
+                    if let read { try await store.acquire(checks, along: read) } else {
+                        (try await store.acquire(checks), nil)
+                    }
+                span?.attributes["envoy.ratelimit.admitted"] = decided.0.admitted
+                return decided
+            }
             storeLatency.record(duration: ContinuousClock.now - start)
             return decided
         } catch {

@@ -68,11 +68,13 @@ public struct SQLiteDatabase: SQLDatabase {
     public func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
         queries?.increment()
         let arguments = Self.arguments(binds)
-        if Self.isRead(sql) {
-            return try await pool.read { db in try Self.rows(db, sql, arguments) }
-        }
-        return try await writer.withLock {
-            try await pool.write { db in try Self.rows(db, sql, arguments) }
+        return try await Traces.statement(sql, system: "sqlite") {
+            if Self.isRead(sql) {
+                return try await pool.read { db in try Self.rows(db, sql, arguments) }
+            }
+            return try await writer.withLock {
+                try await pool.write { db in try Self.rows(db, sql, arguments) }
+            }
         }
     }
 
@@ -145,7 +147,9 @@ public struct SQLiteDatabase: SQLDatabase {
         func query(_ sql: String, binding binds: [any SQLBindable]) async throws -> [SQLRow] {
             queries?.increment()
             let arguments = SQLiteDatabase.arguments(binds)
-            return try await pool.writeWithoutTransaction { db in try SQLiteDatabase.rows(db, sql, arguments) }
+            return try await Traces.statement(sql, system: "sqlite") {
+                try await pool.writeWithoutTransaction { db in try SQLiteDatabase.rows(db, sql, arguments) }
+            }
         }
     }
 

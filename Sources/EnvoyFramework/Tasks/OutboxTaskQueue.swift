@@ -133,7 +133,7 @@ public struct OutboxRelay: Service {
                 _ = try await queue.primary.enqueue(
                     NewTask(
                         type: task.type, queue: task.queue, payload: task.payload, maxAttempts: task.maxAttempts,
-                        deduplicationKey: task.deduplicationKey))
+                        deduplicationKey: task.deduplicationKey, traceContext: task.traceContext))
             } catch {
                 try? await queue.outbox.release(task)
                 return moved

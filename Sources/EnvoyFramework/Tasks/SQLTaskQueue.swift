@@ -54,6 +54,8 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
         },
         // Kept on the task too, so a relayed task (outbox → Redis) keeps its deduplication.
         SQLMigration("envoy_tasks_v2_dedup_key") { _ in ["ALTER TABLE envoy_tasks ADD COLUMN dedup_key TEXT"] },
+        // The enqueueing span's `traceparent`, so that a task's run joins the request's trace.
+        SQLMigration("envoy_tasks_v3_trace_context") { _ in ["ALTER TABLE envoy_tasks ADD COLUMN trace_context TEXT"] },
         // Workers' heartbeats: one row per running worker, as JSON, until it expires.
         SQLMigration("envoy_workers_v1") { sql in
             [
@@ -86,11 +88,12 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
         }
         try await db.query(
             """
-            INSERT INTO envoy_tasks (id, queue, type, payload, state, max_attempts, run_at, created_at, dedup_key)
-            VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?)
+            INSERT INTO envoy_tasks
+                (id, queue, type, payload, state, max_attempts, run_at, created_at, dedup_key, trace_context)
+            VALUES (?, ?, ?, ?, 'ready', ?, ?, ?, ?, ?)
             """,
             id, task.queue, task.type, task.payload, task.maxAttempts, task.runAt ?? time, time,
-            task.deduplicationKey)
+            task.deduplicationKey, task.traceContext)
         return .enqueued(id)
     }
 
@@ -108,7 +111,7 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
         // SQLite runs one write transaction at a time; PostgreSQL's workers skip the rows another claim holds.
         let lock = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
         let sql = """
-            SELECT id, type, queue, payload, attempts, max_attempts, state, dedup_key FROM envoy_tasks
+            SELECT id, type, queue, payload, attempts, max_attempts, state, dedup_key, trace_context FROM envoy_tasks
             WHERE \(queueList)((state = 'ready' AND run_at <= ?) OR (state = 'running' AND lease_until <= ?))
             ORDER BY run_at LIMIT 1\(lock)
             """
@@ -138,7 +141,7 @@ public final class SQLTaskQueue: AdministeredTaskQueue, CustomStringConvertible 
                 return ClaimedTask(
                     id: id, type: try row["type"], queue: try row["queue"], payload: try row["payload"],
                     attempt: attempts + 1, maxAttempts: maxAttempts, leaseToken: token,
-                    deduplicationKey: try row["dedup_key"])
+                    deduplicationKey: try row["dedup_key"], traceContext: try row["trace_context"])
             }
         }
     }

@@ -15,12 +15,15 @@ public struct NewTask: Sendable {
     public var runAt: Double?
     /// When set, a second task with the same key is not queued while the first is remembered.
     public var deduplicationKey: String?
+    /// The W3C `traceparent` of the span that enqueued it (the request), so that its run joins the same trace.
+    public var traceContext: String?
 
-    /// A task with the given fields.
+    /// A task with the given fields; its trace context is the current span's unless given.
     public init(
         type: String, queue: String, payload: [UInt8], maxAttempts: Int, runAt: Double? = nil,
-        deduplicationKey: String? = nil
+        deduplicationKey: String? = nil, traceContext: String? = Traces.current()
     ) {
+        self.traceContext = traceContext
         self.type = type
         self.queue = queue
         self.payload = payload
@@ -56,13 +59,16 @@ public struct ClaimedTask: Sendable {
     public var leaseToken: String
     /// The deduplication key it was enqueued with, if the queue keeps it.
     public var deduplicationKey: String?
+    /// The `traceparent` it was enqueued with, if the queue keeps it.
+    public var traceContext: String?
 
     /// A claimed task with the given fields.
     public init(
         id: String, type: String, queue: String, payload: [UInt8], attempt: Int, maxAttempts: Int, leaseToken: String,
-        deduplicationKey: String? = nil
+        deduplicationKey: String? = nil, traceContext: String? = nil
     ) {
         self.deduplicationKey = deduplicationKey
+        self.traceContext = traceContext
         self.id = id
         self.type = type
         self.queue = queue

@@ -1,3 +1,4 @@
+import Tracing
 import Foundation
 import Logging
 import Metrics
@@ -149,9 +150,22 @@ public struct TaskWorker: Service {
         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 
-    /// Runs one claimed task and records the outcome; never throws.
+    /// Runs one claimed task and records the outcome, in a span continuing the trace that enqueued it; never throws.
     func process(_ task: ClaimedTask) async {
+        await Traces.span("task \(task.type)", continuing: task.traceContext, kind: .consumer) { span in
+            span?.attributes["messaging.message.id"] = task.id
+            span?.attributes["messaging.destination.name"] = task.queue
+            span?.attributes["envoy.task.attempt"] = task.attempt
+            await run(task)
+        }
+    }
+
+    private func run(_ task: ClaimedTask) async {
         var logger = self.logger
+        if let ids = Traces.ids() {
+            logger[metadataKey: "trace.id"] = "\(ids.trace)"
+            logger[metadataKey: "span.id"] = "\(ids.span)"
+        }
         logger[metadataKey: "task.id"] = "\(task.id)"
         logger[metadataKey: "task.type"] = "\(task.type)"
         logger[metadataKey: "task.attempt"] = .stringConvertible(task.attempt)

@@ -1,3 +1,4 @@
+import Tracing
 import CCurl
 import EnvoyFramework
 import Foundation
@@ -40,8 +41,22 @@ public final class CurlHTTPClient: Sendable {
         engine.shutdown()
     }
 
-    /// Performs `request`; throws `OutboundHTTPError` when no response arrives, `CancellationError` if cancelled.
+    /// Performs `request` in a span `HTTP METHOD host` that it continues at the server (`traceparent`); throws
+    /// `OutboundHTTPError` when no response arrives, `CancellationError` if cancelled.
     public func execute(_ request: OutboundRequest) async throws -> OutboundResponse {
+        let host = URLComponents(string: request.url)?.host ?? "?"
+        return try await Traces.span("HTTP \(request.method) \(host)", kind: .client) { span in
+            var request = request
+            request.headers += Traces.headers()
+            span?.attributes["http.request.method"] = request.method
+            span?.attributes["server.address"] = host
+            let response = try await perform(request)
+            span?.attributes["http.response.status_code"] = response.status
+            return response
+        }
+    }
+
+    private func perform(_ request: OutboundRequest) async throws -> OutboundResponse {
         let transfer = try CurlTransfer(request: request, configuration: engine.configuration)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in

@@ -111,9 +111,11 @@ public struct PostgresDatabase: SQLDatabase {
     {
         queries?.increment()
         let (client, query, logger) = (pool.client, Self.query(sql, binds), logger)
-        return try await Self.withDeadline(statementTimeout, endpoint) {
-            if let connection { return try await Self.rows(connection.query(query, logger: logger)) }
-            return try await Self.rows(client.query(query, logger: logger))
+        return try await Traces.statement(sql, system: "postgresql") {
+            try await Self.withDeadline(statementTimeout, endpoint) {
+                if let connection { return try await Self.rows(connection.query(query, logger: logger)) }
+                return try await Self.rows(client.query(query, logger: logger))
+            }
         }
     }
 

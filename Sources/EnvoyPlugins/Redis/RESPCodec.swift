@@ -52,6 +52,12 @@ public struct RedisArgument: Sendable, ExpressibleByStringLiteral, ExpressibleBy
 
     /// Raw bytes.
     public init(bytes: [UInt8]) { value = .bytes(bytes) }
+
+    /// The argument as text, when it was given as text (a command's name, say).
+    public var text: String? {
+        if case .text(let text) = value { return text }
+        return nil
+    }
     /// UTF-8 text.
     public init(_ text: String) { value = .text(text) }
     /// A decimal integer.

@@ -1,3 +1,4 @@
+import Tracing
 import Crypto
 import EnvoyFramework
 import Foundation
@@ -109,6 +110,19 @@ public final class RedisClient: Sendable {
     /// `pipeline(_:)`, a command with a routing key given going to that key's server (on the connection carrying
     /// the other commands for it there).
     private nonisolated(nonsending) func pipeline(_ commands: [[RedisArgument]], routedBy keys: [String?]?)
+        async throws(RedisError) -> [RESPValue]
+    {
+        try await Traces.span("redis pipeline", kind: .client) { span throws(RedisError) in
+            if let span {
+                span.attributes["db.system.name"] = "redis"
+                span.attributes["db.operation.batch.size"] = commands.count
+                span.attributes["db.operation.name"] = commands.map { $0.first?.text ?? "?" }.joined(separator: " ")
+            }
+            return try await roundTrip(commands, routedBy: keys)
+        }
+    }
+
+    private nonisolated(nonsending) func roundTrip(_ commands: [[RedisArgument]], routedBy keys: [String?]?)
         async throws(RedisError) -> [RESPValue]
     {
         guard cluster.isClustered else {
@@ -243,9 +257,18 @@ public final class RedisClient: Sendable {
         cluster.shutdown()
     }
 
+    /// One command's round trip, in a span `redis COMMAND` (its name only: keys and values may be personal data).
     private nonisolated(nonsending) func sendAllowingErrorReply(_ arguments: [RedisArgument]) async throws(RedisError)
         -> RESPValue
     {
+        try await Traces.span("redis \(arguments.first?.text ?? "command")", kind: .client) {
+            span throws(RedisError) in
+            span?.attributes["db.system.name"] = "redis"
+            return try await roundTrip(arguments)
+        }
+    }
+
+    private nonisolated(nonsending) func roundTrip(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
         guard cluster.isClustered else {
             let reply = try await seed.onPooledConnection { connection throws(RedisError) in
                 try await connection.send(arguments, timeout: configuration.commandTimeout)

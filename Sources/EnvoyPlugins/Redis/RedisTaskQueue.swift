@@ -4,8 +4,8 @@ import Foundation
 /// `TaskQueue` on Redis. Each queue's keys share the hash tag `{prefix:q:NAME}`, and every script is given
 /// every key it touches in `KEYS`, so a Redis Cluster can hold a queue in one slot:
 /// `:ready` (list of ids, oldest at the right), `:delayed` (zset id → run-at ms), `:leases` (zset id → lease end
-/// ms), `:dead` (zset id → death ms); per-task fields in hashes keyed by id — `:task` (type, max attempts,
-/// created ms and payload), `:attempts`, `:token` (the fencing token of the current claim), `:history` (JSON
+/// ms), `:dead` (zset id → death ms); per-task fields in hashes keyed by id — `:task` (type with the enqueueing
+/// span's `traceparent` after 0x1E when traced, max attempts, created ms and payload), `:attempts`, `:token` (the fencing token of the current claim), `:history` (JSON
 /// array of failures), `:died`; `:dedup:KEY` (expiring) and `:wake` (a one-element list that idle workers `BLPOP`).
 /// The set `prefix:queues` names every queue; `prefix:wake` wakes workers that take from every queue.
 /// Times come from Redis (`TIME`), so workers' clocks do not matter.
@@ -47,8 +47,11 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
         func dedup(_ key: String) -> String { "\(tag):dedup:\(key)" }
     }
 
-    /// Reads a `:task` record: type, max attempts and created time (ms), separated by 0x1F, then the payload.
-    static func parse(_ record: [UInt8]) -> (type: String, maxAttempts: Int, created: Double, payload: [UInt8])? {
+    /// Reads a `:task` record: type (then 0x1E and a `traceparent`, when traced), max attempts and created time (ms),
+    /// separated by 0x1F, then the payload.
+    static func parse(_ record: [UInt8]) -> (
+        type: String, trace: String?, maxAttempts: Int, created: Double, payload: [UInt8]
+    )? {
         var fields: [String] = []
         var start = 0
         for (index, byte) in record.enumerated() where byte == 0x1F {
@@ -57,7 +60,11 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
             if fields.count == 3 { break }
         }
         guard fields.count == 3, let maxAttempts = Int(fields[1]), let created = Double(fields[2]) else { return nil }
-        return (fields[0], maxAttempts, created, Array(record[start...]))
+        let typeAndTrace = fields[0].split(separator: "\u{1E}", maxSplits: 1)
+        return (
+            String(typeAndTrace.first ?? ""), typeAndTrace.count == 2 ? String(typeAndTrace[1]) : nil, maxAttempts,
+            created, Array(record[start...])
+        )
     }
 
     private static let clock =
@@ -192,7 +199,8 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
             Self.enqueueScript, keys: scriptKeys,
             arguments: [
                 RedisArgument(id), RedisArgument(delay), RedisArgument(Int(deduplicationWindow.inSeconds * 1000)),
-                RedisArgument(task.type), RedisArgument(task.maxAttempts), RedisArgument(bytes: task.payload),
+                RedisArgument(task.type + (task.traceContext.map { "\u{1E}" + $0 } ?? "")),
+                RedisArgument(task.maxAttempts), RedisArgument(bytes: task.payload),
             ])
         // One round trip: the queue registered, the task stored, workers of every queue woken (the commands run in
         // this order; a wake-up that fails or comes for a duplicate only costs a worker one poll). Where the
@@ -342,7 +350,8 @@ public struct RedisTaskQueue: AdministeredTaskQueue, CustomStringConvertible {
             }
             return ClaimedTask(
                 id: fields[0].string ?? "", type: record.type, queue: queue, payload: record.payload,
-                attempt: Int(fields[2].int ?? 1), maxAttempts: record.maxAttempts, leaseToken: token)
+                attempt: Int(fields[2].int ?? 1), maxAttempts: record.maxAttempts, leaseToken: token,
+                traceContext: record.trace)
         }
         return nil
     }

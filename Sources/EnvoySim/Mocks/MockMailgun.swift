@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Synchronization
@@ -18,6 +19,8 @@ public final class MockMailgun: Sendable {
         public var form: MultipartForm
         /// When it arrived.
         public var receivedAt: Date
+        /// Its W3C `traceparent` header, when the sender traced it.
+        public var traceparent: String?
 
         /// `to` addresses (each field may hold several, comma-separated).
         public var to: [String] { form.values("to").flatMap(MockMailgun.addresses) }
@@ -80,7 +83,11 @@ public final class MockMailgun: Sendable {
         else { return refuse(400, "not a multipart/form-data body") }
         if let problem = Self.check(form) { return refuse(400, problem) }
         let id = "<\(Self.stamp()).\(UUID().uuidString.prefix(8).lowercased())@\(domain)>"
-        state.withLock { $0.accepted.append(Message(id: id, domain: domain, form: form, receivedAt: Date())) }
+        let traceparent = request.headers[HTTPField.Name("traceparent")!]
+        state.withLock {
+            $0.accepted.append(
+                Message(id: id, domain: domain, form: form, receivedAt: Date(), traceparent: traceparent))
+        }
         return MockJSON.response(["id": id, "message": "Queued. Thank you."], status: 200)
     }
 
