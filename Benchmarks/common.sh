@@ -51,15 +51,17 @@ limit_on_policies() {
         > "$work/log.json"
 }
 
-# start_profile_envoy NAME USERS: `envoy serve` ($envoy) as NAME on a free port, every authenticated request limited
-# by limit_on_policies' sliding log on the Redis of start_redis, with USERS registered users whose profiles are
-# cached already; sets port, tokens, and ready_ms (exec to /health answered, 100 ms polling included).
+# start_profile_envoy NAME USERS [VAR=value…]: `envoy serve` ($envoy) as NAME on a free port, every authenticated
+# request limited by limit_on_policies' sliding log on the Redis of start_redis, with USERS registered users whose
+# profiles are cached already; sets port, tokens, and ready_ms (exec to /health answered, 100 ms polling included).
 start_profile_envoy() {
     local name=$1 users=$2 started token
+    shift 2
     limit_on_policies
     port=$(free_port)
     started=$(date +%s%N)
-    start_envoy "$name" "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" BCRYPT_COST=4
+    start_envoy "$name" "$port" RATE_LIMITS_FILE="$work/log.json" REDIS_URL="redis://127.0.0.1:$redis_port" \
+        REDIS_KEY_PREFIX="$name" BCRYPT_COST=4 "$@"
     ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
     register_users "$port" "$users"
     for token in "${tokens[@]}"; do
@@ -99,4 +101,23 @@ lua_tokens() {
     echo 'local tokens = {'
     printf '"%s",\n' "${tokens[@]}"
     echo '}'
+}
+
+# wrk_script PATH: a wrk script sending GET PATH once per user of `tokens` in turn, each request formatted once per
+# wrk thread.
+wrk_script() {
+    lua_tokens
+    cat <<LUA
+local requests = {}
+init = function(args)
+    for i, token in ipairs(tokens) do
+        requests[i] = wrk.format("GET", "$1", { ["Authorization"] = "Bearer " .. token })
+    end
+end
+local n = 0
+request = function()
+    n = n + 1
+    return requests[n % #requests + 1]
+end
+LUA
 }

@@ -16,23 +16,6 @@ start_hello
 users=50
 start_profile_envoy profile "$users"
 token=${tokens[0]}
-# One request per user, formatted once per wrk thread; each connection takes them in turn.
-wrk_script() {
-    lua_tokens
-    cat <<LUA
-local requests = {}
-init = function(args)
-    for i, token in ipairs(tokens) do
-        requests[i] = wrk.format("GET", "$1", { ["Authorization"] = "Bearer " .. token })
-    end
-end
-local n = 0
-request = function()
-    n = n + 1
-    return requests[n % #requests + 1]
-end
-LUA
-}
 wrk_script / > "$work/hello.lua"
 wrk_script /v1/user/profile > "$work/profile.lua"
 
