@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What tracing costs on the request path, in one run: two `envoy serve` (release) on one Redis, the same as
-# profile.sh's (token, sliding-log limit on Redis, cache hit on GET /v1/user/profile), one with tracing off and one
-# exporting every span over OTLP/HTTP (http/protobuf) to a local sink that answers 200 and discards them. ROUNDS
-# (default 4) rounds, each loading off then on with wrk -t2 (50 users in turn); prints requests/s and CPU per
-# request of each, and on/off ratios.
+# profile.sh's (token, sliding-log limit on Redis, cache hit on GET /v1/user/profile): one with tracing off, one
+# exporting every span over OTLP/HTTP (http/protobuf) to a local sink that answers 200 and discards them, one
+# sampling 1 % of traces (OTEL_TRACES_SAMPLER=traceidratio). ROUNDS (default 4) rounds, each loading off, on and
+# sampled with wrk -t2 (50 users in turn); prints requests/s and CPU per request of each, and ratios to off.
 source "$(dirname "$0")/common.sh"
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
@@ -29,6 +29,9 @@ start_profile_envoy off "$users"
 off_port=$port
 start_profile_envoy on "$users" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port"
 on_port=$port
+start_profile_envoy sampled "$users" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" \
+    OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01
+sampled_port=$port
 wrk_script /v1/user/profile > "$work/profile.lua"
 # load NAME PORT: one wrk run; sets rps and cpu (µs of envoy serve CPU per request).
 load() {
@@ -41,11 +44,16 @@ load() {
     p99=$(echo "$report" | awk '$1 == "99%" {print $2}')
 }
 echo "machine: $(nproc) cores; wrk -t 2 -c $connections -d $duration, $users users in turn; release build"
+ratio() { echo "scale=3; $1 / $2" | bc; }
 for round in $(seq "$rounds"); do
     load off "$off_port"; off_rps=$rps off_cpu=$cpu off_p99=$p99
     load on "$on_port"; on_rps=$rps on_cpu=$cpu on_p99=$p99
-    printf '  round %d: off %9s requests/s, %4d µs CPU, p99 %7s | on %9s requests/s, %4d µs CPU, p99 %7s | on/off: requests/s %s, CPU per request %s\n' \
-        "$round" "$off_rps" "$off_cpu" "$off_p99" "$on_rps" "$on_cpu" "$on_p99" \
-        "$(echo "scale=3; $on_rps / $off_rps" | bc)" "$(echo "scale=3; $on_cpu / $off_cpu" | bc)"
+    load sampled "$sampled_port"; sampled_rps=$rps sampled_cpu=$cpu sampled_p99=$p99
+    printf '  round %d: off %9s requests/s, %4d µs CPU, p99 %7s\n' "$round" "$off_rps" "$off_cpu" "$off_p99"
+    printf '           on  %9s requests/s, %4d µs CPU, p99 %7s (to off: requests/s %s, CPU per request %s)\n' \
+        "$on_rps" "$on_cpu" "$on_p99" "$(ratio "$on_rps" "$off_rps")" "$(ratio "$on_cpu" "$off_cpu")"
+    printf '           1 %% %9s requests/s, %4d µs CPU, p99 %7s (to off: requests/s %s, CPU per request %s)\n' \
+        "$sampled_rps" "$sampled_cpu" "$sampled_p99" "$(ratio "$sampled_rps" "$off_rps")" \
+        "$(ratio "$sampled_cpu" "$off_cpu")"
 done
 echo "OTLP exports the sink received: $(grep -c . "$work/sink.log") ($(paste -sd+ "$work/sink.log" | bc) bytes)"

@@ -173,7 +173,8 @@ public struct Backend: Sendable {
         )
     }
 
-    /// Every route, behind the middleware chain: metrics → problems → client address → (token → limiter → routes);
+    /// Every route, behind the middleware chain: request id → span (tracing on) → metrics → problems → client
+    /// address → (token → limiter → routes);
     /// health, metrics and the Paddle webhook are not limited.
     public func router() -> Router<EnvoyRequestContext> {
         // Every GET route answers HEAD too (its headers, no body).
@@ -183,15 +184,7 @@ public struct Backend: Sendable {
             trustedProxies: configuration.trustedProxies, header: configuration.trustedProxyHeader)
         router.addMiddleware {
             RequestIDMiddleware(resolver: proxies)  // outside the problems, so that error answers carry it too
-        }
-        if Traces.isEnabled {
-            // A server span per request, continuing the caller's `traceparent`; its ids on the request's log lines.
-            router.addMiddleware {
-                TracingMiddleware()
-                TraceIDLogMiddleware()
-            }
-        }
-        router.addMiddleware {
+            RequestSpanMiddleware()  // while tracing is on: the request's span, its ids on the request's log lines
             RequestMetricsMiddleware(metrics: metrics, accessLog: configuration.accessLog)
             ProblemMiddleware(routes: methods)
             ClientAddressMiddleware(resolver: proxies)

@@ -66,6 +66,11 @@ struct TracingTests {
         #expect(
             try await send(.GET, "/v1/user/profile", token: token, parent: "00-\(profileTrace)-\(callerSpan)-01")
                 .status == 200)
+        // A caller that does not sample (flags 00): nothing of its request is recorded.
+        let unsampledTrace = "6bf92f3577b34da6a3ce929d0e0e4738"
+        #expect(
+            try await send(.GET, "/v1/user/profile", token: token, parent: "00-\(unsampledTrace)-\(callerSpan)-00")
+                .status == 200)
 
         // The welcome email reaches Mailgun carrying the trace.
         #expect(await eventually(timeout: .seconds(30)) { !mailgun.messages.isEmpty }, "\(worker.log)")
@@ -107,6 +112,8 @@ struct TracingTests {
         let underProfile = descendants(of: profile)
         #expect(underProfile.contains { $0.name == "cache profile" && $0.attributes["envoy.cache.result"] != nil })
         #expect(underProfile.contains { $0.name.hasPrefix("redis ") })
+
+        #expect(!spans.contains { $0.traceID == unsampledTrace }, "an unsampled request records no span")
 
         // Log lines written for the request carry its trace id.
         let registeredLine = serve.log.split(separator: "\n").first { $0.contains(#""message":"user registered""#) }

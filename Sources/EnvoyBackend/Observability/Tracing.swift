@@ -1,5 +1,4 @@
 import EnvoyFramework
-import Hummingbird
 import Logging
 import OTel
 import ServiceLifecycle
@@ -26,19 +25,5 @@ extension Backend {
         Traces.install(tracing.factory)
         logger.info("tracing on", metadata: ["otlp.endpoint": "\(endpoint)", "service.name": "\(serviceName)"])
         return tracing.service
-    }
-}
-
-/// Puts the request's trace and span ids on its log lines (`trace.id`, `span.id`), inside the span
-/// `TracingMiddleware` opened for it.
-struct TraceIDLogMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
-        async throws -> Response
-    {
-        guard let ids = Traces.ids() else { return try await next(request, context) }
-        var context = context
-        context.logger[metadataKey: "trace.id"] = "\(ids.trace)"
-        context.logger[metadataKey: "span.id"] = "\(ids.span)"
-        return try await next(request, context)
     }
 }

@@ -25,7 +25,9 @@ public enum Traces {
         _ name: @autoclosure () -> String, kind: SpanKind = .internal,
         _ body: (_ span: (any Span)?) async throws(Failure) -> T
     ) async throws(Failure) -> T {
-        guard isEnabled, let parent = ServiceContext.current else { return try await body(nil) }
+        guard isEnabled, let parent = ServiceContext.current, parent[UnsampledKey.self] == nil else {
+            return try await body(nil)
+        }
         return try await traced(name(), context: parent, kind: kind, body)
     }
 
@@ -39,6 +41,8 @@ public enum Traces {
         return try await traced(name, context: context(traceparent: parent), kind: kind, body)
     }
 
+    /// Runs `body` in the span `name` under `context`. A span the sampler left out marks its context, so that
+    /// nothing under it makes spans of its own: an unsampled request costs one span, not one per call.
     @usableFromInline
     nonisolated(nonsending) static func traced<T, Failure: Error>(
         _ name: String, context: ServiceContext, kind: SpanKind,
@@ -46,7 +50,9 @@ public enum Traces {
     ) async throws(Failure) -> T {
         let span = InstrumentationSystem.tracer.startSpan(name, context: context, ofKind: kind)
         defer { span.end() }
-        let result: Result<T, Failure> = await ServiceContext.$current.withValue(span.context) {
+        var inner = span.context
+        if !span.isRecording { inner[UnsampledKey.self] = true }
+        let result: Result<T, Failure> = await ServiceContext.$current.withValue(inner) {
             do throws(Failure) { return .success(try await body(span)) } catch { return .failure(error) }
         }
         if case .failure(let error) = result { span.recordError(error) }
@@ -102,6 +108,12 @@ extension Traces {
             return try await body()
         }
     }
+}
+
+/// Marks a context whose span the sampler left out.
+@usableFromInline
+enum UnsampledKey: ServiceContextKey {
+    @usableFromInline typealias Value = Bool
 }
 
 struct DictionaryInjector: Injector {
