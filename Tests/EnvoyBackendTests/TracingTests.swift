@@ -72,6 +72,17 @@ struct TracingTests {
             try await send(.GET, "/v1/user/profile", token: token, parent: "00-\(unsampledTrace)-\(callerSpan)-00")
                 .status == 200)
 
+        // Past the login policy (5 an hour per address; one used above): the violation's line carries the trace.
+        let refusedTrace = "7bf92f3577b34da6a3ce929d0e0e4739"
+        var refused = 0
+        for _ in 0..<5 {
+            let attempt = try await send(
+                .POST, "/v1/auth/login", body: #"{"email":"traced@example.com","password":"wrong horse"}"#,
+                parent: "00-\(refusedTrace)-\(callerSpan)-01")
+            if attempt.status == 429 { refused += 1 }
+        }
+        #expect(refused == 1)
+
         // The welcome email reaches Mailgun carrying the trace.
         #expect(await eventually(timeout: .seconds(30)) { !mailgun.messages.isEmpty }, "\(worker.log)")
         let delivered = try #require(mailgun.messages.first)
@@ -118,6 +129,8 @@ struct TracingTests {
         // Log lines written for the request carry its trace id.
         let registeredLine = serve.log.split(separator: "\n").first { $0.contains(#""message":"user registered""#) }
         #expect(registeredLine?.contains(#""trace.id":"\#(trace)""#) == true, "\(String(describing: registeredLine))")
+        let violation = serve.log.split(separator: "\n").first { $0.contains(#""message":"rate limit exceeded""#) }
+        #expect(violation?.contains(#""trace.id":"\#(refusedTrace)""#) == true, "\(String(describing: violation))")
         let workerLine = worker.log.split(separator: "\n").first { $0.contains(trace) }
         #expect(workerLine != nil, "the worker's lines for the task carry the trace: \(worker.log)")
         await mailgun.stop()

@@ -193,14 +193,15 @@ public struct RateLimitMiddleware<Context: IdentifiedRequestContext>: RouterMidd
     }
 
     private func log(_ message: String, _ policies: [String], _ context: Context) {
-        violationLog.warning(
-            "\(message)",
-            metadata: [
-                "policy": .string(policies.joined(separator: ",")),
-                "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
-                "user.id": .string(context.identity.userID ?? "-"),
-                "request.id": context.logger[metadataKey: "request.id"] ?? "-",
-            ])
+        var metadata: Logger.Metadata = [
+            "policy": .string(policies.joined(separator: ",")),
+            "client.ip": .string(context.identity.clientAddress?.description ?? "unknown"),
+            "user.id": .string(context.identity.userID ?? "-"),
+            "request.id": context.logger[metadataKey: "request.id"] ?? "-",
+        ]
+        // The request's trace, when tracing is on.
+        for key in ["trace.id", "span.id"] { metadata[key] = context.logger[metadataKey: key] }
+        violationLog.warning("\(message)", metadata: metadata)
     }
 }
 
