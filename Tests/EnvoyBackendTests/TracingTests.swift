@@ -110,7 +110,8 @@ struct TracingTests {
         let underRequest = descendants(of: request)
         let limiter = try #require(underRequest.first { $0.name == "ratelimit" }, "\(underRequest)")
         #expect(descendants(of: limiter).contains { $0.name.hasPrefix("redis ") }, "\(descendants(of: limiter))")
-        #expect(underRequest.contains { $0.name == "db INSERT" && $0.attributes["db.system.name"] == "sqlite" })
+        let system = SharedPostgres.backendTestsUsePostgres ? "postgresql" : "sqlite"
+        #expect(underRequest.contains { $0.name == "db INSERT" && $0.attributes["db.system.name"] == system })
         #expect(underRequest.allSatisfy { $0.attributes["db.query.text"]?.contains("correct horse") != true })
 
         // The worker's run joins the trace; its Mailgun call is its child.
