@@ -24,8 +24,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
 
 
@@ -34,6 +33,19 @@ def WebDriverWait(browser, seconds, poll_frequency=0.2):
     return SeleniumWait(
         browser, seconds, poll_frequency=poll_frequency,
         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+def gone(element):
+    """A wait condition: `element`'s page has been left. Chromium answers a question about an element of a page it is
+    leaving either as stale or, mid-navigation, with an inspector error ("Node … does not belong to the document"):
+    both mean gone."""
+    def check(_):
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    return check
+
 
 TOKEN = "browser-test-admin-token-0123456789abcdef"
 SIGN_UPS = 3
@@ -207,7 +219,7 @@ def run_steps(browser, base, reports, results):
         retry.click()
         # The form's answer is a new page (back to the task): wait until the old one is gone before reloading it,
         # or the reload could cancel the POST.
-        WebDriverWait(browser, 10).until(expected_conditions.staleness_of(retry))
+        WebDriverWait(browser, 10).until(gone(retry))
 
         def completed(b):
             b.get(task_url)
