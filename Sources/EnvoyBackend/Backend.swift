@@ -189,7 +189,8 @@ public struct Backend: Sendable {
             ProblemMiddleware(routes: methods)
             ClientAddressMiddleware(resolver: proxies)
         }
-        addSystemRoutes(to: router.group())
+        let document = apiDocument
+        addSystemRoutes(to: router.group(), document: document)
         addPaymentRoutes(to: router.group())  // authenticated by signature, not limited per IP
         addAdminRoutes(to: router.group())  // its own token, its own limit on wrong tokens
         let reads = CachedReads()
@@ -204,7 +205,7 @@ public struct Backend: Sendable {
         addNotificationRoutes(to: limited, reads: reads)
         for add in applicationRoutes { add(limited, reads) }
         methods.record(router.routes)
-        let undescribed = apiDocument.mismatches(router.routes).undescribed
+        let undescribed = document.mismatches(router.routes).undescribed
         if !undescribed.isEmpty {
             logger.warning(
                 "routes missing from /openapi.json; describe them with Backend.describe",

@@ -13,8 +13,8 @@ struct HealthReport: Encodable {
 }
 
 extension Backend {
-    /// `GET /health`, `GET /metrics`, `GET /openapi.json` and `GET /docs` (never rate limited).
-    func addSystemRoutes(to router: RouterGroup<EnvoyRequestContext>) {
+    /// `GET /health`, `GET /metrics`, and `document` at `GET /openapi.json` and `GET /docs` (never rate limited).
+    func addSystemRoutes(to router: RouterGroup<EnvoyRequestContext>, document: OpenAPIDocument) {
         router.get("/health") { _, _ in
             let database = await database.ping() ? "ok" : "down"
             let queue = (try? await taskQueue.stats()) != nil ? "ok" : "down"
@@ -36,7 +36,6 @@ extension Backend {
 
         router.get("/metrics") { _, context in await metricsResponse(logger: context.logger) }
 
-        let document = apiDocument
         let documentJSON = ByteBuffer(bytes: (try? document.encoded()) ?? [])
         let documentPage = ByteBuffer(string: DocsPage.render(document))
         router.get("/openapi.json") { _, _ in

@@ -62,16 +62,20 @@ public enum Traces {
     /// The current span's W3C headers (`traceparent`, and `tracestate` when set), to send on an outgoing request;
     /// empty with tracing off or outside a span.
     public static func headers() -> [(name: String, value: String)] {
-        guard isEnabled, let context = ServiceContext.current else { return [] }
-        var carrier: [String: String] = [:]
-        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
-        return carrier.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        injected().map { ($0.key, $0.value) }
     }
 
     /// The current span's `traceparent`, to store with work continued elsewhere (an enqueued task); nil with tracing
     /// off or outside a span.
     public static func current() -> String? {
-        headers().first { $0.name == "traceparent" }?.value
+        injected()["traceparent"]
+    }
+
+    private static func injected() -> [String: String] {
+        guard isEnabled, let context = ServiceContext.current else { return [:] }
+        var carrier: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
+        return carrier
     }
 
     /// The current trace's id and span's id (from `traceparent`), for log lines; nil with tracing off.
